@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pollrelay/pollrelay/api"
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/notifier"
+	"github.com/pollrelay/pollrelay/poller"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// Bridge is a running pollrelay: store, pollers, notifier and API.
+type Bridge struct {
+	log      *slog.Logger
+	st       *store.Store
+	reg      *prometheus.Registry
+	poller   *poller.Manager
+	notifier *notifier.Notifier
+	api      *api.Server
+	ln       net.Listener
+
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+
+	mu  sync.Mutex
+	cfg *config.Config
+}
+
+// NewBridge opens the store and the listener; nothing polls or delivers
+// until Run.
+func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
+	subs, err := subscriptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(store.Options{Path: cfg.Storage.Path, InMemory: cfg.Storage.InMemory, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b := &Bridge{
+		log: log, st: st, reg: reg, ln: ln, cfg: cfg,
+		poller: poller.NewManager(st, poller.NewMetrics(reg), log),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pollrelay_config_last_reload_successful", Help: "1 if the last config reload succeeded.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pollrelay_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful config load.",
+		}),
+	}
+	reg.MustRegister(b.reloadOK, b.reloadTime)
+	b.reloadOK.Set(1)
+	b.reloadTime.SetToCurrentTime()
+	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: cfg.Delivery.ShutdownGrace})
+	b.notifier.SetSubscriptions(subs)
+	b.api = api.New(api.Options{Gatherer: reg, Logger: log})
+	return b, nil
+}
+
+// Addr is the address the API listens on.
+func (b *Bridge) Addr() string { return b.ln.Addr().String() }
+
+// Run starts everything and blocks until ctx ends, then shuts down in an
+// order that loses nothing: pollers first (no new events), then the
+// notifier (in-flight deliveries get the grace period; the rest stay due
+// in the store), then the API, and the store last, when nothing writes.
+func (b *Bridge) Run(ctx context.Context) error {
+	srv := &http.Server{Handler: b.api, ReadHeaderTimeout: 10 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(b.ln) }()
+
+	nctx, stopNotifier := context.WithCancel(context.Background())
+	defer stopNotifier()
+	notifierDone := make(chan error, 1)
+	go func() { notifierDone <- b.notifier.Run(nctx) }()
+
+	pctx, stopPollers := context.WithCancel(context.Background())
+	defer stopPollers()
+	b.mu.Lock()
+	b.poller.Start(pctx, b.cfg.Sources)
+	b.mu.Unlock()
+	b.api.SetReady(true)
+	b.log.Info("pollrelay running", "listen", b.Addr(), "sources", len(b.cfg.Sources), "subscriptions", len(b.cfg.Subscriptions))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		runErr = fmt.Errorf("api server: %w", err)
+	case err := <-notifierDone:
+		runErr = fmt.Errorf("notifier: %w", err)
+		notifierDone <- nil
+	}
+	b.log.Info("shutting down")
+	b.api.SetReady(false)
+	stopPollers()
+	b.poller.Stop()
+	stopNotifier()
+	if err := <-notifierDone; err != nil && runErr == nil {
+		runErr = fmt.Errorf("notifier: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		b.log.Warn("api shutdown", "error", err.Error())
+	}
+	if err := b.st.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	b.log.Info("stopped")
+	return runErr
+}
+
+// Reload applies a new, already validated config: changed sources restart,
+// unchanged ones keep running, removed ones stop, and the subscriptions are
+// replaced. Settings that need a restart (listen, storage) are reported.
+func (b *Bridge) Reload(cfg *config.Config) error {
+	subs, err := subscriptions(cfg)
+	if err != nil {
+		b.reloadOK.Set(0)
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cfg.Listen != b.cfg.Listen || cfg.Storage != b.cfg.Storage {
+		b.log.Warn("listen and storage changes take effect after a restart")
+	}
+	b.poller.Apply(cfg.Sources)
+	b.notifier.SetSubscriptions(subs)
+	b.cfg = cfg
+	b.reloadOK.Set(1)
+	b.reloadTime.SetToCurrentTime()
+	b.log.Info("config reloaded", "sources", len(cfg.Sources), "subscriptions", len(cfg.Subscriptions))
+	return nil
+}
+
+// ReloadFailed records a reload whose config did not load.
+func (b *Bridge) ReloadFailed(err error) {
+	b.reloadOK.Set(0)
+	b.log.Error("config reload failed; keeping the running config", "error", err.Error())
+}
+
+func subscriptions(cfg *config.Config) ([]*notifier.Subscription, error) {
+	subs := make([]*notifier.Subscription, 0, len(cfg.Subscriptions))
+	for i := range cfg.Subscriptions {
+		s, err := notifier.FromConfig(&cfg.Subscriptions[i])
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, s)
+	}
+	return subs, nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pollrelay/pollrelay/config"
+)
+
+// configFlag parses the --config flag common to most commands.
+func configFlag(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "path to the YAML config")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "pollrelay %s: --config FILE is required\n", name)
+		return "", false
+	}
+	return *path, true
+}
+
+// printConfigError lists every validation problem, one per line.
+func printConfigError(w io.Writer, path string, err error) {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) {
+		fmt.Fprintf(w, "%s: %d problem(s):\n", path, len(ve.Problems))
+		for _, p := range ve.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("validate", args, stderr, nil)
+	if !ok {
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigError(stderr, path, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, cfg.Summary())
+	return 0
+}
+
+func cmdRun(args []string, _, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr, nil)
+	if !ok {
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigError(stderr, path, err)
+		return 1
+	}
+	log := newLogger(stderr, cfg.Log)
+	b, err := NewBridge(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading config", "path", path)
+			next, err := config.Load(path)
+			if err != nil {
+				b.ReloadFailed(err)
+				continue
+			}
+			if err := b.Reload(next); err != nil {
+				b.ReloadFailed(err)
+			}
+		}
+	}()
+	if err := b.Run(ctx); err != nil {
+		log.Error("stopped with an error", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the slog logger the config asks for.
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

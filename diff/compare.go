@@ -1,0 +1,174 @@
+// Package diff decides which transitions a poll reveals and writes them.
+// Compare is pure: it takes what was stored and what was observed and returns
+// the new records and transitions. Apply reads, compares and writes each
+// item's new state together with the events it causes in one transaction.
+package diff
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// Observation is one item as the latest poll saw it. State is canonical JSON.
+type Observation struct {
+	ID     string
+	State  json.RawMessage
+	Object json.RawMessage
+}
+
+// Transition is one detected change of an item.
+type Transition struct {
+	Kind     string // event.Created, Changed, Deleted or Stalled
+	ID       string
+	Previous json.RawMessage
+	Current  json.RawMessage
+	Object   json.RawMessage
+	// Rule is the index of the stalled rule that fired (Stalled only).
+	Rule int
+}
+
+// Change is the outcome for one item: its record to store (nil = forget
+// it) and the transitions to emit with it.
+type Change struct {
+	ID          string
+	Item        *store.Item
+	Transitions []Transition
+}
+
+// Options steer Compare.
+type Options struct {
+	// Baseline is true until a source's first complete poll has been
+	// recorded; a baseline records items without transitions unless
+	// EmitExisting.
+	Baseline     bool
+	EmitExisting bool
+	// Complete is true when every page of the listing was fetched and
+	// parsed; only then can an absent item be deleted.
+	Complete bool
+	Deletes  bool
+	// Settle is how many consecutive polls a new state must be seen on.
+	Settle int
+	// Stalls are the source's stalled rules, by index in its rule list.
+	Stalls map[int]config.Rule
+	Now    time.Time
+}
+
+// Compare returns the changes that obs makes to prev. Items whose record
+// stays the same are absent from the result, so an unchanged poll writes
+// nothing.
+func Compare(prev map[string]*store.Item, obs []Observation, o Options) []Change {
+	if o.Settle < 1 {
+		o.Settle = 1
+	}
+	var out []Change
+	seen := make(map[string]struct{}, len(obs))
+	for _, ob := range obs {
+		if _, dup := seen[ob.ID]; dup {
+			continue // the first occurrence in a listing wins
+		}
+		seen[ob.ID] = struct{}{}
+		old := prev[ob.ID]
+		if old == nil {
+			out = append(out, created(ob, o))
+			continue
+		}
+		if c, ok := observed(ob, old, o); ok {
+			out = append(out, c)
+		}
+	}
+	if o.Complete && o.Deletes && !o.Baseline {
+		var gone []string
+		for id := range prev {
+			if _, ok := seen[id]; !ok {
+				gone = append(gone, id)
+			}
+		}
+		slices.Sort(gone) // map order must not leak into event order
+		for _, id := range gone {
+			old := prev[id]
+			out = append(out, Change{ID: id, Transitions: []Transition{{
+				Kind: event.Deleted, ID: id, Previous: old.State, Current: event.Null, Object: old.Object,
+			}}})
+		}
+	}
+	return out
+}
+
+func created(ob Observation, o Options) Change {
+	it := &store.Item{
+		State:   ob.State,
+		Object:  ob.Object,
+		Since:   o.Now,
+		History: []store.HistoryEntry{{State: ob.State, At: o.Now}},
+	}
+	c := Change{ID: ob.ID, Item: it}
+	if !o.Baseline || o.EmitExisting {
+		c.Transitions = []Transition{{
+			Kind: event.Created, ID: ob.ID, Previous: event.Null, Current: ob.State, Object: ob.Object,
+		}}
+	}
+	return c
+}
+
+// observed handles an item seen again. It reports false when nothing about
+// the stored record changes.
+func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
+	if bytes.Equal(ob.State, old.State) {
+		it := *old
+		dirty := false
+		if old.Pending != nil {
+			it.Pending, it.PendingCount = nil, 0 // a flicker that did not settle
+			dirty = true
+		}
+		var ts []Transition
+		for _, i := range sortedKeys(o.Stalls) {
+			r := o.Stalls[i]
+			if slices.Contains(old.Stalled, i) || !r.StateMatch.Match(old.State) || o.Now.Sub(old.Since) < r.After {
+				continue
+			}
+			it.Stalled = append(slices.Clone(it.Stalled), i)
+			ts = append(ts, Transition{
+				Kind: event.Stalled, ID: ob.ID, Previous: old.State, Current: old.State, Object: ob.Object, Rule: i,
+			})
+			dirty = true
+		}
+		if !dirty {
+			return Change{}, false
+		}
+		return Change{ID: ob.ID, Item: &it, Transitions: ts}, true
+	}
+	if o.Settle > 1 {
+		n := 1
+		if bytes.Equal(old.Pending, ob.State) {
+			n = old.PendingCount + 1
+		}
+		if n < o.Settle {
+			it := *old
+			it.Pending, it.PendingCount = ob.State, n
+			return Change{ID: ob.ID, Item: &it}, true
+		}
+	}
+	hist := append(slices.Clone(old.History), store.HistoryEntry{State: ob.State, At: o.Now})
+	if len(hist) > store.HistoryLen {
+		hist = hist[len(hist)-store.HistoryLen:]
+	}
+	it := &store.Item{State: ob.State, Object: ob.Object, Since: o.Now, History: hist}
+	return Change{ID: ob.ID, Item: it, Transitions: []Transition{{
+		Kind: event.Changed, ID: ob.ID, Previous: old.State, Current: ob.State, Object: ob.Object,
+	}}}, true
+}
+
+func sortedKeys(m map[int]config.Rule) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,220 @@
+// Package jqexpr wraps gojq: expressions are compiled once at config load and
+// run many times over decoded upstream JSON.
+package jqexpr
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+
+	"github.com/itchyny/gojq"
+)
+
+// Expr is a compiled jq expression. It is safe for concurrent use.
+type Expr struct {
+	src  string
+	code *gojq.Code
+	// path is set when src is a plain field path such as `.a.b` or `.id`,
+	// which is evaluated without the jq interpreter: it is the common case for
+	// id and state and runs once per item per poll.
+	path []string
+}
+
+// Compile parses and compiles src. The error names the expression.
+func Compile(src string) (*Expr, error) {
+	q, err := gojq.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("jq %q: %w", src, err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, fmt.Errorf("jq %q: %w", src, err)
+	}
+	return &Expr{src: src, code: code, path: simplePath(src)}, nil
+}
+
+// MustCompile is Compile for expressions known at build time.
+func MustCompile(src string) *Expr {
+	e, err := Compile(src)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// String returns the source text.
+func (e *Expr) String() string { return e.src }
+
+// IsIdentity reports whether the expression is `.`.
+func (e *Expr) IsIdentity() bool { return strings.TrimSpace(e.src) == "." }
+
+// All runs the expression and returns every value it yields.
+func (e *Expr) All(ctx context.Context, v any) ([]any, error) {
+	if e.path != nil {
+		r, ok := lookup(v, e.path)
+		if !ok {
+			return nil, fmt.Errorf("jq %q: cannot index %s", e.src, typeName(v))
+		}
+		return []any{r}, nil
+	}
+	var out []any
+	iter := e.code.RunWithContext(ctx, v)
+	for {
+		r, ok := iter.Next()
+		if !ok {
+			return out, nil
+		}
+		if err, isErr := r.(error); isErr {
+			var halt *gojq.HaltError
+			if errors.As(err, &halt) && halt.Value() == nil {
+				return out, nil
+			}
+			return nil, fmt.Errorf("jq %q: %w", e.src, err)
+		}
+		out = append(out, r)
+	}
+}
+
+// First runs the expression and returns its first value, or nil when it
+// yields nothing.
+func (e *Expr) First(ctx context.Context, v any) (any, error) {
+	if e.path != nil {
+		r, ok := lookup(v, e.path)
+		if !ok {
+			return nil, fmt.Errorf("jq %q: cannot index %s", e.src, typeName(v))
+		}
+		return r, nil
+	}
+	iter := e.code.RunWithContext(ctx, v)
+	r, ok := iter.Next()
+	if !ok {
+		return nil, nil
+	}
+	if err, isErr := r.(error); isErr {
+		return nil, fmt.Errorf("jq %q: %w", e.src, err)
+	}
+	return r, nil
+}
+
+// Truthy reports whether the first value is neither false nor null.
+func (e *Expr) Truthy(ctx context.Context, v any) (bool, error) {
+	r, err := e.First(ctx, v)
+	if err != nil {
+		return false, err
+	}
+	return r != nil && r != false, nil
+}
+
+// simplePath recognises `.a.b.c` with identifier keys; anything else (and
+// `.` itself) goes through gojq.
+func simplePath(src string) []string {
+	s := strings.TrimSpace(src)
+	if len(s) < 2 || s[0] != '.' {
+		return nil
+	}
+	parts := strings.Split(s[1:], ".")
+	for _, p := range parts {
+		if p == "" {
+			return nil
+		}
+		for i, c := range p {
+			ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+			if !ok {
+				return nil
+			}
+		}
+	}
+	return parts
+}
+
+// lookup follows path like jq: a missing key or null yields null; indexing
+// anything but an object or null is an error.
+func lookup(v any, path []string) (any, bool) {
+	for _, k := range path {
+		switch m := v.(type) {
+		case nil:
+			return nil, true
+		case map[string]any:
+			v = m[k]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	default:
+		return "number"
+	}
+}
+
+// Decode parses JSON into the value types gojq accepts. Numbers keep their
+// precision: integers become int (or *big.Int), others float64, so an id like
+// 1234567890123456789 survives.
+func Decode(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("unexpected data after the top-level JSON value")
+	}
+	return Normalize(v), nil
+}
+
+// Normalize converts json.Number values (from a decoder with UseNumber) in
+// place into int, *big.Int or float64.
+func Normalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		return number(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = Normalize(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = Normalize(e)
+		}
+		return x
+	default:
+		return v
+	}
+}
+
+func number(n json.Number) any {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := n.Int64(); err == nil && i >= math.MinInt && i <= math.MaxInt {
+			return int(i)
+		}
+		if b, ok := new(big.Int).SetString(s, 10); ok {
+			return b
+		}
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return s
+	}
+	return f
+}

@@ -1,0 +1,182 @@
+package notifier
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
+)
+
+// UserAgent is sent with every webhook.
+var UserAgent = "pollrelay/dev"
+
+// maxResponseBody is how much of a receiver's answer is read and kept in
+// the attempt log.
+const maxResponseBody = 1024
+
+// result is the outcome of one attempt.
+type result struct {
+	sub, eventID string
+	at           time.Time
+	status       int
+	latency      time.Duration
+	outcome      string
+	err          string
+	body         string
+	// retryAfter is the receiver's Retry-After, if any.
+	retryAfter time.Duration
+	// permanent failures skip the remaining schedule (a payload the jq
+	// program can't build will not build next time either).
+	permanent bool
+	// gone is a 410: the receiver asks never to be called again.
+	gone bool
+	// canceled attempts were cut short by shutdown and are not recorded:
+	// the delivery stays due and is sent after restart.
+	canceled bool
+}
+
+// Body builds the webhook body for e: the default envelope, reshaped by the
+// subscription's payload program if it has one.
+func Body(ctx context.Context, e *event.Event, payload *jqexpr.Expr) ([]byte, error) {
+	if e.Type == "" {
+		return nil, errors.New("event has no type")
+	}
+	env, err := e.EnvelopeJSON()
+	if err != nil || payload == nil || payload.IsIdentity() {
+		return env, err
+	}
+	v, err := jqexpr.Decode(env)
+	if err != nil {
+		return nil, err
+	}
+	out, err := payload.First(ctx, v)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	b, err := event.Canonical(out)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	return b, nil
+}
+
+func newHTTPClient(insecure bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
+	}
+	return &http.Client{
+		Transport: tr,
+		// A redirect is a failed attempt: following it would send a signed
+		// body somewhere the subscription did not name.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// send makes one attempt at delivering e to s.
+func send(ctx context.Context, c *http.Client, s *Subscription, e *event.Event, now func() time.Time) result {
+	r := result{sub: s.ID, eventID: e.ID, at: now()}
+	body, err := Body(ctx, e, s.Payload)
+	if err != nil {
+		r.outcome, r.err, r.permanent = OutcomePayload, err.Error(), true
+		return r
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, s.Method, s.URL, bytes.NewReader(body))
+	if err != nil {
+		r.outcome, r.err, r.permanent = OutcomePayload, "build request: "+stripURL(err).Error(), true
+		return r
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	for k, v := range s.Headers {
+		req.Header.Set(k, v)
+	}
+	// webhook-id lets every receiver deduplicate, whatever the signature
+	// scheme; the standard signer sets it too, to the same value.
+	req.Header.Set("webhook-id", e.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(r.at.Unix(), 10))
+	s.Signer.Sign(req.Header, e.ID, r.at, body)
+
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		r.latency = time.Since(start)
+		r.err = stripURL(err).Error()
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			r.canceled = true
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
+			r.outcome, r.err = OutcomeTimeout, fmt.Sprintf("no response within %s", s.Timeout)
+		default:
+			r.outcome = OutcomeConnection
+		}
+		return r
+	}
+	defer resp.Body.Close()
+	buf, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	// Drain a little more so the connection can be reused, but never wait
+	// on a receiver that streams forever.
+	io.CopyN(io.Discard, resp.Body, 64<<10)
+	r.latency = time.Since(start)
+	r.status = resp.StatusCode
+	r.body = strings.ToValidUTF8(string(buf), "\uFFFD")
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		r.outcome = OutcomeSuccess
+		return r
+	}
+	if rerr != nil && ctx.Err() != nil {
+		r.outcome, r.err = OutcomeTimeout, fmt.Sprintf("no response within %s", s.Timeout)
+		return r
+	}
+	r.outcome = OutcomeHTTPError
+	r.err = fmt.Sprintf("status %d", resp.StatusCode)
+	r.gone = resp.StatusCode == http.StatusGone
+	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), r.at); ok {
+		r.retryAfter = ra
+	}
+	return r
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// stripURL removes the URL net/http puts into errors: subscription URLs can
+// carry credentials in their query.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+

@@ -1,0 +1,67 @@
+package notifier
+
+import (
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+// Subscription is an endpoint events are delivered to, ready to use.
+type Subscription struct {
+	ID          string
+	URL         string
+	Method      string
+	Events      []string
+	Signer      signature.Signer
+	Headers     map[string]string
+	Payload     *jqexpr.Expr // nil = the default envelope
+	Timeout     time.Duration
+	Schedule    []time.Duration
+	Ordered     bool // ordering: resource
+	MaxInFlight int
+	// ManagedBy is "config" or "api".
+	ManagedBy          string
+	InsecureSkipVerify bool
+}
+
+// FromConfig builds a subscription from a validated config entry.
+func FromConfig(c *config.Subscription) (*Subscription, error) {
+	signer, err := signature.NewSigner(signature.Scheme{
+		Name: c.SigScheme.Scheme, Header: c.SigScheme.Header, Encoding: c.SigScheme.Encoding,
+	}, c.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", c.Name, err)
+	}
+	return &Subscription{
+		ID:                 c.Name,
+		URL:                c.URL,
+		Method:             c.Method,
+		Events:             c.Events,
+		Signer:             signer,
+		Headers:            c.Headers,
+		Payload:            c.PayloadExpr,
+		Timeout:            c.Timeout,
+		Schedule:           c.Retry.Schedule,
+		Ordered:            c.Ordering != "none",
+		MaxInFlight:        max(c.MaxInFlight, 1),
+		ManagedBy:          "config",
+		InsecureSkipVerify: c.InsecureSkipVerify,
+	}, nil
+}
+
+// Wants reports whether the subscription receives events of type typ.
+func (s *Subscription) Wants(typ string) bool {
+	if len(s.Events) == 0 {
+		return true
+	}
+	for _, g := range s.Events {
+		if ok, _ := path.Match(g, typ); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
+)
+
+// decode parses a response body, failing with the first bytes quoted so the
+// log shows what the upstream sent instead of JSON (an HTML error page, say).
+func decode(body []byte, status int) (any, error) {
+	v, err := jqexpr.Decode(body)
+	if err != nil {
+		return nil, &PollError{Outcome: OutcomeDecode, Status: status,
+			Err: fmt.Errorf("response is not JSON (%v): %s", err, Snippet(body))}
+	}
+	return v, nil
+}
+
+// extract runs the source's items/id/state/object expressions over a decoded
+// page. Any item whose id or state can't be extracted fails the whole page:
+// a poll that can't read everything decides nothing.
+func extract(ctx context.Context, src *config.Source, doc any) ([]diff.Observation, error) {
+	items := []any{doc}
+	if src.ItemsExpr != nil {
+		var err error
+		if items, err = src.ItemsExpr.All(ctx, doc); err != nil {
+			return nil, pollErr(OutcomeExtract, "items: %w", err)
+		}
+	}
+	out := make([]diff.Observation, 0, len(items))
+	for i, it := range items {
+		o, err := extractOne(ctx, src, it)
+		if err != nil {
+			return nil, pollErr(OutcomeExtract, "item %d: %w", i, err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func extractOne(ctx context.Context, src *config.Source, it any) (diff.Observation, error) {
+	var o diff.Observation
+	idv, err := src.IDExpr.First(ctx, it)
+	if err != nil {
+		return o, fmt.Errorf("id: %w", err)
+	}
+	if o.ID, err = idString(idv); err != nil {
+		return o, fmt.Errorf("id %s: %w", src.IDExpr, err)
+	}
+	sv, err := src.StateExpr.First(ctx, it)
+	if err != nil {
+		return o, fmt.Errorf("item %s: state: %w", o.ID, err)
+	}
+	if o.State, err = event.Canonical(sv); err != nil {
+		return o, fmt.Errorf("item %s: state: %w", o.ID, err)
+	}
+	obj := it
+	if src.ObjectExpr != nil {
+		if obj, err = src.ObjectExpr.First(ctx, it); err != nil {
+			return o, fmt.Errorf("item %s: object: %w", o.ID, err)
+		}
+	}
+	if o.Object, err = event.Canonical(obj); err != nil {
+		return o, fmt.Errorf("item %s: object: %w", o.ID, err)
+	}
+	return o, nil
+}
+
+// idString turns an extracted id into the item's key. Strings and numbers
+// are accepted; null, objects and arrays are not ids.
+func idString(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return "", fmt.Errorf("is empty")
+		}
+		return x, nil
+	case int:
+		return strconv.Itoa(x), nil
+	case *big.Int:
+		return x.String(), nil
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return strconv.FormatInt(int64(x), 10), nil
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64), nil
+	case nil:
+		return "", fmt.Errorf("is null")
+	default:
+		return "", fmt.Errorf("must be a string or a number, got %T", v)
+	}
+}

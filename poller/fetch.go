@@ -1,0 +1,252 @@
+package poller
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/pollrelay/pollrelay/config"
+)
+
+// Outcomes label pollrelay_polls_total and name why a poll failed.
+const (
+	OutcomeSuccess     = "success"
+	OutcomeNotModified = "not_modified"
+	OutcomeHTTPError   = "http_error"
+	OutcomeNetwork     = "network_error"
+	OutcomeTooLarge    = "too_large"
+	OutcomeDecode      = "decode_error"
+	OutcomeExtract     = "extract_error"
+	OutcomeStore       = "store_error"
+)
+
+// Outcomes lists every outcome, so metrics can create label values up front.
+var Outcomes = []string{
+	OutcomeSuccess, OutcomeNotModified, OutcomeHTTPError, OutcomeNetwork,
+	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore,
+}
+
+// PollError is a failed poll with the reason that labels it.
+type PollError struct {
+	Outcome string
+	Status  int
+	// RetryAfter is set when the upstream asked to be left alone.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *PollError) Error() string { return e.Err.Error() }
+func (e *PollError) Unwrap() error { return e.Err }
+
+func pollErr(outcome string, format string, args ...any) *PollError {
+	return &PollError{Outcome: outcome, Err: fmt.Errorf(format, args...)}
+}
+
+// response is one fetched page.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// fetcher performs one source's HTTP requests.
+type fetcher struct {
+	src    *config.Source
+	client *retryablehttp.Client
+}
+
+func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int)) *fetcher {
+	hc := cleanhttp.DefaultPooledClient()
+	if src.InsecureSkipVerify {
+		log.Warn("TLS certificate verification is off for this source (insecure_skip_verify)")
+		tr := hc.Transport.(*http.Transport)
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
+	}
+	c := &retryablehttp.Client{
+		HTTPClient:   hc,
+		Logger:       redactingLogger{log},
+		RetryWaitMin: 250 * time.Millisecond,
+		RetryWaitMax: 2 * time.Second,
+		RetryMax:     2,
+		CheckRetry:   checkRetry,
+		Backoff:      retryablehttp.DefaultBackoff,
+		// Without it the last response is dropped and its status lost.
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+		ResponseLogHook: func(_ retryablehttp.Logger, r *http.Response) {
+			onResponse(r.StatusCode)
+		},
+	}
+	return &fetcher{src: src, client: c}
+}
+
+// checkRetry retries transient failures quickly, but not a 429/503 whose
+// Retry-After is longer than a quick retry: that pauses the whole source
+// instead, and DefaultBackoff would otherwise sleep for as long as the
+// upstream asks, uncapped.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && d > 2*time.Second {
+			return false, nil
+		}
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// do performs one request and reads the body up to the source's cap.
+func (f *fetcher) do(ctx context.Context, rawURL string, hdr http.Header) (*response, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.src.Timeout)
+	defer cancel()
+	var body any
+	if f.src.BodyBytes != nil {
+		body = f.src.BodyBytes
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, f.src.Method, rawURL, body)
+	if err != nil {
+		return nil, pollErr(OutcomeNetwork, "build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	if f.src.BodyBytes != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range f.src.Headers {
+		req.Header.Set(k, v)
+	}
+	if a := f.src.Auth; a != nil {
+		switch {
+		case a.Bearer != "":
+			req.Header.Set("Authorization", "Bearer "+a.Bearer)
+		case a.Basic != nil:
+			req.SetBasicAuth(a.Basic.Username, a.Basic.Password)
+		}
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, pollErr(OutcomeNetwork, "%s %s: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
+	}
+	defer resp.Body.Close()
+	limit := f.src.MaxBodyBytes
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, pollErr(OutcomeNetwork, "%s %s: read body: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
+	}
+	if int64(len(data)) > limit {
+		return nil, &PollError{Outcome: OutcomeTooLarge, Status: resp.StatusCode,
+			Err: fmt.Errorf("%s %s: response larger than %d bytes (max_body_bytes)", f.src.Method, RedactURL(rawURL), limit)}
+	}
+	r := &response{status: resp.StatusCode, header: resp.Header, body: data}
+	if resp.StatusCode == http.StatusNotModified {
+		return r, nil
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		pe := &PollError{Outcome: OutcomeHTTPError, Status: resp.StatusCode,
+			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, Snippet(data))}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			pe.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+		return nil, pe
+	}
+	return r, nil
+}
+
+// UserAgent is sent on every request pollrelay makes.
+var UserAgent = "pollrelay/dev"
+
+// parseRetryAfter reads delta-seconds or an HTTP-date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// Snippet quotes the start of a body for an error message: at most 256
+// bytes, so a log line stays readable and a huge error page can't flood it.
+func Snippet(b []byte) string {
+	const n = 256
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		return strconv.Quote(string(b[:n])) + "…"
+	}
+	return strconv.Quote(string(b))
+}
+
+// RedactURL drops user info and query values, where upstreams often carry
+// credentials, from a URL meant for a log line or an error.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	q := u.Query()
+	for k := range q {
+		q.Set(k, "redacted")
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// stripURLError removes the URL that net/http puts in its errors: the
+// caller already names a redacted one.
+func stripURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// redactingLogger gives go-retryablehttp an slog logger that never sees a
+// raw URL and stays quiet about each request.
+type redactingLogger struct{ l *slog.Logger }
+
+func (r redactingLogger) Error(msg string, kv ...any) { r.l.Warn(msg, redactKV(kv)...) }
+func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Warn(msg, redactKV(kv)...) }
+func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
+func (r redactingLogger) Debug(msg string, kv ...any) {}
+
+func redactKV(kv []any) []any {
+	out := make([]any, 0, len(kv))
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, v := kv[i], kv[i+1]
+		switch k {
+		case "url":
+			if s, ok := v.(string); ok {
+				v = RedactURL(s)
+			} else if u, ok := v.(*url.URL); ok {
+				v = RedactURL(u.String())
+			}
+		case "error":
+			if e, ok := v.(error); ok {
+				v = stripURLError(e).Error()
+			}
+		}
+		out = append(out, k, v)
+	}
+	return out
+}

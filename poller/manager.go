@@ -1,0 +1,144 @@
+// Package poller fetches upstream endpoints on a schedule and feeds what it
+// extracts to the diff. A Manager owns one loop per source; each loop has
+// one timer, one owner and one way to stop.
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// ErrUnknownSource is returned for a source name the manager doesn't run.
+var ErrUnknownSource = errors.New("unknown source")
+
+// Manager runs the polling loops.
+type Manager struct {
+	st      *store.Store
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+
+	mu    sync.Mutex
+	loops map[string]*loop
+	ctx   context.Context
+	wg    sync.WaitGroup
+}
+
+// NewManager returns a manager that writes to st. Loops start with Apply.
+func NewManager(st *store.Store, m *Metrics, log *slog.Logger) *Manager {
+	return &Manager{st: st, log: log, metrics: m, now: time.Now, loops: map[string]*loop{}}
+}
+
+// Start sets the context every loop runs under and starts the sources.
+func (m *Manager) Start(ctx context.Context, sources []config.Source) {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	m.Apply(sources)
+}
+
+// Apply makes the running loops match sources: a new or changed source
+// (re)starts, an unchanged one keeps running untouched, a removed one stops.
+// Tracked state lives in the store, so a restarted loop continues from it.
+func (m *Manager) Apply(sources []config.Source) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]*config.Source{}
+	for i := range sources {
+		want[sources[i].Name] = &sources[i]
+	}
+	for name, l := range m.loops {
+		if s, ok := want[name]; ok && sameSource(l.src, s) {
+			continue
+		}
+		l.stop()
+		delete(m.loops, name)
+		if _, ok := want[name]; !ok {
+			m.metrics.dropSource(name)
+		}
+	}
+	for name, s := range want {
+		if _, ok := m.loops[name]; ok {
+			continue
+		}
+		l := newLoop(m, s)
+		m.loops[name] = l
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			l.run()
+		}()
+	}
+}
+
+// Stop stops every loop and waits for polls in progress to end. A poll cut
+// short by the stop commits nothing it had not committed already.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	for _, l := range m.loops {
+		l.cancel()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// PollNow polls a source at once and waits for the poll to end.
+func (m *Manager) PollNow(ctx context.Context, name string) error {
+	m.mu.Lock()
+	l, ok := m.loops[name]
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("poll %s: %w", name, ErrUnknownSource)
+	}
+	done := make(chan error, 1)
+	select {
+	case l.pollNow <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return fmt.Errorf("poll %s: source stopped", name)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status describes each source's polling, sorted by name.
+func (m *Manager) Status() []Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Status, 0, len(m.loops))
+	for _, l := range m.loops {
+		out = append(out, l.status())
+	}
+	sortStatus(out)
+	return out
+}
+
+// offset spreads sources over their interval deterministically, so load is
+// even and stays where it was across restarts.
+func offset(name string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// nextSlot is the first time after now that sits on the source's grid.
+func nextSlot(now time.Time, interval, off time.Duration) time.Time {
+	base := now.Truncate(interval).Add(off)
+	for !base.After(now) {
+		base = base.Add(interval)
+	}
+	return base
+}

@@ -1,0 +1,255 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
+)
+
+// Page describes one fetched page, for probe's report.
+type Page struct {
+	URL    string
+	Status int
+	Items  int
+}
+
+// Fetch polls a list or single-object source once: every page, decoded
+// and extracted. complete is false when max_pages cut the listing short;
+// an error means the poll decides nothing.
+func Fetch(ctx context.Context, src *config.Source, f *fetcher) (obs []diff.Observation, complete bool, err error) {
+	obs, complete, _, err = fetchPages(ctx, src, f)
+	return obs, complete, err
+}
+
+func fetchPages(ctx context.Context, src *config.Source, f *fetcher) ([]diff.Observation, bool, []Page, error) {
+	var all []diff.Observation
+	var pages []Page
+	p := src.Pagination
+	maxPages := 1
+	if p != nil {
+		maxPages = max(p.MaxPages, 1)
+	}
+	next := src.URL
+	if p != nil && (p.PageParam != "" || p.OffsetParam != "") {
+		next = withNumbering(src.URL, p, 0)
+	}
+	for n := 0; n < maxPages; n++ {
+		resp, err := f.do(ctx, next, nil)
+		if err != nil {
+			return nil, false, pages, pageErr(err, n)
+		}
+		doc, err := decode(resp.body, resp.status)
+		if err != nil {
+			return nil, false, pages, pageErr(err, n)
+		}
+		obs, err := extract(ctx, src, doc)
+		if err != nil {
+			return nil, false, pages, pageErr(err, n)
+		}
+		all = append(all, obs...)
+		pages = append(pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
+		if p == nil {
+			return all, true, pages, nil
+		}
+		more, err := nextPage(ctx, src, p, next, resp, doc, n, len(obs))
+		if err != nil {
+			return nil, false, pages, pageErr(err, n)
+		}
+		if more == "" {
+			return all, true, pages, nil
+		}
+		next = more
+	}
+	// max_pages reached with more to fetch: the listing is partial.
+	return all, false, pages, nil
+}
+
+func pageErr(err error, n int) error {
+	if n == 0 {
+		return err
+	}
+	if pe, ok := err.(*PollError); ok {
+		c := *pe
+		c.Err = fmt.Errorf("page %d: %w", n+1, pe.Err)
+		return &c
+	}
+	return fmt.Errorf("page %d: %w", n+1, err)
+}
+
+// nextPage returns the URL of the page after cur, or "" at the end.
+func nextPage(ctx context.Context, src *config.Source, p *config.Pagination, cur string, resp *response, doc any, n, got int) (string, error) {
+	switch {
+	case p.NextExpr != nil:
+		v, err := p.NextExpr.First(ctx, doc)
+		if err != nil {
+			return "", pollErr(OutcomeExtract, "pagination.next: %w", err)
+		}
+		if empty(v) {
+			return "", nil
+		}
+		tok, err := idString(v)
+		if err != nil {
+			return "", pollErr(OutcomeExtract, "pagination.next: %w", err)
+		}
+		return withParam(src.URL, p.Param, tok), nil
+	case p.NextURLExpr != nil:
+		v, err := p.NextURLExpr.First(ctx, doc)
+		if err != nil {
+			return "", pollErr(OutcomeExtract, "pagination.next_url: %w", err)
+		}
+		if empty(v) {
+			return "", nil
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", pollErr(OutcomeExtract, "pagination.next_url: must be a string, got %T", v)
+		}
+		return resolve(cur, s)
+	case p.LinkHeader:
+		link := nextLink(resp.header)
+		if link == "" {
+			return "", nil
+		}
+		return resolve(cur, link)
+	case p.PageParam != "" || p.OffsetParam != "":
+		if got == 0 || (p.Limit > 0 && got < p.Limit) {
+			return "", nil
+		}
+		return withNumbering(src.URL, p, n+1), nil
+	}
+	return "", nil
+}
+
+func empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	}
+	return false
+}
+
+// withNumbering sets page (1-based) or offset parameters for page index n.
+func withNumbering(raw string, p *config.Pagination, n int) string {
+	u := raw
+	if p.LimitParam != "" && p.Limit > 0 {
+		u = withParam(u, p.LimitParam, strconv.Itoa(p.Limit))
+	}
+	if p.PageParam != "" {
+		return withParam(u, p.PageParam, strconv.Itoa(n+1))
+	}
+	return withParam(u, p.OffsetParam, strconv.Itoa(n*max(p.Limit, 1)))
+}
+
+func withParam(raw, key, val string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	q.Set(key, val)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// resolve makes a next link absolute against the page it came from. Only
+// http and https are followed, so an upstream can't point pollrelay at a
+// file or another scheme.
+func resolve(base, ref string) (string, error) {
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", pollErr(OutcomeExtract, "next page: %w", err)
+	}
+	r, err := url.Parse(ref)
+	if err != nil {
+		return "", pollErr(OutcomeExtract, "next page URL: %w", err)
+	}
+	u := b.ResolveReference(r)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", pollErr(OutcomeExtract, "next page URL has scheme %q", u.Scheme)
+	}
+	return u.String(), nil
+}
+
+// nextLink finds rel="next" in RFC 8288 Link headers.
+func nextLink(h http.Header) string {
+	for _, v := range h.Values("Link") {
+		for _, part := range splitLinks(v) {
+			part = strings.TrimSpace(part)
+			end := strings.Index(part, ">")
+			if !strings.HasPrefix(part, "<") || end < 0 {
+				continue
+			}
+			target := part[1:end]
+			for _, param := range strings.Split(part[end+1:], ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(param), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+					continue
+				}
+				for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(val), `"`)) {
+					if strings.EqualFold(rel, "next") {
+						return target
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// splitLinks splits a Link header on the commas between links, not those
+// inside <…> or quotes.
+func splitLinks(v string) []string {
+	var parts []string
+	depth, quoted, start := 0, false, 0
+	for i, c := range v {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '<':
+			depth++
+		case c == '>':
+			depth--
+		case c == ',' && depth == 0:
+			parts = append(parts, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, v[start:])
+}
+
+// fingerprint is a source without its compiled parts, for comparing
+// configurations across a reload.
+func fingerprint(s *config.Source) config.Source {
+	c := *s
+	c.ItemsExpr, c.IDExpr, c.StateExpr, c.ObjectExpr = nil, nil, nil, nil
+	if s.Pagination != nil {
+		p := *s.Pagination
+		p.NextExpr, p.NextURLExpr = nil, nil
+		c.Pagination = &p
+	}
+	c.Events = make([]config.Rule, len(s.Events))
+	for i, r := range s.Events {
+		r.WhenExpr = nil
+		c.Events[i] = r
+	}
+	return c
+}
+
+// Probe fetches a source once, as a poll would, without touching any store.
+// It returns what was extracted and the pages fetched.
+func Probe(ctx context.Context, src *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
+	f := newFetcher(src, log, func(int) {})
+	return fetchPages(ctx, src, f)
+}

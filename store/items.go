@@ -1,0 +1,130 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// HistoryLen is how many past states an item keeps for the API.
+const HistoryLen = 10
+
+// Item is what pollrelay remembers of one upstream item.
+type Item struct {
+	State  json.RawMessage `json:"s"`
+	Object json.RawMessage `json:"o,omitempty"`
+	// Since is when the item entered State (its first poll in it).
+	Since time.Time `json:"t"`
+	// History holds past states, oldest first, ending with the current one.
+	History []HistoryEntry `json:"h,omitempty"`
+	// Pending is a state seen but not yet settled (settle > 1), with the
+	// number of consecutive polls it was seen on.
+	Pending      json.RawMessage `json:"p,omitempty"`
+	PendingCount int             `json:"pc,omitempty"`
+	// Stalled lists the stalled rules (by index) that fired during this stay.
+	Stalled []int `json:"st,omitempty"`
+}
+
+// HistoryEntry is one past state.
+type HistoryEntry struct {
+	State json.RawMessage `json:"s"`
+	At    time.Time       `json:"t"`
+}
+
+// SourceState is what a source remembers across polls and restarts.
+type SourceState struct {
+	// Baselined is set by the first complete poll, which records what
+	// exists without emitting events.
+	Baselined    bool   `json:"baselined"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	// SuspectPolls counts consecutive listings held back by the mass-delete
+	// guard.
+	SuspectPolls int `json:"suspect_polls,omitempty"`
+}
+
+func itemPrefix(source string) []byte { return []byte("i/" + source + "\x00") }
+func itemKey(source, id string) []byte {
+	return append(itemPrefix(source), id...)
+}
+
+// Item returns the stored item, or nil.
+func (t *Txn) Item(source, id string) (*Item, error) {
+	v, err := t.get(itemKey(source, id))
+	if err != nil || v == nil {
+		return nil, wrap(err, "read item %s/%s", source, id)
+	}
+	var it Item
+	if err := json.Unmarshal(v, &it); err != nil {
+		return nil, fmt.Errorf("decode item %s/%s: %w", source, id, err)
+	}
+	return &it, nil
+}
+
+// PutItem stores an item.
+func (t *Txn) PutItem(source, id string, it *Item) error {
+	v, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("encode item %s/%s: %w", source, id, err)
+	}
+	return wrap(t.set(itemKey(source, id), v), "write item %s/%s", source, id)
+}
+
+// DeleteItem forgets an item.
+func (t *Txn) DeleteItem(source, id string) error {
+	return wrap(t.del(itemKey(source, id)), "delete item %s/%s", source, id)
+}
+
+// Items calls fn for every item of source in id order.
+func (t *Txn) Items(source string, fn func(id string, it *Item) error) error {
+	p := itemPrefix(source)
+	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
+		var it Item
+		if err := json.Unmarshal(v, &it); err != nil {
+			return false, fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err)
+		}
+		return true, fn(string(k[len(p):]), &it)
+	})
+}
+
+// CountItems returns how many items source tracks.
+func (t *Txn) CountItems(source string) (int, error) {
+	n := 0
+	err := t.scan(itemPrefix(source), nil, false, func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
+}
+
+func sourceKey(name string) []byte { return []byte("s/" + name) }
+
+// SourceState returns a source's state (zero if never polled).
+func (t *Txn) SourceState(name string) (SourceState, error) {
+	var st SourceState
+	v, err := t.get(sourceKey(name))
+	if err != nil || v == nil {
+		return st, wrap(err, "read source %s", name)
+	}
+	if err := json.Unmarshal(v, &st); err != nil {
+		return st, fmt.Errorf("decode source %s: %w", name, err)
+	}
+	return st, nil
+}
+
+// PutSourceState stores a source's state.
+func (t *Txn) PutSourceState(name string, st SourceState) error {
+	v, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode source %s: %w", name, err)
+	}
+	return wrap(t.set(sourceKey(name), v), "write source %s", name)
+}
+
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}

@@ -1,0 +1,317 @@
+// Package store keeps pollrelay's durable state in Badger: tracked items,
+// the event log and outbox, deliveries with their schedule, and attempts.
+//
+// Keys are prefixed by kind:
+//
+//	i/<source>\x00<id>          item state and history
+//	s/<source>                  per-source state (baseline, validators)
+//	e/<event id>                event log
+//	o/<event id>                outbox: events not yet fanned out
+//	d/<sub>\x00<event id>       delivery
+//	q/<due unix ns><sub>\x00<event id>  schedule index of pending deliveries
+//	r/<sub>\x00<resource>\x00<event id> per-resource order of open deliveries
+//	a/<event id>\x00<sub>\x00<n>         attempt log
+//
+// Event ids are ULIDs, so every index that ends in one is in creation order.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options configures Open.
+type Options struct {
+	Path     string
+	InMemory bool
+	Logger   *slog.Logger
+	// NoSync turns off fsync per commit. Only for benchmarks that measure
+	// the cost of everything else.
+	NoSync bool
+}
+
+// Store is pollrelay's Badger database.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	onEvent []func() // called after a commit that added events to the outbox
+}
+
+// Open opens (or creates) the database. Badger replays its log on open, so a
+// directory left by a crashed run is recovered here.
+func Open(opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	bo := badger.DefaultOptions(opts.Path).
+		WithInMemory(opts.InMemory).
+		WithSyncWrites(!opts.NoSync && !opts.InMemory).
+		WithLogger(badgerLogger{log.With("component", "badger")}).
+		// A sidecar's footprint matters more than peak write throughput:
+		// Badger's defaults (64 MiB memtables × 5, 256 MiB block cache) use
+		// hundreds of MiB; these keep it small while batches stay large
+		// enough for a poll's changes.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(6).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithBaseTableSize(4 << 20).
+		WithNumCompactors(2).
+		WithCompression(options.None).
+		WithNumVersionsToKeep(1)
+	if opts.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	} else {
+		if opts.Path == "" {
+			return nil, errors.New("open store: storage.path is empty")
+		}
+		if err := checkDir(opts.Path); err != nil {
+			return nil, err
+		}
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
+	}
+	return &Store{db: db, log: log}, nil
+}
+
+// checkDir gives a clear error for a directory that can't be used, before
+// Badger reports something more cryptic.
+func checkDir(path string) error {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return fmt.Errorf("open store: create %s: %w", path, err)
+	}
+	probe := filepath.Join(path, ".pollrelay-write-test")
+	f, err := os.Create(probe)
+	if err != nil {
+		return fmt.Errorf("open store: directory %s is not writable: %w", path, err)
+	}
+	_, werr := f.Write(make([]byte, 4096))
+	serr := f.Sync()
+	cerr := f.Close()
+	os.Remove(probe)
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("open store: cannot write to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// DB exposes Badger for maintenance tasks such as value-log GC.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// OnEvent registers fn to run after every commit that added events; the
+// notifier uses it to wake without polling the outbox.
+func (s *Store) OnEvent(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onEvent = append(s.onEvent, fn)
+}
+
+func (s *Store) notifyEvent() {
+	s.mu.Lock()
+	fns := s.onEvent
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// Txn is a read-write or read-only transaction.
+type Txn struct {
+	txn    *badger.Txn
+	events int
+	size   int64
+	count  int64
+}
+
+// Update runs fn in a read-write transaction and commits it, retrying on a
+// conflict with a concurrent writer. Commits are synced to disk.
+func (s *Store) Update(fn func(*Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		t := &Txn{txn: s.db.NewTransaction(true)}
+		err := fn(t)
+		if err == nil {
+			err = t.txn.Commit()
+		}
+		t.txn.Discard()
+		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if t.events > 0 {
+			s.notifyEvent()
+		}
+		return nil
+	}
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Txn) error) error {
+	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{txn: txn}) })
+}
+
+// Batch writes groups of changes in as few transactions as Badger allows.
+// Each group is committed whole in one transaction, so a group that holds an
+// item's new state and the events it causes is atomic, whatever crashes.
+type Batch struct {
+	s     *Store
+	t     *Txn
+	limit int64
+	count int64
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, limit: s.db.MaxBatchSize() / 2, count: s.db.MaxBatchCount() / 2}
+}
+
+// Group adds one atomic group of writes. When the open transaction is near
+// Badger's size limit it is committed first.
+func (b *Batch) Group(fn func(*Txn) error) error {
+	if b.t != nil && (b.t.size >= b.limit || b.t.count >= b.count) {
+		if err := b.commit(); err != nil {
+			return err
+		}
+	}
+	if b.t == nil {
+		b.t = &Txn{txn: b.s.db.NewTransaction(true)}
+	}
+	if err := fn(b.t); err != nil {
+		b.Discard()
+		return err
+	}
+	return nil
+}
+
+// Commit commits what is left.
+func (b *Batch) Commit() error { return b.commit() }
+
+func (b *Batch) commit() error {
+	if b.t == nil {
+		return nil
+	}
+	t := b.t
+	b.t = nil
+	err := t.txn.Commit()
+	t.txn.Discard()
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if t.events > 0 {
+		b.s.notifyEvent()
+	}
+	return nil
+}
+
+// Discard drops uncommitted groups.
+func (b *Batch) Discard() {
+	if b.t != nil {
+		b.t.txn.Discard()
+		b.t = nil
+	}
+}
+
+func (t *Txn) set(key, val []byte) error {
+	t.size += int64(len(key) + len(val) + 32)
+	t.count++
+	return t.txn.Set(key, val)
+}
+
+func (t *Txn) del(key []byte) error {
+	t.size += int64(len(key) + 32)
+	t.count++
+	return t.txn.Delete(key)
+}
+
+// get returns a copy of the value, or nil when the key is absent.
+func (t *Txn) get(key []byte) ([]byte, error) {
+	it, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return it.ValueCopy(nil)
+}
+
+// scan calls fn for each key with prefix, from start (inclusive; nil = the
+// prefix itself) in key order, until fn returns false. Values are only
+// valid during fn.
+func (t *Txn) scan(prefix, start []byte, reverse bool, fn func(key, val []byte) (bool, error)) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.Reverse = reverse
+	opts.PrefetchValues = false
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	if start == nil {
+		start = prefix
+		if reverse {
+			start = append(append([]byte{}, prefix...), 0xff)
+		}
+	}
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		var cont bool
+		err := item.Value(func(v []byte) error {
+			var err error
+			cont, err = fn(item.Key(), v)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !cont {
+			return nil
+		}
+	}
+	return nil
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}
+
+// OpenReadOnly opens an existing database for reading only, as `probe`
+// does beside a running pollrelay's copy or a stopped one.
+func OpenReadOnly(path string, log *slog.Logger) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	bo := badger.DefaultOptions(path).WithReadOnly(true).
+		WithLogger(badgerLogger{log.With("component", "badger")}).
+		WithBlockCacheSize(8 << 20).WithIndexCacheSize(8 << 20)
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s read-only: %w", path, err)
+	}
+	return &Store{db: db, log: log}, nil
+}
