@@ -33,8 +33,9 @@ type Bridge struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 
-	mu  sync.Mutex
-	cfg *config.Config
+	mu      sync.Mutex
+	cfg     *config.Config
+	started chan struct{}
 }
 
 // NewBridge opens the store and the listener; nothing polls or delivers
@@ -56,7 +57,7 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b := &Bridge{
-		log: log, st: st, reg: reg, ln: ln, cfg: cfg,
+		log: log, st: st, reg: reg, ln: ln, cfg: cfg, started: make(chan struct{}),
 		poller: poller.NewManager(st, poller.NewMetrics(reg), log),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pollrelay_config_last_reload_successful", Help: "1 if the last config reload succeeded.",
@@ -73,6 +74,9 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	b.api = api.New(api.Options{Gatherer: reg, Logger: log})
 	return b, nil
 }
+
+// Started is closed once Run has started the pollers and the notifier.
+func (b *Bridge) Started() <-chan struct{} { return b.started }
 
 // Addr is the address the API listens on.
 func (b *Bridge) Addr() string { return b.ln.Addr().String() }
@@ -97,6 +101,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.poller.Start(pctx, b.cfg.Sources)
 	b.mu.Unlock()
 	b.api.SetReady(true)
+	close(b.started)
 	b.log.Info("pollrelay running", "listen", b.Addr(), "sources", len(b.cfg.Sources), "subscriptions", len(b.cfg.Subscriptions))
 
 	var runErr error

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -295,10 +296,12 @@ func (t *Txn) scan(prefix, start []byte, reverse bool, fn func(key, val []byte) 
 
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(line(f, a)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(line(f, a)) }
+func (b badgerLogger) Infof(f string, a ...any)    {}
 func (b badgerLogger) Debugf(f string, a ...any)   {}
+
+func line(f string, a []any) string { return strings.TrimSpace(fmt.Sprintf(f, a...)) }
 
 // OpenReadOnly opens an existing database for reading only, as `probe`
 // does beside a running pollrelay's copy or a stopped one.

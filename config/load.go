@@ -1,0 +1,335 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+)
+
+// keyDelim is koanf's key-path delimiter. koanf splits flattened keys on it,
+// so it must never occur in a YAML key: header names such as `X-Api.Key`
+// contain dots, which the default "." would cut into nested keys.
+const keyDelim = "\x00"
+
+// Defaults that are not visible in Default because they apply per element.
+const (
+	defaultSourceTimeout = 10 * time.Second
+	defaultMaxPages      = 100
+	defaultPageLimit     = 100
+	maxRetrySchedule     = 20
+)
+
+// Default returns the configuration every file starts from: a key the file
+// leaves out keeps the value here.
+func Default() Config {
+	return Config{
+		Listen:   "127.0.0.1:8787",
+		Storage:  Storage{Path: "./pollrelay-data", Retention: 7 * 24 * time.Hour},
+		Log:      Log{Level: "info", Format: "json"},
+		Delivery: Delivery{ShutdownGrace: 10 * time.Second},
+	}
+}
+
+// defaultSource is what each element of `sources:` starts from. Timeout is
+// left 0 because its default depends on the interval (see normaliseSource).
+func defaultSource() Source {
+	return Source{
+		Method:         "GET",
+		Interval:       15 * time.Second,
+		MaxBodyBytes:   10 << 20,
+		MaxBackoff:     5 * time.Minute,
+		Concurrency:    4,
+		Settle:         1,
+		MaxDeleteRatio: 0.5,
+		ConfirmPolls:   3,
+		ID:             ".id",
+		State:          ".status",
+	}
+}
+
+// defaultRule is what each element of a source's `events:` starts from.
+func defaultRule() Rule { return Rule{On: "changed"} }
+
+// defaultSubscription is what each element of `subscriptions:` starts from.
+// Retry.Schedule is left nil so normalisation can tell "absent" (use
+// DefaultRetrySchedule) from an explicit empty list (no retries).
+func defaultSubscription() Subscription {
+	return Subscription{
+		Method:      "POST",
+		Timeout:     15 * time.Second,
+		Ordering:    "resource",
+		MaxInFlight: 16,
+	}
+}
+
+// ValidationError lists every problem found in a configuration, each as
+// "path: message", e.g. "sources[1].interval: must be at least 1s".
+type ValidationError struct {
+	Problems []string
+}
+
+// Error joins the problems, one per line.
+func (e *ValidationError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Load reads the file at path and parses it with Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse builds a Config from YAML with the process environment; see
+// ParseWith.
+func Parse(data []byte) (*Config, error) { return ParseWith(data, os.LookupEnv) }
+
+// ParseWith builds a Config from YAML in four steps: defaults, parse,
+// normalise, validate. lookupEnv (os.LookupEnv when nil) serves two
+// purposes:
+//
+//   - `${NAME}` in any string value of the file expands to the variable's
+//     value. An unset variable expands to "" (so a missing secret shows up as
+//     an empty, and usually invalid, value rather than a literal "${NAME}").
+//     `$${` is a literal `${`.
+//   - POLLRELAY_<KEY> overrides a scalar key outside lists, after expansion:
+//     the key is upper-cased and a double underscore nests, so
+//     POLLRELAY_API_TOKEN sets api_token and POLLRELAY_STORAGE__PATH sets
+//     storage.path. Other POLLRELAY_ variables are ignored.
+//
+// A YAML syntax error is returned as is, wrapped. Anything else wrong is
+// returned at once as a *ValidationError listing every problem with its path.
+func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	p := &problems{}
+
+	// 1. Defaults: decoding below only overwrites keys the file sets.
+	cfg := Default()
+
+	// 2. Parse: YAML with ${ENV} expanded, then POLLRELAY_ overrides on top.
+	k := koanf.NewWithConf(koanf.Conf{Delim: keyDelim})
+	if err := k.Load(rawbytes.Provider(data), expandingParser{lookupEnv}); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	overrides, fromEnv := envOverrides(lookupEnv)
+	if len(overrides) > 0 {
+		if err := k.Load(confmap.Provider(overrides, ""), nil); err != nil {
+			return nil, fmt.Errorf("config environment overrides: %w", err)
+		}
+	}
+	p.fromEnv = fromEnv
+	tree := k.Raw()
+	// Reject unknown keys and values of the wrong type with their path, and
+	// drop them so the decoder sees only values it can take.
+	(&checker{p: p}).checkStruct("", reflect.TypeFor[Config](), tree)
+	prefill(&cfg, tree)
+	if err := decode(tree, &cfg); err != nil {
+		addDecodeErrors(err, p)
+	}
+
+	// 3. Normalise: per-element defaults that depend on other fields, and the
+	// derived fields (compiled jq, matchers, schemes).
+	normalise(&cfg, p)
+
+	// 4. Validate: ranges and cross-field rules.
+	validate(&cfg, p)
+
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// prefill sizes the lists the file has and fills each element with its
+// defaults, so that decoding overwrites only the keys present: an explicit
+// `concurrency: 0` is then reported instead of silently becoming 4.
+func prefill(cfg *Config, tree map[string]any) {
+	if list, ok := tree["sources"].([]any); ok {
+		cfg.Sources = make([]Source, len(list))
+		for i, e := range list {
+			cfg.Sources[i] = defaultSource()
+			m, _ := e.(map[string]any)
+			if rules, ok := m["events"].([]any); ok {
+				cfg.Sources[i].Events = make([]Rule, len(rules))
+				for j := range rules {
+					cfg.Sources[i].Events[j] = defaultRule()
+				}
+			}
+		}
+	}
+	if list, ok := tree["subscriptions"].([]any); ok {
+		cfg.Subscriptions = make([]Subscription, len(list))
+		for i := range list {
+			cfg.Subscriptions[i] = defaultSubscription()
+		}
+	}
+}
+
+// decode unmarshals the checked tree onto cfg with koanf. Passing our own
+// DecoderConfig makes koanf drop its default hooks, so the duration and
+// string-to-slice hooks are added back here.
+func decode(tree map[string]any, cfg *Config) error {
+	k := koanf.NewWithConf(koanf.Conf{Delim: keyDelim})
+	if err := k.Load(confmap.Provider(tree, ""), nil); err != nil {
+		return err
+	}
+	return k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
+		Tag: "koanf",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				durationHook,
+				mapstructure.StringToSliceHookFunc(","),
+			),
+			WeaklyTypedInput: true,
+		},
+	})
+}
+
+// addDecodeErrors turns decoder errors into problems. The checker should
+// have caught every type error first; this keeps any it missed readable.
+func addDecodeErrors(err error, p *problems) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			addDecodeErrors(e, p)
+		}
+		return
+	}
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) {
+		inner := de.Unwrap()
+		var nested *mapstructure.DecodeError
+		if _, ok := inner.(interface{ Unwrap() []error }); ok || errors.As(inner, &nested) {
+			addDecodeErrors(inner, p)
+			return
+		}
+		p.bad(de.Name(), "%v", inner)
+		return
+	}
+	p.add("config", "%v", err)
+}
+
+// problems collects validation messages with their paths.
+type problems struct {
+	list []string
+	// badPaths had a decoding problem; later checks of them or anything
+	// under them would only repeat it, so they are skipped.
+	badPaths []string
+	// fromEnv maps a path to the POLLRELAY_ variable that set it, so a
+	// problem with an overridden value points at the variable, not the file.
+	fromEnv map[string]string
+}
+
+// add records a problem at path unless path already had a decoding problem.
+func (p *problems) add(path, format string, args ...any) {
+	for _, b := range p.badPaths {
+		if path == b || strings.HasPrefix(path, b+".") || strings.HasPrefix(path, b+"[") {
+			return
+		}
+	}
+	msg := fmt.Sprintf(format, args...)
+	if env, ok := p.fromEnv[path]; ok {
+		msg += " (set by " + env + ")"
+	}
+	p.list = append(p.list, path+": "+msg)
+}
+
+// bad records a decoding problem at path and silences later ones there.
+func (p *problems) bad(path, format string, args ...any) {
+	p.add(path, format, args...)
+	p.badPaths = append(p.badPaths, path)
+}
+
+// err returns the problems sorted by path (a block's own problems before
+// those of its keys), or nil without any.
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	out := slices.Clone(p.list)
+	slices.SortStableFunc(out, func(a, b string) int {
+		pa, _, _ := strings.Cut(a, ": ")
+		pb, _, _ := strings.Cut(b, ": ")
+		return naturalCompare(pa, pb)
+	})
+	return &ValidationError{Problems: out}
+}
+
+// naturalCompare orders strings with digit runs compared as numbers, so
+// sources[2] comes before sources[10].
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitPrefix(a), digitPrefix(b)
+		if da != "" && db != "" {
+			na, nb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
+			if c := len(na) - len(nb); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[len(da):], b[len(db):]
+			continue
+		}
+		if a[0] != b[0] {
+			return int(a[0]) - int(b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) - len(b)
+}
+
+func digitPrefix(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
+}
+
+// Summary describes the configuration in one line, e.g.
+// "config ok: 2 sources (1 watch), 1 subscription, listen 127.0.0.1:8787".
+func (c *Config) Summary() string {
+	watches := 0
+	for i := range c.Sources {
+		if c.Sources[i].IsWatch() {
+			watches++
+		}
+	}
+	var b strings.Builder
+	b.WriteString("config ok: ")
+	b.WriteString(plural(len(c.Sources), "source"))
+	if watches > 0 {
+		fmt.Fprintf(&b, " (%d watch)", watches)
+	}
+	b.WriteString(", ")
+	b.WriteString(plural(len(c.Subscriptions), "subscription"))
+	b.WriteString(", listen ")
+	b.WriteString(c.Listen)
+	return b.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+// normalise fills the defaults that depend on other fields and every
+// derived field. Problems found on the way (a jq expression that does not
+// compile, an unparseable rate) are recorded; validate checks the rest.
+func normalise(c *Config, p *problems) {
+	for i := range c.Sources {
+		normaliseSource(&c.Sources[i], fmt.Sprintf("sources[%d]", i), p)
+	}
+	for i := range c.Subscriptions {
+		normaliseSubscription(&c.Subscriptions[i], fmt.Sprintf("subscriptions[%d]", i), p)
+	}
+}
+
+func normaliseSource(s *Source, path string, p *problems) {
+	s.Method = strings.ToUpper(strings.TrimSpace(s.Method))
+	if s.Timeout == 0 {
+		// 10s, or two thirds of a shorter interval: a default must not
+		// break the "timeout < interval" rule the user never touched.
+		s.Timeout = defaultSourceTimeout
+		if s.Interval > 0 {
+			s.Timeout = min(defaultSourceTimeout, s.Interval*2/3)
+		}
+	}
+
+	s.ItemsExpr = compile(path+".items", s.Items, false, p)
+	s.IDExpr = compile(path+".id", s.ID, true, p)
+	s.StateExpr = compile(path+".state", s.State, true, p)
+	s.ObjectExpr = compile(path+".object", s.Object, false, p)
+
+	switch b := s.Body.(type) {
+	case nil:
+	case string:
+		s.BodyBytes = []byte(b)
+	default:
+		enc, err := event.Canonical(b)
+		if err != nil {
+			p.add(path+".body", "cannot be encoded as JSON: %v", err)
+		}
+		s.BodyBytes = enc
+	}
+
+	if s.Rate != "" {
+		r, ok := parseRate(s.Rate)
+		if !ok {
+			p.add(path+".rate", "must look like 5/s, 300/m or 1000/h")
+		}
+		s.RateLimit = r
+	}
+
+	s.TerminalStates = nil
+	for j, t := range s.Terminal {
+		enc, err := event.Canonical(t)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.terminal[%d]", path, j), "%v", err)
+			continue
+		}
+		s.TerminalStates = append(s.TerminalStates, enc)
+	}
+
+	if pg := s.Pagination; pg != nil {
+		if pg.MaxPages == 0 {
+			pg.MaxPages = defaultMaxPages
+		}
+		if pg.Limit == 0 && pg.LimitParam != "" {
+			pg.Limit = defaultPageLimit
+		}
+		pg.NextExpr = compile(path+".pagination.next", pg.Next, false, p)
+		pg.NextURLExpr = compile(path+".pagination.next_url", pg.NextURL, false, p)
+	}
+
+	for j := range s.Events {
+		normaliseRule(&s.Events[j], fmt.Sprintf("%s.events[%d]", path, j), p)
+	}
+}
+
+func normaliseRule(r *Rule, path string, p *problems) {
+	r.On = strings.TrimSpace(r.On)
+	if r.On == "" {
+		r.On = event.Changed
+	}
+	r.FromMatch = matcher(path+".from", r.From, p)
+	r.ToMatch = matcher(path+".to", r.To, p)
+	r.StateMatch = matcher(path+".state", r.State, p)
+	r.WhenExpr = compile(path+".when", r.When, false, p)
+}
+
+// matcher builds a Matcher, putting the index NewMatcher's error names into
+// the path: `to[2]: bad glob "[x"`, or `to: …` for a single value.
+func matcher(path string, v any, p *problems) Matcher {
+	m, err := NewMatcher(v)
+	if err == nil {
+		return m
+	}
+	msg := err.Error()
+	idx, rest, ok := strings.Cut(msg, ": ")
+	switch _, isList := v.([]any); {
+	case ok && !isList && idx == "[0]":
+		p.add(path, "%s", rest)
+	case ok && strings.HasPrefix(idx, "["):
+		p.add(path+idx, "%s", rest)
+	default:
+		p.add(path, "%s", msg)
+	}
+	return m
+}
+
+// compile compiles a jq expression; an empty one is nil, or a problem when
+// required. The jqexpr error already quotes the expression.
+func compile(path, src string, required bool, p *problems) *jqexpr.Expr {
+	if strings.TrimSpace(src) == "" {
+		if required {
+			p.add(path, "required")
+		}
+		return nil
+	}
+	e, err := jqexpr.Compile(src)
+	if err != nil {
+		p.add(path, "%v", err)
+		return nil
+	}
+	return e
+}
+
+var rateRE = regexp.MustCompile(`^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$`)
+
+// parseRate reads "N/s", "N/m" or "N/h" as requests per second.
+func parseRate(s string) (float64, bool) {
+	m := rateRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	switch m[2] {
+	case "m":
+		n /= 60
+	case "h":
+		n /= 3600
+	}
+	return n, true
+}
+
+func normaliseSubscription(s *Subscription, path string, p *problems) {
+	s.Method = strings.ToUpper(strings.TrimSpace(s.Method))
+	if s.Retry.Schedule == nil {
+		// Absent: the default. An explicit `schedule: []` means no retries.
+		s.Retry.Schedule = slices.Clone(DefaultRetrySchedule)
+	}
+	s.Secrets = secrets(path+".secret", s.Secret, p)
+	s.SigScheme = sigScheme(path+".signature", s.Signature, p)
+	if payload := strings.TrimSpace(s.Payload); payload != "" && payload != "." {
+		s.PayloadExpr = compile(path+".payload", s.Payload, false, p)
+	}
+}
+
+// secrets reads `secret:`, a string or a list of strings. Non-strings in a
+// list keep their slot (as "") so later messages name the right index.
+func secrets(path string, v any, p *problems) []string {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return []string{x}
+	case []any:
+		out := make([]string, len(x))
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				p.bad(fmt.Sprintf("%s[%d]", path, i), "must be a string")
+			}
+			out[i] = s
+		}
+		return out
+	default:
+		p.bad(path, "must be a string or a list of strings")
+		return nil
+	}
+}
+
+// sigScheme reads `signature:`: absent or "standard", or a mapping with
+// scheme, header and encoding.
+func sigScheme(path string, v any, p *problems) SigScheme {
+	const known = "(want standard, hmac-sha256 or token)"
+	switch x := v.(type) {
+	case nil:
+		return SigScheme{Scheme: signature.SchemeStandard}
+	case string:
+		switch x {
+		case signature.SchemeStandard:
+		case signature.SchemeHMACSHA256, signature.SchemeToken:
+			p.add(path, "scheme %s needs a header: use {scheme: %s, header: X-Signature}", x, x)
+		default:
+			p.add(path, "unknown scheme %q %s", x, known)
+		}
+		return SigScheme{Scheme: x}
+	case map[string]any:
+		var sc SigScheme
+		for _, k := range sortedKeys(x) {
+			kp := joinKey(path, k)
+			var dst *string
+			switch k {
+			case "scheme":
+				dst = &sc.Scheme
+			case "header":
+				dst = &sc.Header
+			case "encoding":
+				dst = &sc.Encoding
+			default:
+				p.bad(kp, "unknown key")
+				continue
+			}
+			s, ok := x[k].(string)
+			if !ok {
+				p.bad(kp, "must be a string")
+				continue
+			}
+			*dst = s
+		}
+		switch sc.Scheme {
+		case "":
+			p.add(path+".scheme", "required %s", known)
+		case signature.SchemeStandard:
+			if sc.Header != "" {
+				p.add(path+".header", "only valid with scheme hmac-sha256 or token")
+			}
+			if sc.Encoding != "" {
+				p.add(path+".encoding", "only valid with scheme hmac-sha256")
+			}
+		case signature.SchemeHMACSHA256:
+			if sc.Header == "" {
+				p.add(path+".header", "required with scheme hmac-sha256")
+			}
+			switch sc.Encoding {
+			case "":
+				sc.Encoding = signature.EncodingHex
+			case signature.EncodingHex, signature.EncodingBase64:
+			default:
+				p.add(path+".encoding", "must be hex or base64")
+			}
+		case signature.SchemeToken:
+			if sc.Header == "" {
+				p.add(path+".header", "required with scheme token")
+			}
+			if sc.Encoding != "" {
+				p.add(path+".encoding", "only valid with scheme hmac-sha256")
+			}
+		default:
+			p.add(path+".scheme", "unknown scheme %q %s", sc.Scheme, known)
+		}
+		return sc
+	default:
+		p.bad(path, "must be standard or a mapping like {scheme: hmac-sha256, header: X-Signature}")
+		return SigScheme{}
+	}
+}

@@ -1,0 +1,343 @@
+package config
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c := mustParse(t, `
+sources:
+  - name: tasks
+    url: http://127.0.0.1:9000/tasks
+    items: '.[]'
+    pagination: {page_param: page, limit_param: n}
+    events: [{type: tasks.changed}]
+subscriptions:
+  - name: app
+    url: http://127.0.0.1:3000/hooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+`, noEnv)
+	d := Default()
+	if c.Listen != "127.0.0.1:8787" || c.Storage.Path != "./pollrelay-data" || c.Storage.Retention != 168*time.Hour ||
+		c.Log != (Log{Level: "info", Format: "json"}) || c.Delivery != (Delivery{ShutdownGrace: 10 * time.Second}) {
+		t.Errorf("top-level defaults = %+v", c)
+	}
+	if d.Listen != c.Listen {
+		t.Errorf("Default().Listen = %q", d.Listen)
+	}
+
+	s := c.Sources[0]
+	if s.Method != "GET" || s.Interval != 15*time.Second || s.Timeout != 10*time.Second ||
+		s.MaxBodyBytes != 10<<20 || s.MaxBackoff != 5*time.Minute || s.Concurrency != 4 ||
+		s.Settle != 1 || s.MaxDeleteRatio != 0.5 || s.ConfirmPolls != 3 || s.ID != ".id" || s.State != ".status" {
+		t.Errorf("source defaults = %+v", s)
+	}
+	if s.IDExpr == nil || s.IDExpr.String() != ".id" || s.StateExpr == nil || s.StateExpr.String() != ".status" ||
+		s.ItemsExpr == nil || s.ObjectExpr != nil {
+		t.Errorf("source expressions: items %v id %v state %v object %v", s.ItemsExpr, s.IDExpr, s.StateExpr, s.ObjectExpr)
+	}
+	if !s.DeletesEnabled() || s.IsWatch() || s.RateLimit != 0 || s.BodyBytes != nil {
+		t.Errorf("source: deletes %v watch %v rate %v body %q", s.DeletesEnabled(), s.IsWatch(), s.RateLimit, s.BodyBytes)
+	}
+	if pg := s.Pagination; pg.MaxPages != 100 || pg.Limit != 100 {
+		t.Errorf("pagination defaults = %+v", pg)
+	}
+	if r := s.Events[0]; r.On != "changed" || !r.FromMatch.MatchesAll() || !r.ToMatch.MatchesAll() || r.WhenExpr != nil {
+		t.Errorf("rule defaults = %+v", r)
+	}
+
+	sub := c.Subscriptions[0]
+	if sub.Method != "POST" || sub.Timeout != 15*time.Second || sub.Ordering != "resource" || sub.MaxInFlight != 16 ||
+		sub.PayloadExpr != nil || sub.SigScheme != (SigScheme{Scheme: "standard"}) {
+		t.Errorf("subscription defaults = %+v", sub)
+	}
+	if !slices.Equal(sub.Retry.Schedule, DefaultRetrySchedule) {
+		t.Errorf("retry schedule = %v", sub.Retry.Schedule)
+	}
+	sub.Retry.Schedule[0] = time.Hour
+	if DefaultRetrySchedule[0] != 5*time.Second {
+		t.Errorf("the default retry schedule was shared, not copied")
+	}
+}
+
+func TestExplicitValuesWin(t *testing.T) {
+	c := mustParse(t, `
+sources:
+  - name: fast
+    url: http://127.0.0.1:9000/fast
+    interval: 3s
+  - name: slow
+    url: http://127.0.0.1:9000/slow
+    interval: 2m
+    timeout: 1m
+subscriptions:
+  - name: app
+    url: http://127.0.0.1:3000/hooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    retry: {schedule: []}
+`, noEnv)
+	// The default timeout stays below a short interval.
+	if got := c.Sources[0].Timeout; got != 2*time.Second {
+		t.Errorf("default timeout with a 3s interval = %v, want 2s", got)
+	}
+	if got := c.Sources[1].Timeout; got != time.Minute {
+		t.Errorf("timeout = %v", got)
+	}
+	if s := c.Subscriptions[0].Retry.Schedule; s == nil || len(s) != 0 {
+		t.Errorf("schedule: [] = %#v, want empty (no retries)", s)
+	}
+}
+
+func TestDerivedFields(t *testing.T) {
+	c := mustParse(t, `
+sources:
+  - name: a
+    url: http://x/a
+    method: post
+    body: '{"raw": true}'
+    rate: 5/s
+    terminal: ready
+  - name: b
+    url: http://x/b
+    body: {q: [1, 2.5, "x<y"], ok: true}
+    rate: 300/m
+    terminal: [ready, 3, true, null, {code: 1}]
+    events:
+      - {type: t, from: 1, to: 'err*'}
+  - name: c
+    url: http://x/c
+    body: 42
+    rate: 1800/h
+subscriptions:
+  - name: one
+    url: http://x/one
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    signature: standard
+    payload: ' . '
+  - name: two
+    url: http://x/two
+    method: put
+    secret: [k1, k2]
+    signature: {scheme: hmac-sha256, header: X-Sig}
+    payload: '{type}'
+  - name: three
+    url: http://x/three
+    secret: tok
+    signature: {scheme: token, header: x-token}
+`, noEnv)
+	a, b, cc := c.Sources[0], c.Sources[1], c.Sources[2]
+	if a.Method != "POST" || string(a.BodyBytes) != `{"raw": true}` || a.RateLimit != 5 {
+		t.Errorf("a: method %q body %q rate %v", a.Method, a.BodyBytes, a.RateLimit)
+	}
+	if string(b.BodyBytes) != `{"ok":true,"q":[1,2.5,"x<y"]}` || b.RateLimit != 5 {
+		t.Errorf("b: body %s rate %v", b.BodyBytes, b.RateLimit)
+	}
+	if string(cc.BodyBytes) != "42" || cc.RateLimit != 0.5 {
+		t.Errorf("c: body %s rate %v", cc.BodyBytes, cc.RateLimit)
+	}
+	if got := raws(a.TerminalStates); !slices.Equal(got, []string{`"ready"`}) {
+		t.Errorf("a terminal = %v", got)
+	}
+	if got := raws(b.TerminalStates); !slices.Equal(got, []string{`"ready"`, "3", "true", "null", `{"code":1}`}) {
+		t.Errorf("b terminal = %v", got)
+	}
+	// Free-form fields keep the YAML value.
+	if !reflect.DeepEqual(b.Body, map[string]any{"q": []any{1, 2.5, "x<y"}, "ok": true}) {
+		t.Errorf("b body = %#v", b.Body)
+	}
+	r := b.Events[0]
+	if r.From != 1 || !r.FromMatch.Match(json.RawMessage("1")) || r.FromMatch.Match(json.RawMessage(`"1"`)) {
+		t.Errorf("from 1: %#v", r.From)
+	}
+	if !r.ToMatch.Match(json.RawMessage(`"errored"`)) || r.ToMatch.Match(json.RawMessage(`"ready"`)) {
+		t.Errorf("to err*: wrong matches")
+	}
+
+	one, two, three := c.Subscriptions[0], c.Subscriptions[1], c.Subscriptions[2]
+	if one.PayloadExpr != nil || one.SigScheme != (SigScheme{Scheme: "standard"}) {
+		t.Errorf("one: payload %v scheme %+v", one.PayloadExpr, one.SigScheme)
+	}
+	if two.Method != "PUT" || two.PayloadExpr == nil || !slices.Equal(two.Secrets, []string{"k1", "k2"}) ||
+		two.SigScheme != (SigScheme{Scheme: "hmac-sha256", Header: "X-Sig", Encoding: "hex"}) {
+		t.Errorf("two = %+v", two)
+	}
+	if !reflect.DeepEqual(two.Secret, []any{"k1", "k2"}) {
+		t.Errorf("two secret = %#v", two.Secret)
+	}
+	if three.SigScheme != (SigScheme{Scheme: "token", Header: "x-token"}) || !slices.Equal(three.Secrets, []string{"tok"}) {
+		t.Errorf("three = %+v", three)
+	}
+}
+
+func raws(rs []json.RawMessage) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func TestEnvExpansion(t *testing.T) {
+	lookup := env(map[string]string{
+		"HOST":     "api.example.com",
+		"TOKEN":    "t0k",
+		"INTERVAL": "30s",
+		"N":        "2",
+		"DELETES":  "false",
+		"EMPTY":    "",
+	})
+	c := mustParse(t, `
+sources:
+  - name: tasks
+    url: https://${HOST}/v1/tasks
+    headers: {Authorization: "Bearer ${TOKEN}", X-Literal: "$${TOKEN}", X-Unset: "a${UNSET}b", X-Empty: "${EMPTY}"}
+    interval: ${INTERVAL}
+    concurrency: ${N}
+    deletes: ${DELETES}
+    body: {filter: {owner: "${TOKEN}"}, tags: ["${HOST}", 1]}
+    state: '.status // "$x"'
+`, lookup)
+	s := c.Sources[0]
+	if s.URL != "https://api.example.com/v1/tasks" {
+		t.Errorf("url = %q", s.URL)
+	}
+	want := map[string]string{"Authorization": "Bearer t0k", "X-Literal": "${TOKEN}", "X-Unset": "ab", "X-Empty": ""}
+	if !reflect.DeepEqual(s.Headers, want) {
+		t.Errorf("headers = %q, want %q", s.Headers, want)
+	}
+	if s.Interval != 30*time.Second || s.Concurrency != 2 || s.DeletesEnabled() {
+		t.Errorf("interval %v concurrency %d deletes %v", s.Interval, s.Concurrency, s.DeletesEnabled())
+	}
+	if string(s.BodyBytes) != `{"filter":{"owner":"t0k"},"tags":["api.example.com",1]}` {
+		t.Errorf("body = %s", s.BodyBytes)
+	}
+	if s.State != `.status // "$x"` {
+		t.Errorf("state = %q: a lone $ must survive", s.State)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	yaml := `
+api_token: from-file
+storage: {path: /from/file}
+log: {level: info}
+sources:
+  - name: tasks
+    url: http://127.0.0.1:9000/tasks
+`
+	c := mustParse(t, yaml, env(map[string]string{
+		"POLLRELAY_API_TOKEN":                "from-env",
+		"POLLRELAY_STORAGE__PATH":            "/from/env",
+		"POLLRELAY_LOG__LEVEL":               "debug",
+		"POLLRELAY_DELIVERY__SHUTDOWN_GRACE": "1m",
+		"POLLRELAY_STORAGE__IN_MEMORY":       "true",
+		"POLLRELAY_LISTEN":                   ":9999",
+		// Not config keys: ignored rather than reported as unknown.
+		"POLLRELAY_CONFIG":  "/etc/pollrelay.yaml",
+		"POLLRELAY_SOURCES": "nope",
+		"POLLRELAY_STORAGE": "nope",
+	}))
+	if c.APIToken != "from-env" || c.Storage.Path != "/from/env" || c.Log.Level != "debug" ||
+		c.Delivery.ShutdownGrace != time.Minute || !c.Storage.InMemory || c.Listen != ":9999" {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+	if c.Log.Format != "json" {
+		t.Errorf("an override of log.level lost log.format: %q", c.Log.Format)
+	}
+
+	_, err := ParseWith([]byte(yaml), env(map[string]string{
+		"POLLRELAY_LOG__LEVEL":         "loud",
+		"POLLRELAY_STORAGE__RETENTION": "forever",
+	}))
+	want := []string{
+		"log.level: must be one of debug, info, warn, error (set by POLLRELAY_LOG__LEVEL)",
+		`storage.retention: invalid duration "forever" (set by POLLRELAY_STORAGE__RETENTION)`,
+	}
+	if got := problemsOf(t, err); !slices.Equal(got, want) {
+		t.Errorf("problems = %q, want %q", got, want)
+	}
+}
+
+func TestMapKeysWithDotsSurvive(t *testing.T) {
+	c := mustParse(t, `
+sources:
+  - name: tasks
+    url: http://127.0.0.1:9000/tasks
+    headers: {X-Api.Key: v1, a.b.c: v2}
+    body: {filter.status: ready, nested: {x.y: 1}}
+subscriptions:
+  - name: app
+    url: http://127.0.0.1:3000/hooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    headers: {X-Env.Name: prod}
+`, noEnv)
+	if want := map[string]string{"X-Api.Key": "v1", "a.b.c": "v2"}; !reflect.DeepEqual(c.Sources[0].Headers, want) {
+		t.Errorf("source headers = %q", c.Sources[0].Headers)
+	}
+	if got := string(c.Sources[0].BodyBytes); got != `{"filter.status":"ready","nested":{"x.y":1}}` {
+		t.Errorf("body = %s", got)
+	}
+	if want := map[string]string{"X-Env.Name": "prod"}; !reflect.DeepEqual(c.Subscriptions[0].Headers, want) {
+		t.Errorf("subscription headers = %q", c.Subscriptions[0].Headers)
+	}
+
+	_, err := ParseWith([]byte(`
+sources:
+  - name: tasks
+    url: http://127.0.0.1:9000/tasks
+    headers: {"Bad Header": v, "X-Ok": [1]}
+    intervall.x: 1
+`), noEnv)
+	want := []string{
+		`sources[0].headers.X-Ok: must be a string`,
+		`sources[0].headers["Bad Header"]: invalid header name`,
+		`sources[0]["intervall.x"]: unknown key`,
+	}
+	if got := problemsOf(t, err); !slices.Equal(got, want) {
+		t.Errorf("problems = %q, want %q", got, want)
+	}
+}
+
+func TestScalarCoercion(t *testing.T) {
+	c := mustParse(t, `
+sources:
+  - name: tasks
+    url: http://127.0.0.1:9000/tasks
+    headers: {X-Count: 5, X-Flag: true, X-Ratio: 0.5}
+    pagination: {next: .next, param: 123}
+  - name: watch
+    url: http://127.0.0.1:9000/tasks/{id}
+    ids: "a, b"
+subscriptions:
+  - name: app
+    url: http://127.0.0.1:3000/hooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    events: video.*
+`, noEnv)
+	s := c.Sources[0]
+	if want := map[string]string{"X-Count": "5", "X-Flag": "true", "X-Ratio": "0.5"}; !reflect.DeepEqual(s.Headers, want) {
+		t.Errorf("headers = %q", s.Headers)
+	}
+	if s.Pagination.Param != "123" {
+		t.Errorf("param = %q", s.Pagination.Param)
+	}
+	if got := c.Sources[1].IDs; !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("ids = %q", got)
+	}
+	if got := c.Subscriptions[0].Events; !slices.Equal(got, []string{"video.*"}) {
+		t.Errorf("events = %q", got)
+	}
+	_, err := ParseWith([]byte(`
+sources:
+  - name: w
+    url: http://127.0.0.1:9000/w/{id}
+    ids: "a, ,b"
+`), noEnv)
+	if want := []string{"sources[0].ids[1]: must not be empty"}; !slices.Equal(problemsOf(t, err), want) {
+		t.Errorf("problems = %q", problemsOf(t, err))
+	}
+}

@@ -1,0 +1,194 @@
+// Package config loads, normalises and validates pollrelay's YAML
+// configuration. Loading happens in four steps: defaults, parse (koanf: YAML,
+// ${ENV} expansion, POLLRELAY_ overrides), normalise, validate. Validation
+// collects every problem with its path so a user fixes a file in one pass.
+package config
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/pollrelay/pollrelay/jqexpr"
+)
+
+// Config is a loaded, validated configuration. Fields tagged koanf come from
+// the file; fields without a tag are derived by normalisation (compiled jq,
+// parsed durations and schemes) and are what the rest of pollrelay reads.
+type Config struct {
+	Listen        string         `koanf:"listen"`
+	APIToken      string         `koanf:"api_token"`
+	Storage       Storage        `koanf:"storage"`
+	Log           Log            `koanf:"log"`
+	Delivery      Delivery       `koanf:"delivery"`
+	Sources       []Source       `koanf:"sources"`
+	Subscriptions []Subscription `koanf:"subscriptions"`
+}
+
+// Storage says where Badger keeps its files.
+type Storage struct {
+	Path      string        `koanf:"path"`
+	InMemory  bool          `koanf:"in_memory"`
+	Retention time.Duration `koanf:"retention"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `koanf:"level"`  // debug | info | warn | error
+	Format string `koanf:"format"` // json | text
+}
+
+// Delivery holds settings shared by all subscriptions.
+type Delivery struct {
+	// AllowPrivateNetworks lets API-created subscriptions target private and
+	// loopback addresses. Config subscriptions may always do so.
+	AllowPrivateNetworks bool `koanf:"allow_private_networks"`
+	// ShutdownGrace is how long in-flight deliveries may finish on shutdown.
+	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+}
+
+// Source is one upstream endpoint to poll.
+type Source struct {
+	Name    string            `koanf:"name"`
+	URL     string            `koanf:"url"`
+	Method  string            `koanf:"method"`
+	Body    any               `koanf:"body"` // string sent as is; anything else as JSON
+	Headers map[string]string `koanf:"headers"`
+	Auth    *Auth             `koanf:"auth"`
+
+	Interval     time.Duration `koanf:"interval"`
+	Timeout      time.Duration `koanf:"timeout"`
+	Rate         string        `koanf:"rate"` // "5/s", "300/m"; empty = unlimited
+	Concurrency  int           `koanf:"concurrency"`
+	MaxBackoff   time.Duration `koanf:"max_backoff"`
+	MaxBodyBytes int64         `koanf:"max_body_bytes"`
+
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+
+	Items  string `koanf:"items"`
+	ID     string `koanf:"id"`
+	State  string `koanf:"state"`
+	Object string `koanf:"object"`
+
+	Pagination *Pagination `koanf:"pagination"`
+
+	EmitExisting   bool    `koanf:"emit_existing"`
+	Deletes        *bool   `koanf:"deletes"`
+	Settle         int     `koanf:"settle"`
+	MaxDeleteRatio float64 `koanf:"max_delete_ratio"`
+	ConfirmPolls   int     `koanf:"confirm_polls"`
+
+	Events []Rule `koanf:"events"`
+
+	// Watch sources: the URL holds {id}; one request per watched id.
+	Terminal  []any         `koanf:"terminal"`
+	WatchTTL  time.Duration `koanf:"watch_ttl"`
+	IDs       []string      `koanf:"ids"`
+	WatchFrom string        `koanf:"watch_from"`
+
+	// Derived by normalisation.
+	ItemsExpr  *jqexpr.Expr `koanf:"-"`
+	IDExpr     *jqexpr.Expr `koanf:"-"`
+	StateExpr  *jqexpr.Expr `koanf:"-"`
+	ObjectExpr *jqexpr.Expr `koanf:"-"`
+	// BodyBytes is Body encoded for the request; nil without a body.
+	BodyBytes []byte `koanf:"-"`
+	// RateLimit and RateBurst are Rate parsed; RateLimit 0 = unlimited.
+	RateLimit float64 `koanf:"-"` // requests per second
+	// TerminalStates holds Terminal as canonical JSON.
+	TerminalStates []json.RawMessage `koanf:"-"`
+}
+
+// IsWatch reports whether the source polls one URL per watched id.
+func (s *Source) IsWatch() bool { return containsIDPlaceholder(s.URL) }
+
+// DeletesEnabled reports whether items missing from a complete listing are
+// deleted (default true).
+func (s *Source) DeletesEnabled() bool { return s.Deletes == nil || *s.Deletes }
+
+// Auth adds credentials to upstream requests.
+type Auth struct {
+	Bearer string     `koanf:"bearer"`
+	Basic  *BasicAuth `koanf:"basic"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username string `koanf:"username"`
+	Password string `koanf:"password"`
+}
+
+// Pagination selects one way of fetching further pages.
+type Pagination struct {
+	Next        string `koanf:"next"`  // jq: value sent back as query param Param
+	Param       string `koanf:"param"` // query parameter for Next
+	NextURL     string `koanf:"next_url"`
+	LinkHeader  bool   `koanf:"link_header"`
+	PageParam   string `koanf:"page_param"`
+	OffsetParam string `koanf:"offset_param"`
+	LimitParam  string `koanf:"limit_param"`
+	Limit       int    `koanf:"limit"`
+	MaxPages    int    `koanf:"max_pages"`
+
+	NextExpr    *jqexpr.Expr `koanf:"-"`
+	NextURLExpr *jqexpr.Expr `koanf:"-"`
+}
+
+// Rule turns a transition into an event when it matches.
+type Rule struct {
+	Type  string        `koanf:"type"`  // template: {source} {previous} {current}
+	On    string        `koanf:"on"`    // changed | created | deleted | stalled
+	From  any           `koanf:"from"`  // value, list of values or glob; nil = any
+	To    any           `koanf:"to"`    // likewise
+	When  string        `koanf:"when"`  // jq over the event's data; truthy = fire
+	State any           `koanf:"state"` // stalled: the state(s) watched
+	After time.Duration `koanf:"after"` // stalled: how long before firing
+
+	// Derived by normalisation.
+	FromMatch  Matcher      `koanf:"-"`
+	ToMatch    Matcher      `koanf:"-"`
+	StateMatch Matcher      `koanf:"-"`
+	WhenExpr   *jqexpr.Expr `koanf:"-"`
+}
+
+// Subscription is an application endpoint receiving webhooks.
+type Subscription struct {
+	Name        string            `koanf:"name"`
+	URL         string            `koanf:"url"`
+	Method      string            `koanf:"method"`
+	Events      []string          `koanf:"events"` // globs over event types; empty = all
+	Secret      any               `koanf:"secret"` // string or list of strings
+	Signature   any               `koanf:"signature"`
+	Headers     map[string]string `koanf:"headers"`
+	Payload     string            `koanf:"payload"`
+	Timeout     time.Duration     `koanf:"timeout"`
+	Retry       Retry             `koanf:"retry"`
+	Ordering    string            `koanf:"ordering"` // resource | none
+	MaxInFlight int               `koanf:"max_in_flight"`
+
+	DisableAfter       time.Duration `koanf:"disable_after"`
+	InsecureSkipVerify bool          `koanf:"insecure_skip_verify"`
+
+	// Derived by normalisation.
+	Secrets     []string     `koanf:"-"`
+	SigScheme   SigScheme    `koanf:"-"`
+	PayloadExpr *jqexpr.Expr `koanf:"-"` // nil for '.' (the default envelope)
+}
+
+// Retry is a subscription's retry policy.
+type Retry struct {
+	// Schedule is the delay before each retry, after the immediate try.
+	Schedule []time.Duration `koanf:"schedule"`
+}
+
+// SigScheme is a normalised `signature:` setting.
+type SigScheme struct {
+	Scheme   string // standard | hmac-sha256 | token
+	Header   string // hmac-sha256 and token: header name
+	Encoding string // hmac-sha256: hex | base64
+}
+
+// DefaultRetrySchedule is used when a subscription sets none.
+var DefaultRetrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}

@@ -1,0 +1,438 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+// nameRE is what source and subscription names may contain: they appear in
+// metric labels, event types and API paths.
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// placeholderRE finds `{…}` in an event type template.
+var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+
+// validate checks ranges and cross-field rules on a normalised config.
+func validate(c *Config, p *problems) {
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
+		p.add("listen", "must be host:port, e.g. 127.0.0.1:8787")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "must be one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		p.add("log.format", "must be json or text")
+	}
+	if !c.Storage.InMemory && strings.TrimSpace(c.Storage.Path) == "" {
+		p.add("storage.path", "required unless in_memory is true")
+	}
+	if c.Storage.Retention < 0 {
+		p.add("storage.retention", "must not be negative")
+	}
+	if c.Delivery.ShutdownGrace < 0 {
+		p.add("delivery.shutdown_grace", "must not be negative")
+	}
+
+	if len(c.Sources) == 0 {
+		p.add("sources", "at least one source is required")
+	}
+	seen := map[string]bool{}
+	for i := range c.Sources {
+		validateSource(c, i, seen, p)
+	}
+	seen = map[string]bool{}
+	for i := range c.Subscriptions {
+		validateSubscription(&c.Subscriptions[i], fmt.Sprintf("subscriptions[%d]", i), seen, p)
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
+	s := &c.Sources[i]
+	path := fmt.Sprintf("sources[%d]", i)
+	checkName(path+".name", s.Name, seen, p)
+	// {id} is filled in per request; braces are not valid in a host.
+	checkURL(path+".url", strings.ReplaceAll(s.URL, "{id}", "id"), p)
+	switch s.Method {
+	case "GET", "POST", "PUT":
+	default:
+		p.add(path+".method", "must be GET, POST or PUT")
+	}
+	checkHeaders(path+".headers", s.Headers, p)
+	if a := s.Auth; a != nil {
+		if a.Bearer == "" && a.Basic == nil {
+			p.add(path+".auth", "set bearer or basic")
+		}
+		if a.Bearer != "" && a.Basic != nil {
+			p.add(path+".auth", "choose bearer or basic, not both")
+		}
+		if a.Basic != nil && a.Basic.Username == "" {
+			p.add(path+".auth.basic.username", "required")
+		}
+	}
+
+	if s.Interval < time.Second {
+		p.add(path+".interval", "must be at least 1s")
+	}
+	switch {
+	case s.Timeout <= 0:
+		p.add(path+".timeout", "must be more than 0")
+	case s.Interval >= time.Second && s.Timeout >= s.Interval:
+		p.add(path+".timeout", "must be less than interval (%s)", fmtDuration(s.Interval))
+	}
+	atLeastOne(path+".concurrency", s.Concurrency, p)
+	atLeastOne(path+".settle", s.Settle, p)
+	atLeastOne(path+".confirm_polls", s.ConfirmPolls, p)
+	if !(s.MaxDeleteRatio > 0 && s.MaxDeleteRatio <= 1) {
+		p.add(path+".max_delete_ratio", "must be more than 0 and at most 1")
+	}
+	if s.MaxBackoff <= 0 {
+		p.add(path+".max_backoff", "must be more than 0")
+	}
+	if s.MaxBodyBytes <= 0 {
+		p.add(path+".max_body_bytes", "must be more than 0")
+	}
+
+	if s.Pagination != nil {
+		validatePagination(path+".pagination", s.Pagination, p)
+	}
+	validateWatch(c, i, path, p)
+	for j := range s.Events {
+		validateRule(&s.Events[j], fmt.Sprintf("%s.events[%d]", path, j), p)
+	}
+}
+
+func validatePagination(path string, pg *Pagination, p *problems) {
+	styles := 0
+	for _, set := range []bool{pg.Next != "", pg.NextURL != "", pg.LinkHeader, pg.PageParam != "", pg.OffsetParam != ""} {
+		if set {
+			styles++
+		}
+	}
+	if styles != 1 {
+		p.add(path, "choose one of next, next_url, link_header, page_param, offset_param")
+	}
+	if pg.Next != "" && pg.Param == "" {
+		p.add(path+".param", "required with next")
+	}
+	if pg.Next == "" && pg.Param != "" {
+		p.add(path+".param", "only valid with next")
+	}
+	if pg.LimitParam == "" {
+		if pg.PageParam != "" {
+			p.add(path+".limit_param", "required with page_param")
+		} else if pg.OffsetParam != "" {
+			p.add(path+".limit_param", "required with offset_param")
+		}
+		if pg.Limit != 0 {
+			p.add(path+".limit", "only valid with limit_param")
+		}
+	} else {
+		atLeastOne(path+".limit", pg.Limit, p)
+	}
+	atLeastOne(path+".max_pages", pg.MaxPages, p)
+}
+
+// validateWatch checks the fields that only make sense on one kind of
+// source: a watch source (URL with {id}) fetches one item per request.
+func validateWatch(c *Config, i int, path string, p *problems) {
+	s := &c.Sources[i]
+	if s.WatchTTL < 0 {
+		p.add(path+".watch_ttl", "must not be negative")
+	}
+	for j, id := range s.IDs {
+		if strings.TrimSpace(id) == "" {
+			p.add(fmt.Sprintf("%s.ids[%d]", path, j), "must not be empty")
+		}
+	}
+	if s.IsWatch() {
+		if s.Items != "" {
+			p.add(path+".items", "not allowed on a watch source (its URL has {id})")
+		}
+		if s.Pagination != nil {
+			p.add(path+".pagination", "not allowed on a watch source (its URL has {id})")
+		}
+	} else {
+		const msg = "only valid on a watch source (a URL with {id})"
+		if len(s.IDs) > 0 {
+			p.add(path+".ids", msg)
+		}
+		if s.WatchTTL != 0 {
+			p.add(path+".watch_ttl", msg)
+		}
+		if s.WatchFrom != "" {
+			p.add(path+".watch_from", msg)
+		}
+	}
+	if s.WatchFrom == "" || !s.IsWatch() {
+		return
+	}
+	if s.WatchFrom == s.Name {
+		p.add(path+".watch_from", "must name another source")
+		return
+	}
+	for j := range c.Sources {
+		if c.Sources[j].Name != s.WatchFrom {
+			continue
+		}
+		if c.Sources[j].IsWatch() {
+			p.add(path+".watch_from", "%q is a watch source; name a list source", s.WatchFrom)
+		}
+		return
+	}
+	p.add(path+".watch_from", "no source named %q", s.WatchFrom)
+}
+
+func validateRule(r *Rule, path string, p *problems) {
+	if strings.TrimSpace(r.Type) == "" {
+		p.add(path+".type", "required")
+	}
+	for _, ph := range placeholderRE.FindAllString(r.Type, -1) {
+		switch ph {
+		case "{source}", "{previous}", "{current}", "{kind}":
+		default:
+			p.add(path+".type", "unknown placeholder %s (want {source}, {previous}, {current} or {kind})", ph)
+		}
+	}
+	switch r.On {
+	case event.Changed, event.Created, event.Deleted:
+		if r.State != nil {
+			p.add(path+".state", "only valid with on: stalled")
+		}
+		if r.After != 0 {
+			p.add(path+".after", "only valid with on: stalled")
+		}
+	case event.Stalled:
+		if r.State == nil {
+			p.add(path+".state", "required with on: stalled")
+		}
+		if r.After <= 0 {
+			p.add(path+".after", "must be more than 0 with on: stalled")
+		}
+	default:
+		p.add(path+".on", "must be one of changed, created, deleted, stalled")
+	}
+}
+
+func validateSubscription(s *Subscription, path string, seen map[string]bool, p *problems) {
+	checkName(path+".name", s.Name, seen, p)
+	checkURL(path+".url", s.URL, p)
+	switch s.Method {
+	case "POST", "PUT":
+	default:
+		p.add(path+".method", "must be POST or PUT")
+	}
+	for j, g := range s.Events {
+		ep := fmt.Sprintf("%s.events[%d]", path, j)
+		if strings.TrimSpace(g) == "" {
+			p.add(ep, "must not be empty")
+		} else if !validGlob(g) {
+			p.add(ep, "bad glob %q", g)
+		}
+	}
+	checkHeaders(path+".headers", s.Headers, p)
+	validateSecrets(s, path, p)
+	if s.Timeout <= 0 {
+		p.add(path+".timeout", "must be more than 0")
+	}
+	if len(s.Retry.Schedule) > maxRetrySchedule {
+		p.add(path+".retry.schedule", "at most %d entries", maxRetrySchedule)
+	}
+	for j, d := range s.Retry.Schedule {
+		if d <= 0 {
+			p.add(fmt.Sprintf("%s.retry.schedule[%d]", path, j), "must be more than 0")
+		}
+	}
+	switch s.Ordering {
+	case "resource", "none":
+	default:
+		p.add(path+".ordering", "must be resource or none")
+	}
+	atLeastOne(path+".max_in_flight", s.MaxInFlight, p)
+	if s.DisableAfter < 0 {
+		p.add(path+".disable_after", "must not be negative")
+	}
+}
+
+// validateSecrets checks each secret against the signature scheme, then
+// builds a signer: the notifier does the same at startup, and a secret the
+// config accepted but the signer refused would fail every delivery.
+// Messages never quote a secret.
+func validateSecrets(s *Subscription, path string, p *problems) {
+	sp := path + ".secret"
+	if len(s.Secrets) == 0 {
+		p.add(sp, "required")
+		return
+	}
+	_, single := s.Secret.(string)
+	secretPath := func(j int) string {
+		if single {
+			return sp
+		}
+		return fmt.Sprintf("%s[%d]", sp, j)
+	}
+	before := len(p.list)
+	for j, sec := range s.Secrets {
+		switch {
+		case sec == "":
+			p.add(secretPath(j), "must not be empty")
+		case s.SigScheme.Scheme == signature.SchemeStandard && !standardSecret(sec):
+			p.add(secretPath(j), "must be whsec_<base64> or whsk_<base64>")
+		}
+	}
+	if len(p.list) != before || p.hasUnder(sp) || p.hasUnder(path+".signature") {
+		return
+	}
+	_, err := signature.NewSigner(signature.Scheme{
+		Name:     s.SigScheme.Scheme,
+		Header:   s.SigScheme.Header,
+		Encoding: s.SigScheme.Encoding,
+	}, s.Secrets)
+	if err == nil {
+		return
+	}
+	msg := strings.TrimPrefix(err.Error(), "signature: ")
+	if rest, ok := strings.CutPrefix(msg, "secret["); ok {
+		if n, tail, ok := strings.Cut(rest, "]: "); ok {
+			if j, convErr := strconv.Atoi(n); convErr == nil {
+				p.add(secretPath(j), "%s", tail)
+				return
+			}
+		}
+	}
+	p.add(path+".signature", "%s", msg)
+}
+
+// standardSecret reports whether sec is whsec_ or whsk_ followed by
+// non-empty padded standard base64, as Standard Webhooks libraries expect.
+func standardSecret(sec string) bool {
+	for _, prefix := range []string{signature.PrefixSecret, signature.PrefixSigningKey} {
+		if b64, ok := strings.CutPrefix(sec, prefix); ok {
+			raw, err := base64.StdEncoding.DecodeString(b64)
+			return err == nil && len(raw) > 0
+		}
+	}
+	return false
+}
+
+// hasUnder reports whether a problem was recorded at path or below it.
+func (p *problems) hasUnder(path string) bool {
+	for _, b := range p.badPaths {
+		if b == path || strings.HasPrefix(b, path+".") || strings.HasPrefix(b, path+"[") {
+			return true
+		}
+	}
+	for _, l := range p.list {
+		if strings.HasPrefix(l, path+": ") || strings.HasPrefix(l, path+".") || strings.HasPrefix(l, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func checkName(path, name string, seen map[string]bool, p *problems) {
+	switch {
+	case name == "":
+		p.add(path, "required")
+	case !nameRE.MatchString(name):
+		p.add(path, "must contain only a-z, 0-9, _ and -")
+	case seen[name]:
+		p.add(path, "duplicate %q", name)
+	default:
+		seen[name] = true
+	}
+}
+
+// checkURL requires an absolute http(s) URL. The URL is never quoted: it
+// may carry credentials.
+func checkURL(path, raw string, p *problems) {
+	if strings.TrimSpace(raw) == "" {
+		p.add(path, "required")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		p.add(path, "must be an absolute http or https URL")
+	}
+}
+
+// checkHeaders rejects header names and values net/http would refuse to
+// send, so a typo fails at load rather than on every request. Values are
+// never quoted: they often hold tokens.
+func checkHeaders(path string, h map[string]string, p *problems) {
+	for _, k := range sortedKeys(toAny(h)) {
+		kp := joinKey(path, k)
+		if !validHeaderName(k) {
+			p.add(kp, "invalid header name")
+		}
+		if strings.ContainsAny(h[k], "\r\n\x00") {
+			p.add(kp, "must not contain a line break or NUL")
+		}
+	}
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func atLeastOne(path string, n int, p *problems) {
+	if n < 1 {
+		p.add(path, "must be at least 1")
+	}
+}
+
+// fmtDuration drops zero trailing units: 1m rather than 1m0s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// validGlob reports whether g is a pattern path.Match accepts.
+func validGlob(g string) bool {
+	_, err := path.Match(g, "")
+	return err == nil
+}

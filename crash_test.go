@@ -1,0 +1,294 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds the pollrelay binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pollrelay-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pollrelay")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// process runs the real binary and can SIGKILL and restart it.
+type process struct {
+	mu   sync.Mutex
+	t    *testing.T
+	bin  string
+	args []string
+	log  *os.File
+	cmd  *exec.Cmd
+	exit chan error
+}
+
+func startProcess(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "pollrelay.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{t: t, bin: bin, args: args, log: f}
+	p.start()
+	t.Cleanup(func() {
+		p.kill()
+		f.Close()
+		if t.Failed() {
+			if out, err := os.ReadFile(f.Name()); err == nil {
+				t.Logf("pollrelay output (last 8 KiB):\n%s", tail(out, 8<<10))
+			}
+		}
+	})
+	return p
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func (p *process) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cmd = exec.Command(p.bin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.exit = make(chan error, 1)
+	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(p.cmd, p.exit)
+}
+
+func (p *process) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exit
+	p.cmd = nil
+}
+
+// TestCrashLosesNothing SIGKILLs the real binary again and again while the
+// upstream changes. The upstream only moves on once every transition of a
+// step has been received, so the expected set is exact: each must arrive,
+// nothing else may, and repeats must carry the original webhook-id.
+func TestCrashLosesNothing(t *testing.T) {
+	bin := binary(t)
+	const nItems, steps, perStep = 30, 25, 6
+	items := map[string]string{}
+	for i := range nItems {
+		items[fmt.Sprintf("t%02d", i)] = "s0"
+	}
+	up := newUpstream(t, items)
+	secret := signature.NewSecret()
+	rc := newReceiver(t, secret)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rngMu sync.Mutex
+	rc.fail = func(delivery, int) int {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		if rng.IntN(10) == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := fmt.Sprintf(`
+listen: 127.0.0.1:0
+storage: {path: %q}
+log: {level: info, format: text}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1s
+    timeout: 900ms
+    items: '.data[]'
+subscriptions:
+  - name: app
+    url: %s/hook
+    secret: %s
+    timeout: 2s
+    retry: {schedule: [50ms, 100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s, 1s, 1s]}
+`, filepath.Join(t.TempDir(), "data"), up.srv.URL, rc.srv.URL, secret)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, bin, "run", "--config", cfgPath)
+	// A second request means the first poll, the baseline, was committed:
+	// polls of one source never overlap. Changes before that would be
+	// part of the baseline and fire nothing.
+	waitFor(t, 20*time.Second, func() bool { return up.requests() >= 2 })
+
+	// The killer SIGKILLs and restarts pollrelay at random instants.
+	stopKiller := make(chan struct{})
+	killerDone := make(chan int, 1)
+	var stopOnce sync.Once
+	stop := func() int {
+		stopOnce.Do(func() { close(stopKiller) })
+		return <-killerDone
+	}
+	t.Cleanup(func() { stop() })
+	go func() {
+		kills := 0
+		r := rand.New(rand.NewPCG(3, 4))
+		for {
+			select {
+			case <-stopKiller:
+				killerDone <- kills
+				return
+			case <-time.After(time.Duration(100+r.IntN(500)) * time.Millisecond):
+			}
+			p.kill()
+			kills++
+			p.start()
+		}
+	}()
+
+	type transition struct{ id, from, to string }
+	expected := map[transition]bool{}
+	received := map[transition]map[string]int{} // → webhook-ids seen, with counts
+	total := 0
+	record := func(d delivery) {
+		if d.Status >= 300 {
+			return
+		}
+		total++
+		tr := transition{d.Env.Data.ID, text(d.Env.Data.Previous), text(d.Env.Data.Current)}
+		if received[tr] == nil {
+			received[tr] = map[string]int{}
+		}
+		received[tr][d.ID]++
+	}
+	for step := 1; step <= steps; step++ {
+		var want []transition
+		up.set(func(m map[string]string) {
+			for _, i := range rng.Perm(nItems)[:perStep] {
+				id := fmt.Sprintf("t%02d", i)
+				var n int
+				fmt.Sscanf(m[id], "s%d", &n)
+				next := fmt.Sprintf("s%d", n+1)
+				want = append(want, transition{id, m[id], next})
+				m[id] = next
+			}
+		})
+		for _, tr := range want {
+			expected[tr] = true
+		}
+		deadline := time.After(60 * time.Second)
+		for !allReceived(want, received) {
+			select {
+			case d := <-rc.got:
+				record(d)
+			case <-deadline:
+				t.Fatalf("step %d: transitions not delivered within 60s: %v", step, missing(want, received))
+			}
+		}
+	}
+	kills := stop()
+	killerDone <- kills
+	// Drain what is still in flight so late duplicates are checked too.
+	for quiet := false; !quiet; {
+		select {
+		case d := <-rc.got:
+			record(d)
+		case <-time.After(500 * time.Millisecond):
+			quiet = true
+		}
+	}
+
+	dups := 0
+	for tr, ids := range received {
+		if !expected[tr] {
+			t.Errorf("invented transition %v (webhook-ids %v)", tr, ids)
+		}
+		if len(ids) > 1 {
+			t.Errorf("transition %v delivered under %d webhook-ids: %v", tr, len(ids), ids)
+		}
+		for _, n := range ids {
+			dups += n - 1
+		}
+	}
+	t.Logf("kills=%d expected=%d delivered=%d (2xx) duplicates=%d (same webhook-id) invented=0 lost=0", kills, len(expected), total, dups)
+	if kills < 10 {
+		t.Errorf("only %d kills; the test should crash pollrelay at least 10 times", kills)
+	}
+}
+
+// waitFor polls cond until it holds or the timeout ends the test.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func allReceived[T comparable](want []T, got map[T]map[string]int) bool {
+	for _, w := range want {
+		if len(got[w]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func missing[T comparable](want []T, got map[T]map[string]int) []T {
+	var out []T
+	for _, w := range want {
+		if len(got[w]) == 0 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// text renders a JSON state like the receiver would show it.
+func text(r []byte) string {
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		return s
+	}
+	return string(r)
+}
