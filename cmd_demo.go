@@ -121,4 +121,3 @@ func serve(h http.Handler) (*server, error) {
 }
 
 func (s *server) Close() { s.srv.Close() }
-
