@@ -18,6 +18,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/store"
 )
 
 // upstream is a task API whose items the test changes.
@@ -197,6 +198,28 @@ func pollNow(t *testing.T, b *Bridge, source string) {
 	if err := b.poller.PollNow(ctx, source); err != nil {
 		t.Fatalf("poll %s: %v", source, err)
 	}
+}
+
+// waitDelivered waits until the outbox is empty and no delivery is queued:
+// every event so far has been fanned out and delivered (or is dead).
+func waitDelivered(t *testing.T, b *Bridge) {
+	t.Helper()
+	waitFor(t, 15*time.Second, func() bool {
+		idle := false
+		err := b.st.View(func(tx *store.Txn) error {
+			ids, err := tx.Outbox(1)
+			if err != nil || len(ids) > 0 {
+				return err
+			}
+			_, queued, err := tx.NextDue()
+			idle = !queued
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idle
+	})
 }
 
 func TestEndToEnd(t *testing.T) {
