@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"io"
 	"log/slog"
 	"net/http"
@@ -286,5 +287,57 @@ func TestRecipeGlossi(t *testing.T) {
 	}
 	if len(names[0]) != 0 {
 		t.Errorf("the baseline fired %v", names[0])
+	}
+}
+
+func TestRecipeCSM(t *testing.T) {
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runRecipe(t, recipe{
+		vendor:  "csm",
+		env:     map[string]string{"CSM_API_KEY": "csm_test", "WEBHOOK_SECRET": secret},
+		headers: []string{"webhook-signature"},
+		signed:  []string{"webhook-signature"},
+		check: func(t *testing.T, c captured) {
+			if err := wh.Verify(c.raw, c.header); err != nil {
+				t.Errorf("signature: %v", err)
+			}
+			var m struct {
+				Type    string                     `json:"type"`
+				Payload map[string]json.RawMessage `json:"payload"`
+			}
+			if err := json.Unmarshal(c.raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Type != "session_status_changed" {
+				t.Errorf("type %q", m.Type)
+			}
+			for _, f := range []string{"session_id", "user_id", "session_type", "old_status", "new_status", "timestamp", "session_data"} {
+				if _, ok := m.Payload[f]; !ok {
+					t.Errorf("payload.%s missing", f)
+				}
+			}
+			if bytes.Contains(c.raw, []byte("input_image_embedding")) {
+				t.Errorf("input_image_embedding was not stripped: %s", c.raw)
+			}
+		},
+	})
+	var transitions []string
+	for _, c := range got {
+		var m struct {
+			Payload struct {
+				OldStatus string `json:"old_status"`
+				NewStatus string `json:"new_status"`
+			} `json:"payload"`
+		}
+		json.Unmarshal(c.Body, &m)
+		transitions = append(transitions, fmt.Sprintf("%d:%s→%s", c.Step, m.Payload.OldStatus, m.Payload.NewStatus))
+	}
+	sort.Strings(transitions)
+	if want := "[1:incomplete→complete 2:incomplete→complete 2:incomplete→failed]"; fmt.Sprint(transitions) != want {
+		t.Errorf("transitions %v, want %s", transitions, want)
 	}
 }
