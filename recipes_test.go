@@ -341,3 +341,38 @@ func TestRecipeCSM(t *testing.T) {
 		t.Errorf("transitions %v, want %s", transitions, want)
 	}
 }
+
+func TestRecipeDAM(t *testing.T) {
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runRecipe(t, recipe{
+		vendor:  "dam",
+		env:     map[string]string{"DAM_API_KEY": "dam_test", "WEBHOOK_SECRET": secret},
+		headers: []string{"X-Webhook-Name", "X-Project-Id", "webhook-signature"},
+		signed:  []string{"webhook-signature"},
+		check: func(t *testing.T, c captured) {
+			if err := wh.Verify(c.raw, c.header); err != nil {
+				t.Errorf("signature: %v", err)
+			}
+			if c.Method != http.MethodPut {
+				t.Errorf("method %s, want the webhook's http_method PUT", c.Method)
+			}
+			if c.header.Get("X-Webhook-Name") != "Sample Webhook" || c.header.Get("X-Project-Id") != "GsrwPNm6nJ7CKRYnQZl6" {
+				t.Errorf("webhook_headers missing: %v", c.header)
+			}
+		},
+	})
+	names := eventNames(got, "type")
+	want := map[int][]string{
+		1: {"ASSET_EDITED_METADATA", "ASSET_FINISHED_INGEST", "COLLECTION_CREATED"},
+		2: {"ASSET_ADDED", "ASSET_REMOVED"},
+	}
+	for step, w := range want {
+		if fmt.Sprint(names[step]) != fmt.Sprint(w) {
+			t.Errorf("step %d: events %v, want %v", step, names[step], w)
+		}
+	}
+}
