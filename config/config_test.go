@@ -133,6 +133,10 @@ var invalidCases = map[string][]string{
 		"subscriptions[0].ordering: must be resource or none",
 		"subscriptions[0].timeout: must be more than 0",
 	},
+	"invalid-retry-every.yaml": {
+		"subscriptions[0].retry: set either schedule or every/for, not both",
+		"subscriptions[1].retry: every must be more than 0 and for at least every",
+	},
 	"invalid-watch.yaml": {
 		"sources[0].watch_ttl: only valid on a watch source (a URL with {id})",
 		"sources[1].items: not allowed on a watch source (its URL has {id})",
@@ -397,4 +401,19 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRetryEveryExpands(t *testing.T) {
+	cfg, err := ParseWith([]byte(`
+sources: [{name: s, url: "http://127.0.0.1:9000/s"}]
+subscriptions:
+  - {name: app, url: "http://127.0.0.1:3000/h", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", retry: {every: 30m, for: 24h}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Subscriptions[0].Retry.Schedule
+	if len(s) != 48 || s[0] != 30*time.Minute || s[47] != 30*time.Minute {
+		t.Errorf("every 30m for 24h: got %d entries %v", len(s), s)
+	}
 }

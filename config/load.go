@@ -25,7 +25,7 @@ const (
 	defaultSourceTimeout = 10 * time.Second
 	defaultMaxPages      = 100
 	defaultPageLimit     = 100
-	maxRetrySchedule     = 20
+	maxRetrySchedule     = 100
 )
 
 // Default returns the configuration every file starts from: a key the file

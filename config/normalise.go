@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
@@ -157,7 +158,18 @@ func parseRate(s string) (float64, bool) {
 
 func normaliseSubscription(s *Subscription, path string, p *problems) {
 	s.Method = strings.ToUpper(strings.TrimSpace(s.Method))
-	if s.Retry.Schedule == nil {
+	switch {
+	case s.Retry.Every > 0 || s.Retry.For > 0:
+		if s.Retry.Schedule != nil {
+			p.add(path+".retry", "set either schedule or every/for, not both")
+		} else if s.Retry.Every <= 0 || s.Retry.For < s.Retry.Every {
+			p.add(path+".retry", "every must be more than 0 and for at least every")
+		} else if n := int(s.Retry.For / s.Retry.Every); n > maxRetrySchedule {
+			p.add(path+".retry", "every/for make %d retries; at most %d", n, maxRetrySchedule)
+		} else {
+			s.Retry.Schedule = slices.Repeat([]time.Duration{s.Retry.Every}, n)
+		}
+	case s.Retry.Schedule == nil:
 		// Absent: the default. An explicit `schedule: []` means no retries.
 		s.Retry.Schedule = slices.Clone(DefaultRetrySchedule)
 	}

@@ -178,6 +178,11 @@ type Subscription struct {
 type Retry struct {
 	// Schedule is the delay before each retry, after the immediate try.
 	Schedule []time.Duration `koanf:"schedule"`
+	// Every and For are a shorthand for a flat schedule, as vendors often
+	// document it ("every 30 minutes for 24 hours"): For/Every retries,
+	// Every apart. Normalisation expands them into Schedule.
+	Every time.Duration `koanf:"every"`
+	For   time.Duration `koanf:"for"`
 }
 
 // SigScheme is a normalised `signature:` setting.
