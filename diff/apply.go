@@ -1,8 +1,11 @@
 package diff
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -22,18 +25,61 @@ type Result struct {
 	HeldDeletes int
 	// RuleErrors are `when` evaluation failures; the poll still succeeded.
 	RuleErrors []error
+	// WatchesAdded counts watches added by watch_from, by watch source.
+	WatchesAdded map[string]int
+}
+
+// Validators are a response's ETag and Last-Modified, and the source
+// configuration they were received under (see store.SourceState).
+type Validators struct {
+	ETag, LastModified, For string
+}
+
+// Poll is one successful poll of a list or single-object source.
+type Poll struct {
+	Observations []Observation
+	// Complete is true when every page was fetched and parsed; false when
+	// max_pages cut the listing short, which updates what was seen but
+	// deletes nothing.
+	Complete bool
+	Now      time.Time
+	// Validators are stored only when the result is fully stored: with a
+	// state still settling or deletes held back, the next poll must see the
+	// body again, so a 304 can't stand in for it.
+	Validators Validators
+	// Watchers are the watch sources whose watch_from names this source:
+	// every item that enters a non-terminal state is watched by each, in
+	// the same transaction as the item's change.
+	Watchers []*config.Source
+	// Replay re-observes the stored items instead of Observations: the
+	// upstream answered 304 Not Modified, so only stalled rules can fire.
+	Replay bool
 }
 
 // Apply compares a poll's observations with the stored items of src and
-// writes the outcome. Each item's new record and the events it causes are
-// committed in one transaction, so a crash never separates a state change
-// from its events; the source's baseline flag is written last, so a crash
-// in the middle of a baseline repeats the baseline rather than inventing
-// `created` events.
-func Apply(ctx context.Context, st *store.Store, src *config.Source, obs []Observation, complete bool, now time.Time) (Result, error) {
+// writes the outcome. Each item's new record, the events it causes and the
+// watches it starts are committed in one transaction, so a crash never
+// separates a state change from its events; the source's state (baseline
+// flag, validators) is written last, so a crash in the middle of a baseline
+// repeats the baseline rather than inventing `created` events.
+//
+// A conflict with a concurrent writer (the API adding a watch that
+// watch_from also adds) redoes the work from a fresh read: what committed
+// before the conflict is then part of the stored state.
+func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := apply(ctx, st, src, p)
+		if err == nil || !store.IsConflict(err) || attempt == 3 {
+			return res, err
+		}
+	}
+}
+
+func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
 	var res Result
 	var ss store.SourceState
 	prev := map[string]*store.Item{}
+	var order []string
 	err := st.View(func(t *store.Txn) error {
 		var err error
 		if ss, err = t.SourceState(src.Name); err != nil {
@@ -41,11 +87,21 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, obs []Obser
 		}
 		return t.Items(src.Name, func(id string, it *store.Item) error {
 			prev[id] = it
+			order = append(order, id)
 			return nil
 		})
 	})
 	if err != nil {
 		return res, fmt.Errorf("load %s: %w", src.Name, err)
+	}
+	obs, complete, val := p.Observations, p.Complete, p.Validators
+	if p.Replay {
+		obs = make([]Observation, 0, len(order))
+		for _, id := range order {
+			obs = append(obs, Observation{ID: id, State: prev[id].State, Object: prev[id].Object})
+		}
+		complete = true
+		val = Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor}
 	}
 	changes := Compare(prev, obs, Options{
 		Baseline:     !ss.Baselined,
@@ -53,14 +109,20 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, obs []Obser
 		Complete:     complete,
 		Deletes:      src.DeletesEnabled(),
 		Settle:       src.Settle,
-		Stalls:       stalls(src),
-		Now:          now,
+		Stalls:       StallRules(src),
+		Now:          p.Now,
 	})
 	newSS := ss
 	changes, res.HeldDeletes = guardDeletes(changes, len(prev), src, &newSS)
-	res.Baseline = !ss.Baselined && complete
-	if complete {
-		newSS.Baselined = true
+	// The first successful poll is the baseline even when max_pages cut it
+	// short: a listing that is always longer than max_pages (newest first,
+	// say) must still report items that appear at its top.
+	res.Baseline = !ss.Baselined
+	newSS.Baselined = true
+	if complete && res.HeldDeletes == 0 && !settling(prev, changes) {
+		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
+	} else {
+		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = "", "", ""
 	}
 
 	tracked := len(prev)
@@ -69,7 +131,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, obs []Obser
 	for _, c := range changes {
 		var evs []*event.Event
 		for _, t := range c.Transitions {
-			e, err := Events(ctx, src, t, nil, now)
+			e, err := Events(ctx, src, t, nil, p.Now)
 			if err != nil {
 				res.RuleErrors = append(res.RuleErrors, err)
 			}
@@ -88,7 +150,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, obs []Obser
 					return err
 				}
 			}
-			return nil
+			return watchFrom(t, p.Watchers, c, prev[c.ID], p.Now, &res)
 		})
 		if err != nil {
 			return res, fmt.Errorf("write %s: %w", src.Name, err)
@@ -114,6 +176,52 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, obs []Obser
 	}
 	res.Tracked = tracked
 	return res, nil
+}
+
+// settling reports whether any item still has an unsettled state after
+// changes are applied to prev.
+func settling(prev map[string]*store.Item, changes []Change) bool {
+	touched := make(map[string]bool, len(changes))
+	for _, c := range changes {
+		touched[c.ID] = true
+		if c.Item != nil && c.Item.Pending != nil {
+			return true
+		}
+	}
+	for id, it := range prev {
+		if it.Pending != nil && !touched[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// watchFrom starts a watch in each watcher for an item that entered a
+// non-terminal state, and forgets a watch's end mark when its item left
+// the listing, so the id can be watched again if it comes back.
+func watchFrom(t *store.Txn, watchers []*config.Source, c Change, prev *store.Item, now time.Time, res *Result) error {
+	for _, ws := range watchers {
+		if c.Item == nil {
+			if err := t.ClearWatchEnded(ws.Name, c.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		if prev != nil && bytes.Equal(prev.State, c.Item.State) || IsTerminal(ws, c.Item.State) {
+			continue
+		}
+		added, err := addWatch(t, ws, c.ID, store.OriginWatchFrom, now)
+		if err != nil {
+			return err
+		}
+		if added {
+			if res.WatchesAdded == nil {
+				res.WatchesAdded = map[string]int{}
+			}
+			res.WatchesAdded[ws.Name]++
+		}
+	}
+	return nil
 }
 
 // guardDeletes holds back a listing that would delete more than
@@ -146,7 +254,9 @@ func guardDeletes(changes []Change, tracked int, src *config.Source, ss *store.S
 	return kept, deletes
 }
 
-func stalls(src *config.Source) map[int]config.Rule {
+// StallRules returns the source's stalled rules by their index in its rule
+// list, or nil when it has none.
+func StallRules(src *config.Source) map[int]config.Rule {
 	var m map[int]config.Rule
 	for i, r := range src.Events {
 		if r.On == event.Stalled {
@@ -157,4 +267,9 @@ func stalls(src *config.Source) map[int]config.Rule {
 		}
 	}
 	return m
+}
+
+// IsTerminal reports whether state ends a watch of the watch source ws.
+func IsTerminal(ws *config.Source, state json.RawMessage) bool {
+	return slices.ContainsFunc(ws.TerminalStates, func(t json.RawMessage) bool { return bytes.Equal(t, state) })
 }

@@ -154,14 +154,19 @@ func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 			return Change{ID: ob.ID, Item: &it}, true
 		}
 	}
-	hist := append(slices.Clone(old.History), store.HistoryEntry{State: ob.State, At: o.Now})
+	return Change{ID: ob.ID, Item: enter(old, ob, o.Now), Transitions: []Transition{{
+		Kind: event.Changed, ID: ob.ID, Previous: old.State, Current: ob.State, Object: ob.Object,
+	}}}, true
+}
+
+// enter is old's record once the item entered the observed state: a new
+// stay (Since, no stalled rule fired yet) with the state added to history.
+func enter(old *store.Item, ob Observation, now time.Time) *store.Item {
+	hist := append(slices.Clone(old.History), store.HistoryEntry{State: ob.State, At: now})
 	if len(hist) > store.HistoryLen {
 		hist = hist[len(hist)-store.HistoryLen:]
 	}
-	it := &store.Item{State: ob.State, Object: ob.Object, Since: o.Now, History: hist}
-	return Change{ID: ob.ID, Item: it, Transitions: []Transition{{
-		Kind: event.Changed, ID: ob.ID, Previous: old.State, Current: ob.State, Object: ob.Object,
-	}}}, true
+	return &store.Item{State: ob.State, Object: ob.Object, Since: now, History: hist}
 }
 
 func sortedKeys(m map[int]config.Rule) []int {

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Delivery states.
@@ -54,24 +57,57 @@ type Attempt struct {
 	Body         string    `json:"response_body,omitempty"`
 }
 
-// DueRef names a queued delivery.
+// DueRef names a queued delivery by its schedule key.
 type DueRef struct {
 	Subscription string
 	EventID      string
 	At           time.Time
 }
 
+// Current reports whether the key still matches d, the delivery as stored:
+// a key that doesn't is stale and must not cause a send.
+func (r DueRef) Current(d *Delivery) bool {
+	return d != nil && d.Queued() && dueNanos(d.NextAt) == dueNanos(r.At)
+}
+
 func deliveryKey(sub, eventID string) []byte { return []byte("d/" + sub + "\x00" + eventID) }
 
+// The schedule index is per subscription (q/<sub>\x00<due><event id>), not
+// one global timeline: a subscription that is disabled, removed or at its
+// max_in_flight would otherwise fill the head of a global scan with
+// deliveries that can't go and starve every other subscription behind it.
 var duePrefix = []byte("q/")
 
-func dueKey(at time.Time, sub, eventID string) []byte {
-	k := make([]byte, 0, 2+8+len(sub)+1+len(eventID))
+func dueSubPrefix(sub string) []byte {
+	k := make([]byte, 0, len(duePrefix)+len(sub)+1+8+32)
 	k = append(k, duePrefix...)
-	k = binary.BigEndian.AppendUint64(k, uint64(max(at.UnixNano(), 0)))
 	k = append(k, sub...)
-	k = append(k, 0)
+	return append(k, 0)
+}
+
+func dueNanos(at time.Time) uint64 { return uint64(max(at.UnixNano(), 0)) }
+
+func dueKey(sub string, at time.Time, eventID string) []byte {
+	k := binary.BigEndian.AppendUint64(dueSubPrefix(sub), dueNanos(at))
 	return append(k, eventID...)
+}
+
+func parseDueKey(k []byte) (DueRef, bool) {
+	rest := k[len(duePrefix):]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 || len(rest) < i+1+8+1 {
+		return DueRef{}, false
+	}
+	at := binary.BigEndian.Uint64(rest[i+1 : i+9])
+	return DueRef{
+		Subscription: string(rest[:i]),
+		EventID:      string(rest[i+9:]),
+		At:           time.Unix(0, int64(at)),
+	}, true
+}
+
+func resourceKey(sub, resource, eventID string) []byte {
+	return append(resourcePrefix(sub, resource), eventID...)
 }
 
 func resourcePrefix(sub, resource string) []byte {
@@ -104,42 +140,49 @@ func (t *Txn) PutDelivery(d *Delivery, prev *Delivery) error {
 		return fmt.Errorf("write delivery %s/%s: %w", d.Subscription, d.EventID, err)
 	}
 	if prev != nil && prev.Queued() && (!d.Queued() || !prev.NextAt.Equal(d.NextAt)) {
-		if err := t.del(dueKey(prev.NextAt, d.Subscription, d.EventID)); err != nil {
+		if err := t.del(dueKey(d.Subscription, prev.NextAt, d.EventID)); err != nil {
 			return fmt.Errorf("unschedule %s/%s: %w", d.Subscription, d.EventID, err)
 		}
 	}
 	if d.Queued() && (prev == nil || !prev.Queued() || !prev.NextAt.Equal(d.NextAt)) {
-		if err := t.set(dueKey(d.NextAt, d.Subscription, d.EventID), nil); err != nil {
+		if err := t.set(dueKey(d.Subscription, d.NextAt, d.EventID), nil); err != nil {
 			return fmt.Errorf("schedule %s/%s: %w", d.Subscription, d.EventID, err)
 		}
 	}
-	if d.Resource != "" {
-		rk := append(resourcePrefix(d.Subscription, d.Resource), d.EventID...)
-		wasOpen := prev != nil && prev.Open()
-		switch {
-		case d.Open() && !wasOpen:
-			err = t.set(rk, nil)
-		case !d.Open() && wasOpen:
-			err = t.del(rk)
+	// The resource index holds open deliveries only. A redelivery may also
+	// change the resource (the subscription's ordering changed since).
+	wasOrdered := prev != nil && prev.Resource != "" && prev.Open()
+	isOrdered := d.Resource != "" && d.Open()
+	if wasOrdered && (!isOrdered || prev.Resource != d.Resource) {
+		if err := t.del(resourceKey(d.Subscription, prev.Resource, d.EventID)); err != nil {
+			return fmt.Errorf("order %s/%s: %w", d.Subscription, d.EventID, err)
 		}
-		if err != nil {
+	}
+	if isOrdered && (!wasOrdered || prev.Resource != d.Resource) {
+		if err := t.set(resourceKey(d.Subscription, d.Resource, d.EventID), nil); err != nil {
 			return fmt.Errorf("order %s/%s: %w", d.Subscription, d.EventID, err)
 		}
 	}
 	return nil
 }
 
-// Due returns up to limit queued deliveries due at or before now, earliest
-// first.
-func (t *Txn) Due(now time.Time, limit int) ([]DueRef, error) {
+// DropDue removes a stale schedule key, one that no longer matches its
+// delivery.
+func (t *Txn) DropDue(r DueRef) error {
+	return wrap(t.del(dueKey(r.Subscription, r.At, r.EventID)), "unschedule %s/%s", r.Subscription, r.EventID)
+}
+
+// Due returns up to limit of a subscription's queued deliveries due at or
+// before now, earliest first.
+func (t *Txn) Due(sub string, now time.Time, limit int) ([]DueRef, error) {
 	var refs []DueRef
-	cutoff := uint64(max(now.UnixNano(), 0))
-	err := t.scan(duePrefix, nil, false, func(k, _ []byte) (bool, error) {
-		ref, at, ok := parseDueKey(k)
+	cutoff := dueNanos(now)
+	err := t.scan(dueSubPrefix(sub), nil, false, func(k, _ []byte) (bool, error) {
+		ref, ok := parseDueKey(k)
 		if !ok {
 			return true, nil
 		}
-		if at > cutoff {
+		if dueNanos(ref.At) > cutoff {
 			return false, nil
 		}
 		refs = append(refs, ref)
@@ -148,12 +191,15 @@ func (t *Txn) Due(now time.Time, limit int) ([]DueRef, error) {
 	return refs, err
 }
 
-// NextDue returns when the earliest queued delivery is due.
-func (t *Txn) NextDue() (time.Time, bool, error) {
+// NextDueAfter returns when a subscription's earliest delivery due after
+// now falls due.
+func (t *Txn) NextDueAfter(sub string, now time.Time) (time.Time, bool, error) {
 	var next time.Time
 	found := false
-	err := t.scan(duePrefix, nil, false, func(k, _ []byte) (bool, error) {
-		ref, _, ok := parseDueKey(k)
+	p := dueSubPrefix(sub)
+	start := binary.BigEndian.AppendUint64(append([]byte{}, p...), dueNanos(now)+1)
+	err := t.scan(p, start, false, func(k, _ []byte) (bool, error) {
+		ref, ok := parseDueKey(k)
 		if ok {
 			next, found = ref.At, true
 		}
@@ -162,23 +208,30 @@ func (t *Txn) NextDue() (time.Time, bool, error) {
 	return next, found, err
 }
 
-func parseDueKey(k []byte) (DueRef, uint64, bool) {
-	rest := k[len(duePrefix):]
-	if len(rest) < 10 {
-		return DueRef{}, 0, false
-	}
-	at := binary.BigEndian.Uint64(rest[:8])
-	rest = rest[8:]
-	for i, c := range rest {
-		if c == 0 {
-			return DueRef{
-				Subscription: string(rest[:i]),
-				EventID:      string(rest[i+1:]),
-				At:           time.Unix(0, int64(at)),
-			}, at, true
+// NextDue returns when the earliest queued delivery of any subscription is
+// due; found is false when nothing is queued.
+func (t *Txn) NextDue() (next time.Time, found bool, err error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = duePrefix
+	opts.PrefetchValues = false
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	// Skip-scan: the first key of each subscription is its earliest, so
+	// seek past the rest of that subscription's keys.
+	for it.Seek(duePrefix); it.ValidForPrefix(duePrefix); {
+		ref, ok := parseDueKey(it.Item().Key())
+		if !ok {
+			it.Next()
+			continue
 		}
+		if !found || ref.At.Before(next) {
+			next, found = ref.At, true
+		}
+		skip := dueSubPrefix(ref.Subscription)
+		skip[len(skip)-1] = 1
+		it.Seek(skip)
 	}
-	return DueRef{}, 0, false
+	return next, found, nil
 }
 
 // ResourceHead returns the oldest open delivery of a resource, or "".
@@ -240,17 +293,53 @@ func (t *Txn) Deliveries(fn func(*Delivery) error) error {
 	})
 }
 
-// NextDueAfter returns the earliest queued delivery due after now.
-func (t *Txn) NextDueAfter(now time.Time) (time.Time, bool, error) {
-	var next time.Time
-	found := false
-	start := binary.BigEndian.AppendUint64(append([]byte{}, duePrefix...), uint64(max(now.UnixNano()+1, 0)))
-	err := t.scan(duePrefix, start, false, func(k, _ []byte) (bool, error) {
-		ref, _, ok := parseDueKey(k)
-		if ok {
-			next, found = ref.At, true
+// LoadDeliveries calls fn for every delivery and repairs the schedule index
+// on the way: a queued delivery without its due key is scheduled again, and
+// a key without a matching queued delivery is dropped. It runs once at
+// start-up, in the pass the start-up counts make anyway, so an index left
+// inconsistent (by an older key layout, or a bug) costs at worst a duplicate
+// attempt, never a delivery that is silently not sent. It returns how many
+// keys it fixed.
+func (s *Store) LoadDeliveries(fn func(*Delivery) error) (int, error) {
+	want := map[string]bool{}
+	var extra [][]byte
+	err := s.View(func(t *Txn) error {
+		err := t.Deliveries(func(d *Delivery) error {
+			if d.Queued() {
+				want[string(dueKey(d.Subscription, d.NextAt, d.EventID))] = true
+			}
+			return fn(d)
+		})
+		if err != nil {
+			return err
 		}
-		return !ok, nil
+		return t.scan(duePrefix, nil, false, func(k, _ []byte) (bool, error) {
+			if want[string(k)] {
+				delete(want, string(k))
+			} else {
+				extra = append(extra, bytes.Clone(k))
+			}
+			return true, nil
+		})
 	})
-	return next, found, err
+	if err != nil {
+		return 0, fmt.Errorf("load deliveries: %w", err)
+	}
+	fixes := make([]func(*Txn) error, 0, len(want)+len(extra))
+	for k := range want {
+		fixes = append(fixes, func(t *Txn) error { return t.set([]byte(k), nil) })
+	}
+	for _, k := range extra {
+		fixes = append(fixes, func(t *Txn) error { return t.del(k) })
+	}
+	b := s.NewBatch()
+	for _, fix := range fixes {
+		if err := b.Group(fix); err != nil {
+			return 0, fmt.Errorf("repair schedule: %w", err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return 0, fmt.Errorf("repair schedule: %w", err)
+	}
+	return len(fixes), nil
 }

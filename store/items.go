@@ -37,8 +37,14 @@ type SourceState struct {
 	// Baselined is set by the first complete poll, which records what
 	// exists without emitting events.
 	Baselined    bool   `json:"baselined"`
-	ETag         string `json:"etag,omitempty"`
-	LastModified string `json:"last_modified,omitempty"`
+	// ETag and LastModified are the validators of the last response whose
+	// result is fully stored (no pending settle, no held deletes), sent
+	// back as If-None-Match / If-Modified-Since. ValidatorsFor names the
+	// source configuration they belong to, so a reload that changes what is
+	// fetched or extracted is never answered "not modified".
+	ETag          string `json:"etag,omitempty"`
+	LastModified  string `json:"last_modified,omitempty"`
+	ValidatorsFor string `json:"validators_for,omitempty"`
 	// SuspectPolls counts consecutive listings held back by the mass-delete
 	// guard.
 	SuspectPolls int `json:"suspect_polls,omitempty"`

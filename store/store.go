@@ -8,9 +8,12 @@
 //	e/<event id>                event log
 //	o/<event id>                outbox: events not yet fanned out
 //	d/<sub>\x00<event id>       delivery
-//	q/<due unix ns><sub>\x00<event id>  schedule index of pending deliveries
+//	q/<sub>\x00<due unix ns><event id>  per-subscription schedule of queued deliveries
 //	r/<sub>\x00<resource>\x00<event id> per-resource order of open deliveries
 //	a/<event id>\x00<sub>\x00<n>         attempt log
+//	u/<sub>                             subscription state (disabled, failures)
+//	w/<source>\x00<id>          watch of a watch source (see watches.go)
+//	wx/<source>\x00<id>         a watch that ended, so it is not re-added
 //
 // Event ids are ULIDs, so every index that ends in one is in creation order.
 package store
