@@ -35,16 +35,13 @@ type Bridge struct {
 
 	mu      sync.Mutex
 	cfg     *config.Config
+	path    string // config file, for reloads; empty when built in code
 	started chan struct{}
 }
 
 // NewBridge opens the store and the listener; nothing polls or delivers
 // until Run.
 func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
-	subs, err := subscriptions(cfg)
-	if err != nil {
-		return nil, err
-	}
 	st, err := store.Open(store.Options{Path: cfg.Storage.Path, InMemory: cfg.Storage.InMemory, Logger: log})
 	if err != nil {
 		return nil, err
@@ -70,9 +67,56 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
 	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: cfg.Delivery.ShutdownGrace})
+	subs, err := b.subscriptions(cfg)
+	if err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
 	b.notifier.SetSubscriptions(subs)
-	b.api = api.New(api.Options{Gatherer: reg, Logger: log})
+	if cfg.APIToken == "" {
+		log.Info("management API /v1 is off: set api_token to enable it")
+	}
+	b.api = api.New(api.Options{
+		Token: cfg.APIToken, Gatherer: reg, Logger: log, Store: st,
+		Poller: b.poller, Notifier: b.notifier, Control: b,
+		RotationOverlap: cfg.Delivery.RotationOverlap,
+	})
 	return b, nil
+}
+
+// Config returns the running configuration.
+func (b *Bridge) Config() *config.Config {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg
+}
+
+// SubscriptionsChanged rebuilds the notifier's subscriptions from the
+// config and the store, after the API changed one.
+func (b *Bridge) SubscriptionsChanged() error {
+	subs, err := b.subscriptions(b.Config())
+	if err != nil {
+		return err
+	}
+	b.notifier.SetSubscriptions(subs)
+	return nil
+}
+
+// ReloadFile loads the config file again and applies it; on any problem
+// the running config stays and the problems are returned.
+func (b *Bridge) ReloadFile() error {
+	if b.path == "" {
+		return errors.New("reload: pollrelay was not started from a config file")
+	}
+	next, err := config.Load(b.path)
+	if err == nil {
+		err = b.Reload(next)
+	}
+	if err != nil {
+		b.ReloadFailed(err)
+	}
+	return err
 }
 
 // Started is closed once Run has started the pollers and the notifier.
@@ -137,7 +181,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 // unchanged ones keep running, removed ones stop, and the subscriptions are
 // replaced. Settings that need a restart (listen, storage) are reported.
 func (b *Bridge) Reload(cfg *config.Config) error {
-	subs, err := subscriptions(cfg)
+	subs, err := b.subscriptions(cfg)
 	if err != nil {
 		b.reloadOK.Set(0)
 		return err
@@ -162,14 +206,41 @@ func (b *Bridge) ReloadFailed(err error) {
 	b.log.Error("config reload failed; keeping the running config", "error", err.Error())
 }
 
-func subscriptions(cfg *config.Config) ([]*notifier.Subscription, error) {
+// subscriptions builds the notifier's set: the config's subscriptions and
+// those created through the API. A stored one whose name the config now
+// also uses is shadowed by the config's, with a warning.
+func (b *Bridge) subscriptions(cfg *config.Config) ([]*notifier.Subscription, error) {
 	subs := make([]*notifier.Subscription, 0, len(cfg.Subscriptions))
+	names := map[string]bool{}
 	for i := range cfg.Subscriptions {
 		s, err := notifier.FromConfig(&cfg.Subscriptions[i])
 		if err != nil {
 			return nil, err
 		}
 		subs = append(subs, s)
+		names[s.ID] = true
 	}
-	return subs, nil
+	now := time.Now()
+	err := b.st.View(func(t *store.Txn) error {
+		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
+			if names[r.ID] {
+				b.log.Warn("an API subscription has the name of a config one; the config's is used", "subscription", r.ID)
+				return nil
+			}
+			c, err := api.APISubscriptionConfig(r, now)
+			if err != nil {
+				b.log.Error("stored subscription is invalid; skipped", "subscription", r.ID, "error", err.Error())
+				return nil
+			}
+			s, err := notifier.FromConfig(c)
+			if err != nil {
+				return err
+			}
+			s.ManagedBy = "api"
+			s.AllowPrivate = cfg.Delivery.AllowPrivateNetworks
+			subs = append(subs, s)
+			return nil
+		})
+	})
+	return subs, err
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +17,10 @@ import (
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
 )
+
+// probeWatchLimit caps how many ids of a watch source probe polls: it
+// shows what extraction does, it is not a round.
+const probeWatchLimit = 20
 
 // cmdProbe polls sources once and prints what was extracted and which
 // transitions would fire against the stored state. It writes nothing: the
@@ -49,11 +55,11 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		found = true
+		probe := probeSource
 		if src.IsWatch() {
-			fmt.Fprintf(stdout, "== %s: watch source; probe polls list and single-object sources only\n\n", src.Name)
-			continue
+			probe = probeWatchSource
 		}
-		if err := probeSource(context.Background(), stdout, src, st, log); err != nil {
+		if err := probe(context.Background(), stdout, src, st, log); err != nil {
 			fmt.Fprintf(stdout, "   error: %v\n\n", err)
 			failed = true
 		}
@@ -106,19 +112,12 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, st *store
 	now := time.Now()
 	changes := diff.Compare(prev, obs, diff.Options{
 		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting, Complete: complete,
-		Deletes: src.DeletesEnabled(), Settle: src.Settle, Now: now,
+		Deletes: src.DeletesEnabled(), Settle: src.Settle, Stalls: diff.StallRules(src), Now: now,
 	})
 	n := 0
 	for _, c := range changes {
 		for _, t := range c.Transitions {
-			evs, err := diff.Events(ctx, src, t, nil, now)
-			if err != nil {
-				fmt.Fprintf(w, "   rule error: %v\n", err)
-			}
-			for _, e := range evs {
-				fmt.Fprintf(w, "   would fire %s  (%s: %s → %s)\n", e.Type, e.ItemID, event.Text(e.Previous), event.Text(e.Current))
-				n++
-			}
+			n += printWouldFire(ctx, w, src, t, nil, now)
 		}
 	}
 	switch {
@@ -130,4 +129,115 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, st *store
 		fmt.Fprintf(w, "   %d event(s) would fire\n\n", n)
 	}
 	return nil
+}
+
+// probeWatchSource polls the ids of a watch source that are configured
+// (`ids:`) or watched in the store, up to probeWatchLimit.
+func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, st *store.Store, log *slog.Logger) error {
+	watches := map[string]*store.Watch{}
+	ids := slices.Clone(src.IDs)
+	if st != nil {
+		err := st.View(func(t *store.Txn) error {
+			return t.Watches(src.Name, "", "", func(wt *store.Watch) bool {
+				watches[wt.ID] = wt
+				if !slices.Contains(ids, wt.ID) {
+					ids = append(ids, wt.ID)
+				}
+				return len(ids) < probeWatchLimit
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("read stored watches: %w", err)
+		}
+	}
+	if len(ids) > probeWatchLimit {
+		ids = ids[:probeWatchLimit]
+	}
+	if len(ids) == 0 {
+		fmt.Fprintf(w, "== %s: watch source with no ids to probe (add ids: or a watch)\n\n", src.Name)
+		return nil
+	}
+
+	type result struct {
+		id   string
+		ob   diff.Observation
+		page poller.Page
+		err  error
+	}
+	start := time.Now()
+	results := make([]result, len(ids))
+	failed := 0
+	for i, id := range ids {
+		ob, page, err := poller.ProbeWatch(ctx, src, id, log)
+		results[i] = result{id, ob, page, err}
+		if err != nil {
+			failed++
+		}
+	}
+	fmt.Fprintf(w, "== %s: watch source, %d request(s), %d failed, %s\n", src.Name, len(ids), failed, time.Since(start).Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "   ID\tSTATE\tREQUEST")
+	for _, r := range results {
+		state := event.Text(r.ob.State)
+		if r.err != nil {
+			state = "error: " + r.err.Error()
+		}
+		fmt.Fprintf(tw, "   %s\t%s\t%s → %d\n", r.id, state, r.page.URL, r.page.Status)
+	}
+	tw.Flush()
+
+	now := time.Now()
+	n := 0
+	for _, r := range results {
+		if r.err != nil {
+			continue
+		}
+		var prev *store.Item
+		if st != nil {
+			if err := st.View(func(t *store.Txn) error {
+				var err error
+				prev, err = t.Item(src.Name, r.id)
+				return err
+			}); err != nil {
+				return fmt.Errorf("read stored state: %w", err)
+			}
+		}
+		wt := watches[r.id]
+		meta := json.RawMessage("{}")
+		if wt != nil && len(wt.Metadata) > 0 {
+			meta = wt.Metadata
+		}
+		c, _, ended := diff.CompareWatch(prev, r.ob, diff.WatchOptions{
+			First: wt == nil || wt.ObservedAt.IsZero(), Terminal: src.TerminalStates,
+			Settle: src.Settle, Stalls: diff.StallRules(src), Now: now,
+		})
+		for _, t := range c.Transitions {
+			n += printWouldFire(ctx, w, src, t, &event.Watch{Metadata: meta}, now)
+		}
+		if ended {
+			fmt.Fprintf(w, "   would end the watch of %s\n", r.id)
+		}
+	}
+	if n == 0 {
+		fmt.Fprintf(w, "   no transitions would fire\n\n")
+	} else {
+		fmt.Fprintf(w, "   %d event(s) would fire\n\n", n)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d request(s) failed", failed, len(ids))
+	}
+	return nil
+}
+
+// printWouldFire prints the events a transition would cause and returns
+// how many.
+func printWouldFire(ctx context.Context, w io.Writer, src *config.Source, t diff.Transition, wt *event.Watch, now time.Time) int {
+	evs, err := diff.Events(ctx, src, t, wt, now)
+	if err != nil {
+		fmt.Fprintf(w, "   rule error: %v\n", err)
+	}
+	for _, e := range evs {
+		fmt.Fprintf(w, "   would fire %s  (%s: %s → %s)\n", e.Type, e.ItemID, event.Text(e.Previous), event.Text(e.Current))
+	}
+	return len(evs)
 }

@@ -75,6 +75,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
+	b.path = path
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -83,14 +84,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	go func() {
 		for range hup {
 			log.Info("SIGHUP: reloading config", "path", path)
-			next, err := config.Load(path)
-			if err != nil {
-				b.ReloadFailed(err)
-				continue
-			}
-			if err := b.Reload(next); err != nil {
-				b.ReloadFailed(err)
-			}
+			_ = b.ReloadFile() // a failure is logged and keeps the running config
 		}
 	}()
 	if err := b.Run(ctx); err != nil {

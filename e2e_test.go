@@ -162,14 +162,16 @@ subscriptions:
     retry: {schedule: [100ms, 100ms]}
 `
 
-func startBridge(t *testing.T, yaml string) (*Bridge, context.CancelFunc, chan error) {
+// startBridge runs a bridge until the test ends; stop (idempotent) ends it
+// earlier, after an orderly shutdown.
+func startBridge(t *testing.T, yaml string) (b *Bridge, stop func()) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := NewBridge(cfg, log)
+	b, err = NewBridge(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +179,17 @@ func startBridge(t *testing.T, yaml string) (*Bridge, context.CancelFunc, chan e
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	<-b.Started()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return b, cancel, done
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("bridge stopped with %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return b, stop
 }
 
 type testWriter struct{ t *testing.T }
@@ -234,7 +242,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return 0
 	}
-	b, _, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.srv.URL, rc.srv.URL, secret))
+	b, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.srv.URL, rc.srv.URL, secret))
 
 	pollNow(t, b, "tasks") // baseline: records a and b, fires nothing
 	up.set(func(m map[string]string) {

@@ -3,50 +3,179 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/notifier"
+	"github.com/pollrelay/pollrelay/poller"
+	"github.com/pollrelay/pollrelay/store"
 )
+
+// Poller is what the API needs of the polling side.
+type Poller interface {
+	PollNow(ctx context.Context, name string) error
+	Status() []poller.Status
+	PutWatch(ctx context.Context, source, id string, ttl time.Duration, metadata json.RawMessage) (store.Watch, error)
+	DeleteWatch(ctx context.Context, source, id string) error
+	Watches(ctx context.Context, source, cursor string, limit int) ([]store.Watch, string, error)
+}
+
+// Notifier is what the API needs of the delivery side.
+type Notifier interface {
+	Redeliver(ctx context.Context, eventID string) (int, error)
+	Ping(ctx context.Context, subID string) (string, error)
+	Replay(ctx context.Context, subID string, since, until time.Time, types []string) (int, error)
+	Stats(subID string) (notifier.SubscriptionStats, bool)
+	SetDisabled(ctx context.Context, subID string, disabled bool) error
+}
+
+// Control is what the API needs of the process that wires everything.
+type Control interface {
+	// Config returns the running configuration.
+	Config() *config.Config
+	// SubscriptionsChanged rebuilds the notifier's subscriptions after the
+	// API created, changed or deleted one.
+	SubscriptionsChanged() error
+	// Reload loads and applies the config file; a bad file keeps the old
+	// one running and its problems are returned.
+	ReloadFile() error
+}
 
 // Options are the server's dependencies.
 type Options struct {
+	Token    string
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
+	Store    *store.Store
+	Poller   Poller
+	Notifier Notifier
+	Control  Control
+	// RotationOverlap is how long an old secret keeps signing after
+	// rotate-secret (default 24h).
+	RotationOverlap time.Duration
+	Now             func() time.Time
 }
+
+// maxBody caps request bodies on every route.
+const maxBody = 1 << 20
 
 // Server is the HTTP handler set.
 type Server struct {
-	opts  Options
-	ready atomic.Bool
-	mux   *http.ServeMux
+	opts   Options
+	ready  atomic.Bool
+	mux    *http.ServeMux
+	token  [32]byte
+	routes []string // "METHOD /pattern" of every /v1 route, for the OpenAPI check
 }
 
 // New builds the server; it reports not ready until SetReady(true).
 func New(o Options) *Server {
-	s := &Server{opts: o, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RotationOverlap == 0 {
+		o.RotationOverlap = 24 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{opts: o, mux: http.NewServeMux(), token: sha256.Sum256([]byte(o.Token))}
+	s.mux.HandleFunc("/healthz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	s.mux.HandleFunc("/readyz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}))
+	if o.Gatherer != nil {
+		s.mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if o.Token == "" {
+		s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "the management API is off: set api_token to enable it")
+		})
+		return s
+	}
+	s.routesV1()
+	s.mux.HandleFunc("/v1/", s.auth(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route: "+r.URL.Path)
+	}))
 	return s
 }
 
 // SetReady marks the store open and the config loaded (or not).
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 
+// Routes lists "METHOD /pattern" for every /v1 route.
+func (s *Server) Routes() []string { return s.routes }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handle registers one pattern with a handler per method, so a wrong method
+// gets a JSON 405 naming the allowed ones.
+func (s *Server) handle(pattern string, handlers map[string]http.HandlerFunc) {
+	allowed := make([]string, 0, len(handlers))
+	for m := range handlers {
+		allowed = append(allowed, m)
+		s.routes = append(s.routes, m+" "+pattern)
+	}
+	allow := strings.Join(sortStrings(allowed), ", ")
+	s.mux.HandleFunc(pattern, s.auth(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := handlers[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, allow))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	}))
+}
+
+func method(m string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m && !(m == "GET" && r.Method == "HEAD") {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, m))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// auth checks the bearer token in constant time: both sides are hashed
+// first, so not even the token's length leaks through timing.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pollrelay"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		h(w, r)
+	}
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -54,4 +183,49 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// 422s, an oversized body a 413.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	if errors.Is(err, io.EOF) {
+		err = errors.New("request body is empty; send a JSON object")
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+		return false
+	case err != nil:
+		writeError(w, http.StatusUnprocessableEntity, "body: "+jsonError(err))
+		return false
+	}
+	return true
+}
+
+// jsonError turns encoding/json's messages into one line a user can act on.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%s: must be %s", te.Field, te.Type)
+	}
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "json: ")
+	return msg
+}
+
+// internal answers 500 for an error the caller can't fix, logging it.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.opts.Logger.Error("api request failed", "method", r.Method, "path", r.URL.Path, "error", err.Error())
+	writeError(w, http.StatusInternalServerError, "internal error; see pollrelay's log")
 }

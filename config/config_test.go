@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -415,5 +416,30 @@ subscriptions:
 	s := cfg.Subscriptions[0].Retry.Schedule
 	if len(s) != 48 || s[0] != 30*time.Minute || s[47] != 30*time.Minute {
 		t.Errorf("every 30m for 24h: got %d entries %v", len(s), s)
+	}
+}
+
+func TestParseSubscription(t *testing.T) {
+	s, err := ParseSubscription(map[string]any{
+		"name": "api-sub", "url": "https://example.com/hook", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"events": []any{"job.*"}, "headers": map[string]any{"X-Env": "${HOME}"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Headers["X-Env"] != "${HOME}" {
+		t.Errorf("an API value was env-expanded: %q", s.Headers["X-Env"])
+	}
+	if s.Method != "POST" || s.Ordering != "resource" || len(s.Retry.Schedule) != 7 {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+	_, err = ParseSubscription(map[string]any{"name": "x", "url": "ftp://nope", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "bogus": 1})
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("want a ValidationError, got %v", err)
+	}
+	want := []string{"bogus: unknown key", "url: must be an absolute http or https URL"}
+	if fmt.Sprint(ve.Problems) != fmt.Sprint(want) {
+		t.Errorf("problems %q, want %q", ve.Problems, want)
 	}
 }

@@ -35,7 +35,7 @@ func Default() Config {
 		Listen:   "127.0.0.1:8787",
 		Storage:  Storage{Path: "./pollrelay-data", Retention: 7 * 24 * time.Hour},
 		Log:      Log{Level: "info", Format: "json"},
-		Delivery: Delivery{ShutdownGrace: 10 * time.Second},
+		Delivery: Delivery{ShutdownGrace: 10 * time.Second, RotationOverlap: 24 * time.Hour},
 	}
 }
 

@@ -23,7 +23,7 @@ subscriptions:
 `, noEnv)
 	d := Default()
 	if c.Listen != "127.0.0.1:8787" || c.Storage.Path != "./pollrelay-data" || c.Storage.Retention != 168*time.Hour ||
-		c.Log != (Log{Level: "info", Format: "json"}) || c.Delivery != (Delivery{ShutdownGrace: 10 * time.Second}) {
+		c.Log != (Log{Level: "info", Format: "json"}) || c.Delivery != (Delivery{ShutdownGrace: 10 * time.Second, RotationOverlap: 24 * time.Hour}) {
 		t.Errorf("top-level defaults = %+v", c)
 	}
 	if d.Listen != c.Listen {

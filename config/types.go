@@ -44,6 +44,9 @@ type Delivery struct {
 	AllowPrivateNetworks bool `koanf:"allow_private_networks"`
 	// ShutdownGrace is how long in-flight deliveries may finish on shutdown.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+	// RotationOverlap is how long an API subscription's old secret keeps
+	// signing after rotate-secret.
+	RotationOverlap time.Duration `koanf:"rotation_overlap"`
 }
 
 // Source is one upstream endpoint to poll.

@@ -6,23 +6,36 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/store"
 )
 
-// ErrNotFound is returned for an unknown event or delivery.
+// ErrNotFound is returned for an unknown event or subscription.
 var ErrNotFound = errors.New("not found")
 
-// commit records a batch of attempt outcomes in one transaction and
-// schedules what comes next for each delivery.
+// change is one delivery written, for the queue gauge.
+type change struct {
+	prev, next *store.Delivery
+}
+
+// commit records a batch of attempt outcomes in one transaction: each
+// attempt, what comes next for its delivery, and the endpoint's health.
+// New outbox events are fanned out in the same transaction: under load the
+// fsync per commit is the pipeline's cost, and this halves the count.
 func (n *Notifier) commit(s *state, batch []result) {
 	now := n.now()
-	type change struct {
-		prev, next *store.Delivery
-	}
+	subs := n.subList()
 	var changes []change
 	var recorded []result
+	health := map[string]store.SubState{}
+	disabledNow := map[string]string{}
+	added := map[string]int{}
 	err := n.st.Update(func(t *store.Txn) error {
+		// Update may run this again after a conflict: start clean.
 		changes, recorded = changes[:0], recorded[:0]
+		clear(health)
+		clear(disabledNow)
+		clear(added)
 		for _, r := range batch {
 			if r.canceled {
 				continue
@@ -56,27 +69,61 @@ func (n *Notifier) commit(s *state, batch []result) {
 					return err
 				}
 			}
+			if r.outcome != OutcomePayload {
+				h, ok := health[r.sub]
+				if !ok {
+					h = n.healthOf(r.sub)
+				}
+				var reason string
+				h, reason = observe(h, r, n.disableAfter(r.sub))
+				health[r.sub] = h
+				if reason != "" {
+					disabledNow[r.sub] = reason
+				}
+			}
 			changes = append(changes, change{prev, &d})
 			recorded = append(recorded, r)
 		}
-		return nil
+		for sub, h := range health {
+			if err := t.PutSubState(sub, &h); err != nil {
+				return err
+			}
+		}
+		_, err := n.fanoutTxn(t, subs, now, added)
+		return err
 	})
 	for _, r := range batch {
 		k := key(r.sub, r.eventID)
-		if s.inflight[k] {
-			delete(s.inflight, k)
-			n.mu.Lock()
-			if ss := n.subs[r.sub]; ss != nil {
-				ss.inflight--
-			}
-			n.mu.Unlock()
+		rk, ok := s.inflight[k]
+		if !ok {
+			continue
 		}
+		delete(s.inflight, k)
+		if rk != "" {
+			if s.busyResources[rk]--; s.busyResources[rk] <= 0 {
+				delete(s.busyResources, rk)
+			}
+		}
+		n.mu.Lock()
+		if ss := n.subs[r.sub]; ss != nil {
+			ss.inflight--
+		}
+		n.mu.Unlock()
 	}
 	if err != nil {
 		// The deliveries stay due as they were and are attempted again:
 		// a duplicate at worst, never a loss.
 		n.log.Error("recording delivery outcomes failed", "error", err.Error(), "count", len(batch))
 		return
+	}
+	n.addPending(added)
+	n.mu.Lock()
+	for sub, h := range health {
+		n.health[sub] = h
+	}
+	n.mu.Unlock()
+	for sub, reason := range disabledNow {
+		n.log.Warn("subscription disabled; deliveries queue until it is re-enabled", "subscription", sub, "reason", reason)
 	}
 	for _, r := range recorded {
 		n.metrics.deliveries.WithLabelValues(r.sub, r.outcome).Inc()
@@ -96,14 +143,18 @@ func (n *Notifier) commit(s *state, batch []result) {
 }
 
 // decide sets what follows an attempt: delivered, dead, or the next retry.
+// d.Round already counts this attempt, so after the immediate try (round
+// 1) the wait is schedule[0], and the delivery is dead once every entry of
+// the schedule has been used.
 func (n *Notifier) decide(d *store.Delivery, r result, now time.Time) {
 	if r.outcome == OutcomeSuccess {
 		d.State = store.Delivered
 		return
 	}
-	ss := n.sub(d.Subscription)
-	var schedule []time.Duration
-	if ss != nil {
+	// A subscription removed while its attempt was out keeps the default
+	// schedule, so its deliveries wait for it to come back rather than die.
+	schedule := config.DefaultRetrySchedule
+	if ss := n.sub(d.Subscription); ss != nil {
 		schedule = ss.sub.Schedule
 	}
 	if r.permanent || d.Round > len(schedule) {
@@ -115,12 +166,14 @@ func (n *Notifier) decide(d *store.Delivery, r result, now time.Time) {
 }
 
 // RetryDelay is the wait before a retry: the scheduled delay ±20%, so
-// deliveries that failed together don't return as one wave; a receiver's
-// Retry-After is honoured but kept between the scheduled delay and twice it.
+// deliveries that failed together don't return as one synchronized wave. A
+// receiver's Retry-After can lengthen the wait but never beyond twice the
+// scheduled delay, so it can slow retries down but neither hurry them (a
+// shorter Retry-After leaves the jittered schedule alone) nor stall them.
 func RetryDelay(scheduled, retryAfter time.Duration) time.Duration {
 	d := time.Duration(float64(scheduled) * (0.8 + 0.4*rand.Float64()))
-	if retryAfter > 0 {
-		d = min(max(retryAfter, scheduled), 2*scheduled)
+	if retryAfter > d {
+		d = min(retryAfter, 2*scheduled)
 	}
 	return d
 }
@@ -166,56 +219,76 @@ func gaugeState(state string) string {
 	return ""
 }
 
+// countsOf returns a subscription's gauge counts; n.mu must be held.
+func (n *Notifier) countsOf(sub string) map[string]int {
+	c := n.counts[sub]
+	if c == nil {
+		c = map[string]int{}
+		n.counts[sub] = c
+	}
+	return c
+}
+
+// count moves a delivery between queue gauge states; prev is nil for a new
+// delivery.
 func (n *Notifier) count(prev, next *store.Delivery) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	ss := n.subs[next.Subscription]
-	if ss == nil {
-		return
-	}
+	c := n.countsOf(next.Subscription)
 	if prev != nil {
 		if g := gaugeState(prev.State); g != "" {
-			ss.counts[g]--
+			c[g]--
 		}
 	}
 	if g := gaugeState(next.State); g != "" {
-		ss.counts[g]++
+		c[g]++
 	}
 }
 
-// loadCounts sets the queue gauges from the store at startup.
-func (n *Notifier) loadCounts() error {
+// load reads the queue counts and subscription health from the store at
+// start-up, repairing the schedule index on the way.
+func (n *Notifier) load() error {
 	counts := map[string]map[string]int{}
-	err := n.st.View(func(t *store.Txn) error {
-		return t.Deliveries(func(d *store.Delivery) error {
-			if g := gaugeState(d.State); g != "" {
-				if counts[d.Subscription] == nil {
-					counts[d.Subscription] = map[string]int{}
-				}
-				counts[d.Subscription][g]++
-			}
-			return nil
-		})
+	repaired, err := n.st.LoadDeliveries(func(d *store.Delivery) error {
+		c := counts[d.Subscription]
+		if c == nil {
+			c = map[string]int{}
+			counts[d.Subscription] = c
+		}
+		if g := gaugeState(d.State); g != "" {
+			c[g]++
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("count deliveries: %w", err)
 	}
+	if repaired > 0 {
+		n.log.Warn("repaired the delivery schedule index", "keys", repaired)
+	}
+	health := map[string]store.SubState{}
+	err = n.st.View(func(t *store.Txn) error {
+		return t.SubStates(func(sub string, s *store.SubState) error {
+			health[sub] = *s
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read subscription states: %w", err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for id, ss := range n.subs {
-		if c, ok := counts[id]; ok {
-			ss.counts = c
-		}
-	}
+	n.counts, n.health = counts, health
 	return nil
 }
 
 func (n *Notifier) updateGauges() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, ss := range n.subs {
+	for id := range n.subs {
+		c := n.counts[id]
 		for _, st := range queueStates {
-			n.metrics.queue.WithLabelValues(ss.sub.ID, st).Set(float64(ss.counts[st]))
+			n.metrics.queue.WithLabelValues(id, st).Set(float64(c[st]))
 		}
 	}
 }

@@ -4,20 +4,22 @@
 // schedule lives in Badger, never in a sleeping goroutine, so a restart
 // resumes every delivery where it was.
 //
-// One goroutine (run) owns every delivery write and the in-flight set;
+// One goroutine (Run) owns every delivery write and the in-flight set;
 // workers only make HTTP requests and hand back results. That keeps the
 // store free of write conflicts and lets outcomes be committed in batches.
+// Operations the API needs (Redeliver, SetDisabled, Ping, Replay) are run on
+// that goroutine too, through do.
 package notifier
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -27,22 +29,38 @@ type Options struct {
 	Grace time.Duration
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// Transport, when set, carries every subscription's requests instead of
+	// a transport per subscription. Tests use it to keep HTTP in process.
+	Transport http.RoundTripper
 }
+
+// ErrStopped is returned by operations asked of a notifier that has stopped.
+var ErrStopped = errors.New("notifier stopped")
 
 // Notifier delivers events.
 type Notifier struct {
-	st      *store.Store
-	log     *slog.Logger
-	metrics *Metrics
-	now     func() time.Time
-	grace   time.Duration
+	st        *store.Store
+	log       *slog.Logger
+	metrics   *Metrics
+	now       func() time.Time
+	grace     time.Duration
+	transport http.RoundTripper
 
 	wake    chan struct{}
 	ops     chan func(*state) error
 	results chan result
 
+	// mu guards subs, counts and health: Run writes them, the API reads
+	// them (Stats) and SetSubscriptions replaces subs.
 	mu   sync.Mutex
 	subs map[string]*subState
+	// counts is the queue gauge by subscription id and gauge state. It is
+	// kept for every subscription that has deliveries, configured or not,
+	// so a subscription that is removed and comes back counts right; its
+	// keys are also every subscription id a delivery may exist for.
+	counts map[string]map[string]int
+	// health mirrors the u/ records, by subscription id.
+	health map[string]store.SubState
 
 	// sendCtx is cancelled when the shutdown grace period runs out.
 	sendCtx    context.Context
@@ -51,18 +69,24 @@ type Notifier struct {
 	done       chan struct{}
 }
 
-// subState is a subscription and what run tracks about it.
+// subState is a subscription and its in-flight count.
 type subState struct {
 	sub      *Subscription
 	client   *http.Client
 	inflight int
-	counts   map[string]int // queue gauge by state
 }
 
-// state is what operations executed by run may touch.
+// state is what operations executed by Run may touch.
 type state struct {
-	n        *Notifier
-	inflight map[string]bool
+	n *Notifier
+	// inflight maps key(sub, event) to the delivery's resource key, ""
+	// when it is unordered.
+	inflight map[string]string
+	// busyResources counts in-flight deliveries per resource key. Only one
+	// delivery of a resource may be in flight: normally the head of the
+	// resource is the only one that may go, but a redelivery can put an
+	// older event back at the head while a later one is being sent.
+	busyResources map[string]int
 }
 
 // New returns a notifier. Call SetSubscriptions, then Run.
@@ -72,11 +96,13 @@ func New(st *store.Store, m *Metrics, log *slog.Logger, o Options) *Notifier {
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
 	n := &Notifier{
-		st: st, log: log, metrics: m, now: o.Now, grace: o.Grace,
+		st: st, log: log, metrics: m, now: o.Now, grace: o.Grace, transport: o.Transport,
 		wake:    make(chan struct{}, 1),
 		ops:     make(chan func(*state) error),
 		results: make(chan result, 256),
 		subs:    map[string]*subState{},
+		counts:  map[string]map[string]int{},
+		health:  map[string]store.SubState{},
 		sendCtx: sendCtx, cancelSend: cancel,
 		done: make(chan struct{}),
 	}
@@ -84,7 +110,7 @@ func New(st *store.Store, m *Metrics, log *slog.Logger, o Options) *Notifier {
 	return n
 }
 
-// Wake asks run to look at the outbox and the schedule now.
+// Wake asks Run to look at the outbox and the schedule now.
 func (n *Notifier) Wake() {
 	select {
 	case n.wake <- struct{}{}:
@@ -100,9 +126,9 @@ func (n *Notifier) SetSubscriptions(subs []*Subscription) {
 	next := map[string]*subState{}
 	for _, s := range subs {
 		old, ok := n.subs[s.ID]
-		ss := &subState{sub: s, counts: map[string]int{}}
+		ss := &subState{sub: s}
 		if ok {
-			ss.inflight, ss.counts = old.inflight, old.counts
+			ss.inflight = old.inflight
 			ss.client = old.client
 			if old.sub.InsecureSkipVerify != s.InsecureSkipVerify {
 				ss.client = nil
@@ -112,7 +138,7 @@ func (n *Notifier) SetSubscriptions(subs []*Subscription) {
 			if s.InsecureSkipVerify {
 				n.log.Warn("TLS certificate verification is off for this subscription (insecure_skip_verify)", "subscription", s.ID)
 			}
-			ss.client = newHTTPClient(s.InsecureSkipVerify)
+			ss.client = newHTTPClient(s.InsecureSkipVerify, n.transport)
 		}
 		n.metrics.initSubscription(s.ID)
 		next[s.ID] = ss
@@ -143,6 +169,8 @@ func (n *Notifier) sub(id string) *subState {
 	return n.subs[id]
 }
 
+// subList returns the subscriptions in id order, so dispatch is
+// deterministic.
 func (n *Notifier) subList() []*subState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -150,10 +178,37 @@ func (n *Notifier) subList() []*subState {
 	for _, s := range n.subs {
 		out = append(out, s)
 	}
+	slices.SortFunc(out, func(a, b *subState) int {
+		switch {
+		case a.sub.ID < b.sub.ID:
+			return -1
+		case a.sub.ID > b.sub.ID:
+			return 1
+		}
+		return 0
+	})
 	return out
 }
 
-// do runs op on the run goroutine and waits for it.
+// knownSubs returns every subscription id a delivery may exist for: the
+// configured ones and those that had deliveries when Run started or since.
+func (n *Notifier) knownSubs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ids := make([]string, 0, len(n.counts)+len(n.subs))
+	for id := range n.counts {
+		ids = append(ids, id)
+	}
+	for id := range n.subs {
+		if _, ok := n.counts[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// do runs op on the Run goroutine and waits for it.
 func (n *Notifier) do(ctx context.Context, op func(*state) error) error {
 	errc := make(chan error, 1)
 	wrapped := func(s *state) error {
@@ -166,7 +221,7 @@ func (n *Notifier) do(ctx context.Context, op func(*state) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-n.done:
-		return fmt.Errorf("notifier stopped")
+		return ErrStopped
 	}
 	select {
 	case err := <-errc:
@@ -181,14 +236,15 @@ func (n *Notifier) do(ctx context.Context, op func(*state) error) error {
 // unfinished stays due in the store and is sent after the next start.
 func (n *Notifier) Run(ctx context.Context) error {
 	defer close(n.done)
-	s := &state{n: n, inflight: map[string]bool{}}
-	if err := n.loadCounts(); err != nil {
+	s := &state{n: n, inflight: map[string]string{}, busyResources: map[string]int{}}
+	if err := n.load(); err != nil {
 		return err
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if err := n.fanout(); err != nil {
+		more, err := n.fanout()
+		if err != nil {
 			n.log.Error("fan-out failed", "error", err.Error())
 		}
 		next, err := n.dispatch(s)
@@ -198,7 +254,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 		}
 		n.updateGauges()
 		wait := time.Hour
-		if !next.IsZero() {
+		switch {
+		case more:
+			wait = 0 // a backlog in the outbox: come straight back
+		case !next.IsZero():
 			wait = max(next.Sub(n.now()), 0)
 		}
 		timer.Reset(wait)
@@ -240,7 +299,8 @@ func (n *Notifier) collect(r result) []result {
 }
 
 // drain waits for in-flight deliveries until the grace period ends, then
-// cancels the rest.
+// cancels the rest. A cancelled attempt is not recorded, so its delivery
+// stays due as it was and is sent after the next start.
 func (n *Notifier) drain(s *state) error {
 	if len(s.inflight) > 0 {
 		n.log.Info("waiting for in-flight deliveries", "count", len(s.inflight), "grace", n.grace.String())
@@ -259,191 +319,4 @@ func (n *Notifier) drain(s *state) error {
 	n.cancelSend()
 	n.workers.Wait()
 	return nil
-}
-
-// busy reports whether a subscription has max_in_flight requests out.
-func (n *Notifier) busy(ss *subState) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return ss.inflight >= ss.sub.MaxInFlight
-}
-
-func key(sub, eventID string) string { return sub + "\x00" + eventID }
-
-// dispatch starts every due delivery that may go now and returns when the
-// next one falls due (zero if none is queued).
-func (n *Notifier) dispatch(s *state) (time.Time, error) {
-	now := n.now()
-	for {
-		limit := len(s.inflight) + 256
-		var refs []store.DueRef
-		if err := n.st.View(func(t *store.Txn) error {
-			var err error
-			refs, err = t.Due(now, limit)
-			return err
-		}); err != nil {
-			return time.Time{}, fmt.Errorf("read schedule: %w", err)
-		}
-		started, waiting, err := n.start(s, refs)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if len(waiting) > 0 {
-			if err := n.park(waiting); err != nil {
-				return time.Time{}, err
-			}
-		}
-		if len(refs) < limit || (started == 0 && len(waiting) == 0) {
-			break
-		}
-	}
-	var next time.Time
-	err := n.st.View(func(t *store.Txn) error {
-		at, ok, err := t.NextDueAfter(now)
-		if ok {
-			next = at
-		}
-		return err
-	})
-	return next, err
-}
-
-// start sends the due deliveries that may go: not already in flight, their
-// subscription known and below max_in_flight, and first of their resource.
-// Those behind an open earlier delivery are returned to be parked.
-func (n *Notifier) start(s *state, refs []store.DueRef) (int, []*store.Delivery, error) {
-	started := 0
-	var waiting []*store.Delivery
-	err := n.st.View(func(t *store.Txn) error {
-		for _, ref := range refs {
-			k := key(ref.Subscription, ref.EventID)
-			if s.inflight[k] {
-				continue
-			}
-			ss := n.sub(ref.Subscription)
-			if ss == nil || n.busy(ss) {
-				continue
-			}
-			d, err := t.Delivery(ref.Subscription, ref.EventID)
-			if err != nil {
-				return err
-			}
-			if d == nil || !d.Queued() {
-				continue
-			}
-			if d.Resource != "" {
-				head, err := t.ResourceHead(d.Subscription, d.Resource)
-				if err != nil {
-					return err
-				}
-				if head != "" && head != d.EventID {
-					waiting = append(waiting, d)
-					continue
-				}
-			}
-			e, err := t.Event(d.EventID)
-			if err != nil {
-				return err
-			}
-			if e == nil {
-				n.log.Error("delivery refers to a missing event", "event_id", d.EventID, "subscription", d.Subscription)
-				continue
-			}
-			s.inflight[k] = true
-			n.mu.Lock()
-			ss.inflight++
-			n.mu.Unlock()
-			started++
-			n.workers.Add(1)
-			go func(sub *Subscription, client *http.Client) {
-				defer n.workers.Done()
-				n.results <- send(n.sendCtx, client, sub, e, n.now)
-			}(ss.sub, ss.client)
-		}
-		return nil
-	})
-	return started, waiting, err
-}
-
-// park moves deliveries that wait behind an earlier one of their resource
-// out of the schedule; finishing the earlier one requeues them.
-func (n *Notifier) park(ds []*store.Delivery) error {
-	now := n.now()
-	return n.st.Update(func(t *store.Txn) error {
-		for _, prev := range ds {
-			d := *prev
-			d.State, d.UpdatedAt = store.Waiting, now
-			if err := t.PutDelivery(&d, prev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// fanout turns outbox events into one delivery per matching subscription.
-func (n *Notifier) fanout() error {
-	subs := n.subList()
-	for {
-		now := n.now()
-		var ids []string
-		added := map[string]int{}
-		err := n.st.Update(func(t *store.Txn) error {
-			var err error
-			if ids, err = t.Outbox(256); err != nil {
-				return err
-			}
-			clear(added)
-			for _, id := range ids {
-				e, err := t.Event(id)
-				if err != nil {
-					return err
-				}
-				if e != nil {
-					for _, ss := range subs {
-						if !ss.sub.Wants(e.Type) {
-							continue
-						}
-						if err := t.PutDelivery(newDelivery(ss.sub, e, now), nil); err != nil {
-							return err
-						}
-						added[ss.sub.ID]++
-					}
-				}
-				if err := t.RemoveFromOutbox(id); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("fan out: %w", err)
-		}
-		n.mu.Lock()
-		for id, c := range added {
-			if ss := n.subs[id]; ss != nil {
-				ss.counts["pending"] += c
-			}
-		}
-		n.mu.Unlock()
-		if len(ids) < 256 {
-			return nil
-		}
-	}
-}
-
-func newDelivery(s *Subscription, e *event.Event, now time.Time) *store.Delivery {
-	d := &store.Delivery{
-		EventID:      e.ID,
-		Subscription: s.ID,
-		State:        store.Pending,
-		NextAt:       now,
-		CreatedAt:    now,
-		UpdatedAt:    now,
-		EventAt:      e.CreatedAt,
-	}
-	if s.Ordered {
-		d.Resource = e.Resource()
-	}
-	return d
 }

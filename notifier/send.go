@@ -39,8 +39,6 @@ type result struct {
 	// permanent failures skip the remaining schedule (a payload the jq
 	// program can't build will not build next time either).
 	permanent bool
-	// gone is a 410: the receiver asks never to be called again.
-	gone bool
 	// canceled attempts were cut short by shutdown and are not recorded:
 	// the delivery stays due and is sent after restart.
 	canceled bool
@@ -64,6 +62,11 @@ func Body(ctx context.Context, e *event.Event, payload *jqexpr.Expr) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
+	if out == nil {
+		// jq yields nothing or null for a path that isn't there; sending
+		// "null" would look like a delivery and carry nothing.
+		return nil, fmt.Errorf("payload: jq %q produced no value (null)", payload.String())
+	}
 	b, err := event.Canonical(out)
 	if err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
@@ -71,14 +74,19 @@ func Body(ctx context.Context, e *event.Event, payload *jqexpr.Expr) ([]byte, er
 	return b, nil
 }
 
-func newHTTPClient(insecure bool) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	if insecure {
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
+// newHTTPClient returns a subscription's client; rt, when set, replaces its
+// transport (tests keep HTTP in process with it).
+func newHTTPClient(insecure bool, rt http.RoundTripper) *http.Client {
+	if rt == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		if insecure {
+			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
+		}
+		rt = tr
 	}
 	return &http.Client{
-		Transport: tr,
+		Transport: rt,
 		// A redirect is a failed attempt: following it would send a signed
 		// body somewhere the subscription did not name.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -144,7 +152,11 @@ func send(ctx context.Context, c *http.Client, s *Subscription, e *event.Event, 
 	}
 	r.outcome = OutcomeHTTPError
 	r.err = fmt.Sprintf("status %d", resp.StatusCode)
-	r.gone = resp.StatusCode == http.StatusGone
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		// Named, because a receiver that moved (http → https, a trailing
+		// slash) looks healthy in its own logs.
+		r.err += " (redirects are not followed; update the subscription URL)"
+	}
 	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), r.at); ok {
 		r.retryAfter = ra
 	}

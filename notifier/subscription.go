@@ -23,9 +23,16 @@ type Subscription struct {
 	Schedule    []time.Duration
 	Ordered     bool // ordering: resource
 	MaxInFlight int
+	// DisableAfter disables the subscription after this long of nothing
+	// but failed attempts; 0 = never.
+	DisableAfter time.Duration
 	// ManagedBy is "config" or "api".
 	ManagedBy          string
 	InsecureSkipVerify bool
+	// AllowPrivate lets an API-created subscription reach private and
+	// loopback addresses (delivery.allow_private_networks); config ones
+	// always may, since a sidecar usually delivers to localhost.
+	AllowPrivate bool
 }
 
 // FromConfig builds a subscription from a validated config entry.
@@ -48,6 +55,7 @@ func FromConfig(c *config.Subscription) (*Subscription, error) {
 		Schedule:           c.Retry.Schedule,
 		Ordered:            c.Ordering != "none",
 		MaxInFlight:        max(c.MaxInFlight, 1),
+		DisableAfter:       c.DisableAfter,
 		ManagedBy:          "config",
 		InsecureSkipVerify: c.InsecureSkipVerify,
 	}, nil

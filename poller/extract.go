@@ -47,14 +47,32 @@ func extract(ctx context.Context, src *config.Source, doc any) ([]diff.Observati
 }
 
 func extractOne(ctx context.Context, src *config.Source, it any) (diff.Observation, error) {
-	var o diff.Observation
 	idv, err := src.IDExpr.First(ctx, it)
 	if err != nil {
-		return o, fmt.Errorf("id: %w", err)
+		return diff.Observation{}, fmt.Errorf("id: %w", err)
 	}
-	if o.ID, err = idString(idv); err != nil {
-		return o, fmt.Errorf("id %s: %w", src.IDExpr, err)
+	id, err := idString(idv)
+	if err != nil {
+		return diff.Observation{}, fmt.Errorf("id %s: %w", src.IDExpr, err)
 	}
+	return extractState(ctx, src, it, id)
+}
+
+// extractWatch reads the one item of a watch request. The item is keyed by
+// the watched id, so the watch, its item and its events always agree: the
+// id expression may yield nothing (a status endpoint often omits the id)
+// and a different spelling of the id (a number for "42") changes nothing.
+func extractWatch(ctx context.Context, src *config.Source, doc any, watched string) (diff.Observation, error) {
+	o, err := extractState(ctx, src, doc, watched)
+	if err != nil {
+		return o, pollErr(OutcomeExtract, "%w", err)
+	}
+	return o, nil
+}
+
+// extractState reads an item's state and object.
+func extractState(ctx context.Context, src *config.Source, it any, id string) (diff.Observation, error) {
+	o := diff.Observation{ID: id}
 	sv, err := src.StateExpr.First(ctx, it)
 	if err != nil {
 		return o, fmt.Errorf("item %s: state: %w", o.ID, err)

@@ -3,19 +3,24 @@ package poller
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/time/rate"
 
 	"github.com/pollrelay/pollrelay/config"
 )
@@ -65,14 +70,27 @@ type response struct {
 type fetcher struct {
 	src    *config.Source
 	client *retryablehttp.Client
+	// limiter holds requests to the source's `rate`; nil = unlimited.
+	limiter *rate.Limiter
 }
 
-func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int)) *fetcher {
+// newFetcher builds a source's HTTP client. rt replaces the network
+// transport when set (tests run upstreams in-process under synctest).
+func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int), rt http.RoundTripper) *fetcher {
 	hc := cleanhttp.DefaultPooledClient()
 	if src.InsecureSkipVerify {
 		log.Warn("TLS certificate verification is off for this source (insecure_skip_verify)")
 		tr := hc.Transport.(*http.Transport)
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
+	}
+	if rt != nil {
+		hc.Transport = rt
+	}
+	f := &fetcher{src: src}
+	if src.RateLimit > 0 {
+		// A burst of one: `rate: 5/s` never sends two requests closer than
+		// 200ms, so the upstream sees the budget in any window it measures.
+		f.limiter = rate.NewLimiter(rate.Limit(src.RateLimit), 1)
 	}
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
@@ -87,8 +105,17 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int))
 		ResponseLogHook: func(_ retryablehttp.Logger, r *http.Response) {
 			onResponse(r.StatusCode)
 		},
+		RequestLogHook: func(_ retryablehttp.Logger, _ *http.Request, retry int) {
+			// A quick retry spends the rate budget too. It is not held back
+			// (its wait would eat into the request's timeout); the debit
+			// delays the requests after it instead.
+			if retry > 0 && f.limiter != nil {
+				f.limiter.Reserve()
+			}
+		},
 	}
-	return &fetcher{src: src, client: c}
+	f.client = c
+	return f
 }
 
 // checkRetry retries transient failures quickly, but not a 429/503 whose
@@ -104,13 +131,20 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
-// do performs one request and reads the body up to the source's cap.
-func (f *fetcher) do(ctx context.Context, rawURL string, hdr http.Header) (*response, error) {
+// do performs one request and reads the body up to the source's cap. It
+// waits for the rate budget first, outside the request's timeout: a slow
+// budget is not a slow upstream.
+func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr http.Header) (*response, error) {
+	if f.limiter != nil {
+		if err := f.limiter.Wait(ctx); err != nil {
+			return nil, pollErr(OutcomeNetwork, "wait for rate budget: %w", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.src.Timeout)
 	defer cancel()
 	var body any
-	if f.src.BodyBytes != nil {
-		body = f.src.BodyBytes
+	if reqBody != nil {
+		body = reqBody
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, f.src.Method, rawURL, body)
 	if err != nil {
@@ -118,7 +152,7 @@ func (f *fetcher) do(ctx context.Context, rawURL string, hdr http.Header) (*resp
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
-	if f.src.BodyBytes != nil {
+	if reqBody != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range f.src.Headers {
@@ -249,4 +283,86 @@ func redactKV(kv []any) []any {
 		out = append(out, k, v)
 	}
 	return out
+}
+
+// maxPollInterval caps X-Poll-Interval, so a broken upstream can't put a
+// source to sleep for days.
+const maxPollInterval = 24 * time.Hour
+
+// pollInterval reads X-Poll-Interval (seconds, as GitHub sends it): the
+// least time the upstream wants between polls. 0 when absent or invalid.
+func pollInterval(h http.Header) time.Duration {
+	s, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Poll-Interval")))
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return min(time.Duration(s)*time.Second, maxPollInterval)
+}
+
+// conditional returns the If-None-Match / If-Modified-Since headers for
+// stored validators, or nil when there are none.
+func conditional(etag, lastModified string) http.Header {
+	if etag == "" && lastModified == "" {
+		return nil
+	}
+	h := http.Header{}
+	if etag != "" {
+		h.Set("If-None-Match", etag)
+	}
+	if lastModified != "" {
+		h.Set("If-Modified-Since", lastModified)
+	}
+	return h
+}
+
+// watchURL fills a watch source's {id}, escaped for where it stands: a
+// path segment (so an id can't climb out of it with a slash) or a query.
+func watchURL(tmpl, id string) string {
+	i := strings.Index(tmpl, "{id}")
+	if q := strings.IndexByte(tmpl, '?'); q >= 0 && q < i {
+		return strings.ReplaceAll(tmpl, "{id}", url.QueryEscape(id))
+	}
+	return strings.ReplaceAll(tmpl, "{id}", url.PathEscape(id))
+}
+
+// watchBody fills {id} in a request body (a GraphQL query's variables,
+// say) as the inside of a JSON string.
+func watchBody(body []byte, id string) []byte {
+	if body == nil || !bytes.Contains(body, []byte("{id}")) {
+		return body
+	}
+	enc, _ := json.Marshal(id) // a string always encodes
+	return bytes.ReplaceAll(body, []byte("{id}"), enc[1:len(enc)-1])
+}
+
+// validatorsFor names what a stored ETag was received for: everything that
+// shapes the request or its extraction. A hash, so no header value (it may
+// be a token) is stored.
+func validatorsFor(src *config.Source) string {
+	h := sha256.New()
+	put := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
+	put(src.URL)
+	put(src.Method)
+	put(string(src.BodyBytes))
+	keys := make([]string, 0, len(src.Headers))
+	for k := range src.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		put(k)
+		put(src.Headers[k])
+	}
+	if a := src.Auth; a != nil {
+		put(a.Bearer)
+		if a.Basic != nil {
+			put(a.Basic.Username)
+			put(a.Basic.Password)
+		}
+	}
+	put(src.Items)
+	put(src.ID)
+	put(src.State)
+	put(src.Object)
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

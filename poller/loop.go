@@ -16,18 +16,36 @@ import (
 	"github.com/pollrelay/pollrelay/store"
 )
 
-// Status is what the API shows about a source.
+// Kinds of source, as Status shows them.
+const (
+	KindList   = "list"   // `items:` yields many items per response
+	KindSingle = "single" // one object per response
+	KindWatch  = "watch"  // one request per watched id ({id} in the URL)
+)
+
+// Status is what the API shows about a source (GET /v1/sources).
 type Status struct {
-	Name         string    `json:"name"`
-	URL          string    `json:"url"`
-	LastPollAt   time.Time `json:"last_poll_at,omitzero"`
-	LastOutcome  string    `json:"last_outcome,omitempty"`
-	LastError    string    `json:"last_error,omitempty"`
-	LastSuccess  time.Time `json:"last_success_at,omitzero"`
-	ItemsTracked int       `json:"items_tracked"`
-	NextPollAt   time.Time `json:"next_poll_at,omitzero"`
-	PausedUntil  time.Time `json:"paused_until,omitzero"`
-	Failures     int       `json:"consecutive_failures"`
+	Name string `json:"name"`
+	URL  string `json:"url"` // credentials and query values redacted
+	Kind string `json:"kind"`
+	// Interval is the configured interval, or the longer one the upstream
+	// asked for with X-Poll-Interval.
+	Interval string `json:"interval"`
+	// LastPollAt is when the last poll (for a watch source: the last round
+	// over its watches) started; LastOutcome is one of the Outcome*
+	// values and LastError its message when it failed.
+	LastPollAt  time.Time `json:"last_poll_at,omitzero"`
+	LastOutcome string    `json:"last_outcome,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastSuccess time.Time `json:"last_success_at,omitzero"`
+	// ItemsTracked counts stored items; WatchesActive the ids a watch
+	// source polls.
+	ItemsTracked  int       `json:"items_tracked"`
+	WatchesActive int       `json:"watches_active"`
+	NextPollAt    time.Time `json:"next_poll_at,omitzero"`
+	// PausedUntil is set while the source honours a 429/503 Retry-After.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	Failures    int       `json:"consecutive_failures"`
 }
 
 func sortStatus(s []Status) {
@@ -40,16 +58,26 @@ type loop struct {
 	f       *fetcher
 	log     *slog.Logger
 	off     time.Duration
+	vkey    string // validatorsFor(src)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	pollNow chan chan error
 	done    chan struct{}
+	// synced is set once a watch source's `ids:` and watch_from items have
+	// been turned into watches (retried each round until it works).
+	synced bool
+	// next is a PollNow that arrived during a spread watch round; only the
+	// run goroutine touches it.
+	next chan error
 
 	mu sync.Mutex
 	st Status
+	// asked is the interval X-Poll-Interval asked for; 0 = none.
+	asked time.Duration
 	// lastErr is the failure last logged, so a repeated failure is logged
-	// once and its recovery once.
-	lastErr string
+	// once and its recovery once; truncated likewise for max_pages.
+	lastErr   string
+	truncated bool
 }
 
 func newLoop(m *Manager, src *config.Source) *loop {
@@ -60,16 +88,24 @@ func newLoop(m *Manager, src *config.Source) *loop {
 	ctx, cancel := context.WithCancel(ctx)
 	log := m.log.With("source", src.Name)
 	m.metrics.initSource(src.Name)
+	kind := KindSingle
+	switch {
+	case src.IsWatch():
+		kind = KindWatch
+	case src.ItemsExpr != nil:
+		kind = KindList
+	}
 	l := &loop{
 		m: m, src: src, log: log, ctx: ctx, cancel: cancel,
 		off:     offset(src.Name, src.Interval),
+		vkey:    validatorsFor(src),
 		pollNow: make(chan chan error),
 		done:    make(chan struct{}),
-		st:      Status{Name: src.Name, URL: RedactURL(src.URL)},
+		st:      Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: src.Interval.String()},
 	}
 	l.f = newFetcher(src, log, func(code int) {
 		m.metrics.requests.WithLabelValues(src.Name, strconv.Itoa(code)).Inc()
-	})
+	}, m.transport)
 	return l
 }
 
@@ -78,7 +114,9 @@ func (l *loop) stop() {
 	<-l.done
 }
 
-// run polls at once, then on the source's grid; failures back off.
+// run polls at once, then on the source's grid; failures back off. A
+// watch source's poll is a round over all its watches, spread over the
+// interval; PollNow polls them all at once.
 func (l *loop) run() {
 	defer close(l.done)
 	if n, err := l.countTracked(); err == nil {
@@ -98,26 +136,69 @@ func (l *loop) run() {
 			return
 		case <-timer.C:
 		case reply = <-l.pollNow:
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
+		}
+		for {
+			start := l.m.now()
+			var err error
+			if l.src.IsWatch() {
+				err = l.round(l.ctx, start, reply == nil)
+			} else {
+				err = l.poll(l.ctx)
+			}
+			if reply != nil {
+				reply <- err
+			}
+			if l.ctx.Err() != nil {
+				return
+			}
+			next = l.nextPoll(start, err)
+			// A PollNow that cut a spread round short is served at once.
+			if reply, l.next = l.next, nil; reply == nil {
+				break
 			}
 		}
-		err := l.poll(l.ctx)
-		if reply != nil {
-			reply <- err
-		}
-		next = l.nextPoll(err)
 	}
+}
+
+// interval is the configured interval, raised to what the upstream asked.
+func (l *loop) interval() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.src.Interval, l.asked)
+}
+
+// setAsked records X-Poll-Interval (0 when the upstream stopped sending it).
+func (l *loop) setAsked(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d != l.asked && d > l.src.Interval {
+		l.log.Info("upstream asked for a longer interval (X-Poll-Interval)", "interval", d.String())
+	}
+	l.asked = d
+	l.st.Interval = max(l.src.Interval, d).String()
 }
 
 // nextPoll is the next grid slot, pushed back after consecutive failures
 // (exponentially, up to max_backoff) or for as long as a 429/503 asked.
-func (l *loop) nextPoll(err error) time.Time {
+// A watch round spreads its requests over the interval itself, so rounds
+// follow each other an interval apart (at once if one overran): each id
+// is polled once per interval.
+func (l *loop) nextPoll(start time.Time, err error) time.Time {
 	now := l.m.now()
-	next := nextSlot(now, l.src.Interval, l.off)
+	iv := l.interval()
+	var next time.Time
+	if l.src.IsWatch() {
+		if next = start.Add(iv); next.Before(now) {
+			next = now
+		}
+	} else {
+		next = nextSlot(now, iv, l.off)
+		// The grid may come round sooner than X-Poll-Interval after this
+		// poll (the first poll is off the grid); the upstream's word wins.
+		if l.src.Interval < iv && next.Before(start.Add(iv)) {
+			next = start.Add(iv)
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.st.PausedUntil = time.Time{}
@@ -129,8 +210,8 @@ func (l *loop) nextPoll(err error) time.Time {
 		return l.st.PausedUntil
 	}
 	if l.st.Failures > 1 {
-		back := l.src.Interval << min(l.st.Failures-1, 16)
-		back = min(back, max(l.src.MaxBackoff, l.src.Interval))
+		back := iv << min(l.st.Failures-1, 16)
+		back = min(back, max(l.src.MaxBackoff, iv))
 		if t := now.Add(back); t.After(next) {
 			return t
 		}
@@ -155,39 +236,77 @@ func (l *loop) setTracked(n int) {
 	l.mu.Unlock()
 }
 
-// poll fetches, extracts and applies one listing.
+// poll fetches, extracts and applies one listing. A source without
+// pagination sends the stored validators back; a 304 then skips decoding
+// and the diff, except that stalled rules are still checked.
 func (l *loop) poll(ctx context.Context) error {
 	start := l.m.now()
-	obs, complete, err := Fetch(ctx, l.src, l.f)
+	var val diff.Validators
+	if l.src.Pagination == nil {
+		err := l.m.st.View(func(t *store.Txn) error {
+			ss, err := t.SourceState(l.src.Name)
+			if err == nil && ss.ValidatorsFor == l.vkey {
+				val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
+			}
+			return err
+		})
+		if err != nil {
+			l.log.Warn("read stored validators; polling unconditionally", "error", err.Error())
+		}
+	}
+	lst, err := fetchListing(ctx, l.src, l.f, val)
 	var res diff.Result
+	outcome := OutcomeSuccess
 	if err == nil {
-		res, err = diff.Apply(ctx, l.m.st, l.src, obs, complete, l.m.now())
-		if err != nil && ctx.Err() == nil {
-			err = &PollError{Outcome: OutcomeStore, Err: err}
+		l.setAsked(lst.interval)
+		p := diff.Poll{
+			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
+			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
+			Watchers:   l.m.watchersOf(l.src.Name),
+		}
+		if lst.notModified {
+			outcome = OutcomeNotModified
+			p = diff.Poll{Replay: true, Now: p.Now}
+		}
+		if !lst.notModified || diff.StallRules(l.src) != nil {
+			res, err = diff.Apply(ctx, l.m.st, l.src, p)
+			if err != nil && ctx.Err() == nil {
+				err = &PollError{Outcome: OutcomeStore, Err: err}
+			}
+		} else {
+			res.Tracked = l.status().ItemsTracked
 		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: neither success nor failure
 	}
 	l.m.metrics.duration.WithLabelValues(l.src.Name).Observe(l.m.now().Sub(start).Seconds())
-	l.record(start, res, err)
+	if err != nil {
+		outcome = OutcomeNetwork
+		if pe, ok := errors.AsType[*PollError](err); ok {
+			outcome = pe.Outcome
+		}
+	}
+	l.m.metrics.polls.WithLabelValues(l.src.Name, outcome).Inc()
+	l.finish(start, outcome, err)
+	if err == nil {
+		l.applied(res, lst)
+	}
 	return err
 }
 
-func (l *loop) record(start time.Time, res diff.Result, err error) {
+// finish records a poll's (or a watch round's) outcome in the status and
+// the source's gauges, logging a failure once and its recovery once.
+func (l *loop) finish(start time.Time, outcome string, err error) {
 	name := l.src.Name
 	m := l.m.metrics
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.st.LastPollAt = start
+	l.st.LastOutcome = outcome
 	if err != nil {
-		outcome := OutcomeNetwork
-		if pe, ok := errors.AsType[*PollError](err); ok {
-			outcome = pe.Outcome
-		}
-		m.polls.WithLabelValues(name, outcome).Inc()
 		m.up.WithLabelValues(name).Set(0)
-		l.st.LastOutcome, l.st.LastError = outcome, err.Error()
+		l.st.LastError = err.Error()
 		l.st.Failures++
 		if msg := err.Error(); msg != l.lastErr {
 			l.log.Warn("poll failed", "outcome", outcome, "error", msg, "consecutive_failures", l.st.Failures)
@@ -195,20 +314,27 @@ func (l *loop) record(start time.Time, res diff.Result, err error) {
 		}
 		return
 	}
-	m.polls.WithLabelValues(name, OutcomeSuccess).Inc()
 	m.up.WithLabelValues(name).Set(1)
 	m.lastSuccess.WithLabelValues(name).Set(float64(start.UnixNano()) / 1e9)
-	m.tracked.WithLabelValues(name).Set(float64(res.Tracked))
-	for _, t := range res.Transitions {
-		m.transitions.WithLabelValues(name, t.Kind).Inc()
-	}
 	if l.lastErr != "" {
 		l.log.Info("poll recovered", "after_failures", l.st.Failures)
 		l.lastErr = ""
 	}
-	l.st.LastOutcome, l.st.LastError, l.st.LastSuccess = OutcomeSuccess, "", start
+	l.st.LastError, l.st.LastSuccess = "", start
 	l.st.Failures = 0
-	l.st.ItemsTracked = res.Tracked
+}
+
+// applied records what a successful list poll wrote.
+func (l *loop) applied(res diff.Result, lst listing) {
+	name := l.src.Name
+	m := l.m.metrics
+	l.setTracked(res.Tracked)
+	for _, t := range res.Transitions {
+		m.transitions.WithLabelValues(name, t.Kind).Inc()
+	}
+	for ws, n := range res.WatchesAdded {
+		l.m.watchesAdded(ws, n)
+	}
 	switch {
 	case res.Baseline:
 		l.log.Info("baseline recorded", "items", res.Tracked, "events", len(res.Events))
@@ -217,8 +343,18 @@ func (l *loop) record(start time.Time, res diff.Result, err error) {
 			"held_deletes", res.HeldDeletes, "items", res.Tracked)
 	}
 	if res.HeldDeletes > 0 {
-		l.log.Warn("mass delete held back: listing would delete too many items", "deletes", res.HeldDeletes)
+		m.heldDeletes.WithLabelValues(name).Inc()
+		l.log.Warn("mass delete held back: listing would delete too many items",
+			"deletes", res.HeldDeletes, "confirm_polls", l.src.ConfirmPolls)
 	}
+	l.mu.Lock()
+	if cut := !lst.complete && !lst.notModified; cut != l.truncated {
+		l.truncated = cut
+		if cut {
+			l.log.Warn("listing cut short at max_pages: items seen are updated, none deleted", "pages", len(lst.pages))
+		}
+	}
+	l.mu.Unlock()
 	for _, e := range res.RuleErrors {
 		l.log.Warn("event rule failed", "error", e.Error())
 	}

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -25,11 +28,20 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
+	// transport replaces the network in tests; nil = the real one.
+	transport http.RoundTripper
 
 	mu    sync.Mutex
 	loops map[string]*loop
 	ctx   context.Context
 	wg    sync.WaitGroup
+	// watchers maps a list source to the watch sources whose watch_from
+	// names it. Loops read it while polling without taking mu, which Apply
+	// holds while it waits for loops to stop.
+	watchers atomic.Pointer[map[string][]*config.Source]
+	// running is a copy of loops published by Apply, for the same reason:
+	// a loop telling another about watches it added must not wait for mu.
+	running atomic.Pointer[map[string]*loop]
 }
 
 // NewManager returns a manager that writes to st. Loops start with Apply.
@@ -52,9 +64,15 @@ func (m *Manager) Apply(sources []config.Source) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[string]*config.Source{}
+	watchers := map[string][]*config.Source{}
 	for i := range sources {
-		want[sources[i].Name] = &sources[i]
+		s := &sources[i]
+		want[s.Name] = s
+		if s.IsWatch() && s.WatchFrom != "" {
+			watchers[s.WatchFrom] = append(watchers[s.WatchFrom], s)
+		}
 	}
+	m.watchers.Store(&watchers)
 	for name, l := range m.loops {
 		if s, ok := want[name]; ok && sameSource(l.src, s) {
 			continue
@@ -77,6 +95,8 @@ func (m *Manager) Apply(sources []config.Source) {
 			l.run()
 		}()
 	}
+	running := maps.Clone(m.loops)
+	m.running.Store(&running)
 }
 
 // Stop stops every loop and waits for polls in progress to end. A poll cut
@@ -90,7 +110,31 @@ func (m *Manager) Stop() {
 	m.wg.Wait()
 }
 
-// PollNow polls a source at once and waits for the poll to end.
+// watchersOf returns the watch sources whose watch_from names source.
+func (m *Manager) watchersOf(source string) []*config.Source {
+	if w := m.watchers.Load(); w != nil {
+		return (*w)[source]
+	}
+	return nil
+}
+
+// watchesAdded tells a watch source's loop about watches added for it.
+func (m *Manager) watchesAdded(source string, n int) {
+	if l := m.loop(source); l != nil {
+		l.addWatches(n)
+	}
+}
+
+func (m *Manager) loop(name string) *loop {
+	if r := m.running.Load(); r != nil {
+		return (*r)[name]
+	}
+	return nil
+}
+
+// PollNow polls a source at once and waits for the poll to end. For a
+// watch source that is one request per watch, all due at once (still
+// within the source's rate and concurrency).
 func (m *Manager) PollNow(ctx context.Context, name string) error {
 	m.mu.Lock()
 	l, ok := m.loops[name]

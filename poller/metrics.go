@@ -11,6 +11,8 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	up           *prometheus.GaugeVec
 	lastSuccess  *prometheus.GaugeVec
+	watches      *prometheus.GaugeVec
+	heldDeletes  *prometheus.CounterVec
 	transitionKs []string
 }
 
@@ -39,9 +41,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pollrelay_source_last_success_timestamp_seconds", Help: "Unix time of a source's last successful poll.",
 		}, []string{"source"}),
+		watches: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pollrelay_watches_active", Help: "Ids a watch source currently polls.",
+		}, []string{"source"}),
+		heldDeletes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pollrelay_mass_deletes_held_total", Help: "Listings whose deletions the mass-delete guard held back (max_delete_ratio, confirm_polls).",
+		}, []string{"source"}),
 		transitionKs: []string{"created", "changed", "deleted", "stalled", "watch_expired"},
 	}
-	reg.MustRegister(m.polls, m.duration, m.tracked, m.transitions, m.requests, m.up, m.lastSuccess)
+	reg.MustRegister(m.polls, m.duration, m.tracked, m.transitions, m.requests, m.up, m.lastSuccess, m.watches, m.heldDeletes)
 	return m
 }
 
@@ -57,6 +65,8 @@ func (m *Metrics) initSource(name string) {
 	m.tracked.WithLabelValues(name)
 	m.up.WithLabelValues(name)
 	m.lastSuccess.WithLabelValues(name)
+	m.watches.WithLabelValues(name)
+	m.heldDeletes.WithLabelValues(name)
 }
 
 // dropSource removes a source's series when it is removed by a reload.
@@ -69,4 +79,6 @@ func (m *Metrics) dropSource(name string) {
 	m.requests.DeletePartialMatch(l)
 	m.up.DeletePartialMatch(l)
 	m.lastSuccess.DeletePartialMatch(l)
+	m.watches.DeletePartialMatch(l)
+	m.heldDeletes.DeletePartialMatch(l)
 }

@@ -2,12 +2,14 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
@@ -20,17 +22,34 @@ type Page struct {
 	Items  int
 }
 
+// listing is one poll of a list or single-object source.
+type listing struct {
+	obs []diff.Observation
+	// complete is false when max_pages cut the listing short.
+	complete bool
+	pages    []Page
+	// notModified is a 304 answer to a conditional request: nothing was
+	// decoded and the stored state stands.
+	notModified bool
+	// etag and lastModified are the validators of a single-page answer.
+	etag, lastModified string
+	// interval is what X-Poll-Interval asked for (0 = nothing).
+	interval time.Duration
+}
+
 // Fetch polls a list or single-object source once: every page, decoded
 // and extracted. complete is false when max_pages cut the listing short;
 // an error means the poll decides nothing.
 func Fetch(ctx context.Context, src *config.Source, f *fetcher) (obs []diff.Observation, complete bool, err error) {
-	obs, complete, _, err = fetchPages(ctx, src, f)
-	return obs, complete, err
+	l, err := fetchListing(ctx, src, f, diff.Validators{})
+	return l.obs, l.complete, err
 }
 
-func fetchPages(ctx context.Context, src *config.Source, f *fetcher) ([]diff.Observation, bool, []Page, error) {
-	var all []diff.Observation
-	var pages []Page
+// fetchListing fetches every page. Conditional requests (val) are made
+// only for sources without pagination: a 304 on a first page says nothing
+// about the pages after it.
+func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.Validators) (listing, error) {
+	var out listing
 	p := src.Pagination
 	maxPages := 1
 	if p != nil {
@@ -40,35 +59,52 @@ func fetchPages(ctx context.Context, src *config.Source, f *fetcher) ([]diff.Obs
 	if p != nil && (p.PageParam != "" || p.OffsetParam != "") {
 		next = withNumbering(src.URL, p, 0)
 	}
+	var hdr http.Header
+	if p == nil {
+		hdr = conditional(val.ETag, val.LastModified)
+	}
 	for n := 0; n < maxPages; n++ {
-		resp, err := f.do(ctx, next, nil)
+		resp, err := f.do(ctx, next, src.BodyBytes, hdr)
 		if err != nil {
-			return nil, false, pages, pageErr(err, n)
+			return out, pageErr(err, n)
+		}
+		out.interval = pollInterval(resp.header)
+		if resp.status == http.StatusNotModified {
+			if n > 0 || hdr == nil {
+				return out, pageErr(&PollError{Outcome: OutcomeHTTPError, Status: resp.status,
+					Err: fmt.Errorf("%s %s: 304 Not Modified to a request that was not conditional", src.Method, RedactURL(next))}, n)
+			}
+			out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status})
+			out.notModified = true
+			return out, nil
 		}
 		doc, err := decode(resp.body, resp.status)
 		if err != nil {
-			return nil, false, pages, pageErr(err, n)
+			return out, pageErr(err, n)
 		}
 		obs, err := extract(ctx, src, doc)
 		if err != nil {
-			return nil, false, pages, pageErr(err, n)
+			return out, pageErr(err, n)
 		}
-		all = append(all, obs...)
-		pages = append(pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
+		out.obs = append(out.obs, obs...)
+		out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
 		if p == nil {
-			return all, true, pages, nil
+			out.etag, out.lastModified = resp.header.Get("ETag"), resp.header.Get("Last-Modified")
+			out.complete = true
+			return out, nil
 		}
 		more, err := nextPage(ctx, src, p, next, resp, doc, n, len(obs))
 		if err != nil {
-			return nil, false, pages, pageErr(err, n)
+			return out, pageErr(err, n)
 		}
 		if more == "" {
-			return all, true, pages, nil
+			out.complete = true
+			return out, nil
 		}
 		next = more
 	}
 	// max_pages reached with more to fetch: the listing is partial.
-	return all, false, pages, nil
+	return out, nil
 }
 
 func pageErr(err error, n int) error {
@@ -111,13 +147,13 @@ func nextPage(ctx context.Context, src *config.Source, p *config.Pagination, cur
 		if !ok {
 			return "", pollErr(OutcomeExtract, "pagination.next_url: must be a string, got %T", v)
 		}
-		return resolve(cur, s)
+		return resolve(src.URL, cur, s)
 	case p.LinkHeader:
 		link := nextLink(resp.header)
 		if link == "" {
 			return "", nil
 		}
-		return resolve(cur, link)
+		return resolve(src.URL, cur, link)
 	case p.PageParam != "" || p.OffsetParam != "":
 		if got == 0 || (p.Limit > 0 && got < p.Limit) {
 			return "", nil
@@ -163,9 +199,10 @@ func withParam(raw, key, val string) string {
 }
 
 // resolve makes a next link absolute against the page it came from. Only
-// http and https are followed, so an upstream can't point pollrelay at a
-// file or another scheme.
-func resolve(base, ref string) (string, error) {
+// http and https links to the source's own scheme and host are followed:
+// requests carry the source's credentials, which must not go wherever an
+// upstream's response points.
+func resolve(source, base, ref string) (string, error) {
 	b, err := url.Parse(base)
 	if err != nil {
 		return "", pollErr(OutcomeExtract, "next page: %w", err)
@@ -177,6 +214,9 @@ func resolve(base, ref string) (string, error) {
 	u := b.ResolveReference(r)
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", pollErr(OutcomeExtract, "next page URL has scheme %q", u.Scheme)
+	}
+	if s, err := url.Parse(source); err != nil || !strings.EqualFold(s.Scheme, u.Scheme) || !strings.EqualFold(s.Host, u.Host) {
+		return "", pollErr(OutcomeExtract, "next page URL leaves the source's host (%s): not followed", u.Host)
 	}
 	return u.String(), nil
 }
@@ -247,9 +287,36 @@ func fingerprint(s *config.Source) config.Source {
 	return c
 }
 
-// Probe fetches a source once, as a poll would, without touching any store.
-// It returns what was extracted and the pages fetched.
+// Probe fetches a list or single-object source once, as a poll would,
+// without touching any store. It returns what was extracted, whether the
+// listing was complete, and the pages fetched.
 func Probe(ctx context.Context, src *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
-	f := newFetcher(src, log, func(int) {})
-	return fetchPages(ctx, src, f)
+	f := newFetcher(src, log, func(int) {}, nil)
+	l, err := fetchListing(ctx, src, f, diff.Validators{})
+	return l.obs, l.complete, l.pages, err
+}
+
+// ProbeWatch fetches one watched id of a watch source, as a watch poll
+// would, without touching any store.
+func ProbeWatch(ctx context.Context, src *config.Source, id string, log *slog.Logger) (diff.Observation, Page, error) {
+	f := newFetcher(src, log, func(int) {}, nil)
+	u := watchURL(src.URL, id)
+	page := Page{URL: RedactURL(u)}
+	resp, err := f.do(ctx, u, watchBody(src.BodyBytes, id), nil)
+	if err != nil {
+		if pe, ok := errors.AsType[*PollError](err); ok {
+			page.Status = pe.Status
+		}
+		return diff.Observation{}, page, err
+	}
+	page.Status = resp.status
+	doc, err := decode(resp.body, resp.status)
+	if err != nil {
+		return diff.Observation{}, page, err
+	}
+	ob, err := extractWatch(ctx, src, doc, id)
+	if err == nil {
+		page.Items = 1
+	}
+	return ob, page, err
 }

@@ -172,12 +172,21 @@ func (t *Txn) DropDue(r DueRef) error {
 	return wrap(t.del(dueKey(r.Subscription, r.At, r.EventID)), "unschedule %s/%s", r.Subscription, r.EventID)
 }
 
+// DropResource removes a delivery from its resource's order, for an entry
+// whose delivery is gone or finished (the entry would otherwise hold every
+// later event of the resource back for good).
+func (t *Txn) DropResource(sub, resource, eventID string) error {
+	return wrap(t.del(resourceKey(sub, resource, eventID)), "unorder %s/%s", sub, eventID)
+}
+
 // Due returns up to limit of a subscription's queued deliveries due at or
 // before now, earliest first.
 func (t *Txn) Due(sub string, now time.Time, limit int) ([]DueRef, error) {
 	var refs []DueRef
 	cutoff := dueNanos(now)
-	err := t.scan(dueSubPrefix(sub), nil, false, func(k, _ []byte) (bool, error) {
+	// Delivered entries leave tombstones at the front of the range;
+	// scanFloor starts past them.
+	err := t.scanFloor(dueSubPrefix(sub), func(k, _ []byte) (bool, error) {
 		ref, ok := parseDueKey(k)
 		if !ok {
 			return true, nil

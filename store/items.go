@@ -34,9 +34,9 @@ type HistoryEntry struct {
 
 // SourceState is what a source remembers across polls and restarts.
 type SourceState struct {
-	// Baselined is set by the first complete poll, which records what
+	// Baselined is set by the first successful poll, which records what
 	// exists without emitting events.
-	Baselined    bool   `json:"baselined"`
+	Baselined bool `json:"baselined"`
 	// ETag and LastModified are the validators of the last response whose
 	// result is fully stored (no pending settle, no held deletes), sent
 	// back as If-None-Match / If-Modified-Since. ValidatorsFor names the

@@ -14,6 +14,7 @@
 //	u/<sub>                             subscription state (disabled, failures)
 //	w/<source>\x00<id>          watch of a watch source (see watches.go)
 //	wx/<source>\x00<id>         a watch that ended, so it is not re-added
+//	c/<id>                      subscription created through the API
 //
 // Event ids are ULIDs, so every index that ends in one is in creation order.
 package store
@@ -48,6 +49,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	onEvent []func() // called after a commit that added events to the outbox
+
+	floors floors // where queue scans may start; see floors.go
 }
 
 // Open opens (or creates) the database. Badger replays its log on open, so a
@@ -148,13 +151,19 @@ type Txn struct {
 	events int
 	size   int64
 	count  int64
+
+	fl      *floors           // see floors.go
+	seq     uint64            // fl's lowering count when the txn began
+	written map[string][]byte // lowest key written per floored range
+	// maxSize and maxCount are where Full says stop: half Badger's limits.
+	maxSize, maxCount int64
 }
 
 // Update runs fn in a read-write transaction and commits it, retrying on a
 // conflict with a concurrent writer. Commits are synced to disk.
 func (s *Store) Update(fn func(*Txn) error) error {
 	for attempt := 0; ; attempt++ {
-		t := &Txn{txn: s.db.NewTransaction(true)}
+		t := s.newTxn(true)
 		err := fn(t)
 		if err == nil {
 			err = t.txn.Commit()
@@ -166,6 +175,7 @@ func (s *Store) Update(fn func(*Txn) error) error {
 		if err != nil {
 			return err
 		}
+		s.committed(t)
 		if t.events > 0 {
 			s.notifyEvent()
 		}
@@ -175,7 +185,12 @@ func (s *Store) Update(fn func(*Txn) error) error {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Txn) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{txn: txn}) })
+	if s.db.IsClosed() {
+		return badger.ErrDBClosed
+	}
+	t := s.newTxn(false)
+	defer t.txn.Discard()
+	return fn(t)
 }
 
 // Batch writes groups of changes in as few transactions as Badger allows.
@@ -202,7 +217,7 @@ func (b *Batch) Group(fn func(*Txn) error) error {
 		}
 	}
 	if b.t == nil {
-		b.t = &Txn{txn: b.s.db.NewTransaction(true)}
+		b.t = b.s.newTxn(true)
 	}
 	if err := fn(b.t); err != nil {
 		b.Discard()
@@ -225,6 +240,7 @@ func (b *Batch) commit() error {
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	b.s.committed(t)
 	if t.events > 0 {
 		b.s.notifyEvent()
 	}
@@ -242,6 +258,7 @@ func (b *Batch) Discard() {
 func (t *Txn) set(key, val []byte) error {
 	t.size += int64(len(key) + len(val) + 32)
 	t.count++
+	t.track(key)
 	return t.txn.Set(key, val)
 }
 

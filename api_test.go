@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+const apiToken = "test-api-token-7d1c2b"
+
+// apiConfig is a bridge with a token, one list source, one config
+// subscription and a watch source.
+const apiConfig = `
+listen: 127.0.0.1:0
+api_token: %s
+storage: {path: %q}
+log: {level: info, format: text}
+delivery: {allow_private_networks: true}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1h
+    items: '.data[]'
+  - name: task-status
+    url: %s/v1/tasks/{id}
+    interval: 1h
+    terminal: [ready]
+subscriptions:
+  - name: app
+    url: %s/hook
+    secret: %s
+    retry: {schedule: [100ms]}
+`
+
+type apiClient struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+// do sends a request and decodes the JSON answer into out (if not nil).
+func (c apiClient) do(method, path string, body any, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNoContent && !json.Valid(data) {
+		c.t.Errorf("%s %s: answer is not JSON: %s", method, path, data)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", method, path, err, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+type apiEnv struct {
+	b      *Bridge
+	c      apiClient
+	up     *upstream
+	rc     *receiver
+	secret string
+	dir    string
+	stop   func()
+}
+
+func startAPI(t *testing.T, dir string, up *upstream, rc *receiver, secret string) *apiEnv {
+	t.Helper()
+	b, stop := startBridge(t, fmt.Sprintf(apiConfig, apiToken, dir, up.srv.URL, up.srv.URL, rc.srv.URL, secret))
+	return &apiEnv{
+		b: b, c: apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}, up: up, rc: rc, secret: secret, dir: dir,
+		stop: stop,
+	}
+}
+
+func newAPIEnv(t *testing.T) *apiEnv {
+	secret := signature.NewSecret()
+	return startAPI(t, t.TempDir(), newUpstream(t, map[string]string{"a": "queued"}), newReceiver(t, secret), secret)
+}
+
+func TestAPIAuth(t *testing.T) {
+	e := newAPIEnv(t)
+	var body map[string]string
+	noToken := apiClient{t: t, base: e.c.base}
+	if code := noToken.do("GET", "/v1/subscriptions", nil, &body); code != 401 || body["error"] == "" {
+		t.Errorf("no token: %d %v", code, body)
+	}
+	wrong := apiClient{t: t, base: e.c.base, token: "nope"}
+	if code := wrong.do("GET", "/v1/sources", nil, &body); code != 401 {
+		t.Errorf("wrong token: %d", code)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json"} {
+		resp, err := http.Get(e.c.base + p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("%s without a token: %v %v", p, resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
+	if code := e.c.do("GET", "/v1/nothing", nil, &body); code != 404 {
+		t.Errorf("unknown route: %d", code)
+	}
+	if code := e.c.do("DELETE", "/v1/sources", nil, &body); code != 405 || !strings.Contains(body["error"], "GET") {
+		t.Errorf("wrong method: %d %v", code, body)
+	}
+}
+
+func TestAPIOffWithoutToken(t *testing.T) {
+	up := newUpstream(t, map[string]string{})
+	b, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.srv.URL, "http://127.0.0.1:9", signature.NewSecret()))
+	var body map[string]string
+	c := apiClient{t: t, base: "http://" + b.Addr(), token: "anything"}
+	if code := c.do("GET", "/v1/subscriptions", nil, &body); code != 404 || !strings.Contains(body["error"], "api_token") {
+		t.Errorf("/v1 without api_token: %d %v", code, body)
+	}
+}
+
+func TestAPISubscriptions(t *testing.T) {
+	e := newAPIEnv(t)
+	var sub map[string]any
+	code := e.c.do("POST", "/v1/subscriptions", map[string]any{
+		"name": "second", "url": e.rc.srv.URL + "/hook2", "events": []string{"tasks.*"},
+	}, &sub)
+	if code != 201 {
+		t.Fatalf("create: %d %v", code, sub)
+	}
+	secret, _ := sub["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") || sub["managed_by"] != "api" {
+		t.Fatalf("create answer: %v", sub)
+	}
+	var got map[string]any
+	if code := e.c.do("GET", "/v1/subscriptions/second", nil, &got); code != 200 || got["secret"] != nil {
+		t.Errorf("get: %d, secret shown again: %v", code, got["secret"])
+	}
+	for _, k := range []string{"disabled", "failure_count", "last_response_status", "queue_length", "retry_queue_length"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("get: no %s in %v", k, got)
+		}
+	}
+	var lst struct {
+		Data []map[string]any `json:"data"`
+	}
+	e.c.do("GET", "/v1/subscriptions", nil, &lst)
+	if len(lst.Data) != 2 || lst.Data[1]["managed_by"] != "config" || lst.Data[0]["name"] != "second" {
+		t.Errorf("list: %v", lst.Data)
+	}
+	var errBody map[string]any
+	cases := []struct {
+		method, path string
+		body         any
+		code         int
+		msg          string
+	}{
+		{"POST", "/v1/subscriptions", map[string]any{"name": "second", "url": "http://127.0.0.1:1/x"}, 409, "name:"},
+		{"POST", "/v1/subscriptions", map[string]any{"name": "bad", "url": "ftp://x"}, 422, "url: must be an absolute http or https URL"},
+		{"POST", "/v1/subscriptions", map[string]any{"name": "bad", "url": "http://169.254.169.254/latest"}, 422, "url:"},
+		{"POST", "/v1/subscriptions", map[string]any{"name": "bad", "url": "http://x/", "events": []string{"[x"}}, 422, "events[0]: bad glob"},
+		{"POST", "/v1/subscriptions", map[string]any{"name": "bad", "url": "http://x/", "nope": 1}, 422, "nope: unknown key"},
+		{"POST", "/v1/subscriptions", "not an object", 422, "body:"},
+		{"GET", "/v1/subscriptions/nobody", nil, 404, "no subscription"},
+		{"PATCH", "/v1/subscriptions/app", map[string]any{"url": "http://127.0.0.1:2/"}, 409, "config file"},
+		{"DELETE", "/v1/subscriptions/app", nil, 409, "config file"},
+		{"PATCH", "/v1/subscriptions/second", map[string]any{"secret": "x"}, 422, "rotate-secret"},
+		{"PATCH", "/v1/subscriptions/second", map[string]any{"timeout": "forever"}, 422, "timeout"},
+		{"GET", "/v1/subscriptions?limit=0", nil, 422, "limit"},
+	}
+	for _, c := range cases {
+		errBody = nil
+		code := e.c.do(c.method, c.path, c.body, &errBody)
+		msg, _ := errBody["error"].(string)
+		if code != c.code || !strings.Contains(msg, c.msg) {
+			t.Errorf("%s %s %v: %d %q, want %d containing %q", c.method, c.path, c.body, code, msg, c.code, c.msg)
+		}
+	}
+	if code := e.c.do("PATCH", "/v1/subscriptions/second", map[string]any{"events": []string{"other.*"}}, &got); code != 200 || fmt.Sprint(got["events"]) != "[other.*]" {
+		t.Errorf("patch: %d %v", code, got)
+	}
+	if code := e.c.do("PATCH", "/v1/subscriptions/app", map[string]any{"disabled": true}, &got); code != 200 || got["disabled"] != true {
+		t.Errorf("disable a config subscription: %d %v", code, got)
+	}
+	if code := e.c.do("PATCH", "/v1/subscriptions/app", map[string]any{"disabled": false}, &got); code != 200 || got["disabled"] != false {
+		t.Errorf("enable: %d %v", code, got)
+	}
+
+	// API subscriptions survive a restart; the secret stays hidden.
+	e.stop()
+	e2 := startAPI(t, e.dir, e.up, e.rc, e.secret)
+	got = nil
+	if code := e2.c.do("GET", "/v1/subscriptions/second", nil, &got); code != 200 || got["managed_by"] != "api" || got["secret"] != nil {
+		t.Errorf("after restart: %d %v", code, got)
+	}
+	if code := e2.c.do("DELETE", "/v1/subscriptions/second", nil, nil); code != 204 {
+		t.Errorf("delete: %d", code)
+	}
+	if code := e2.c.do("GET", "/v1/subscriptions/second", nil, &got); code != 404 {
+		t.Errorf("after delete: %d", code)
+	}
+}
+
+// TestAPIRotateSecret: during the overlap every webhook carries two
+// signatures, one per secret, and each verifies on its own.
+func TestAPIRotateSecret(t *testing.T) {
+	e := newAPIEnv(t)
+	got := make(chan *http.Request, 4)
+	bodies := make(chan []byte, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- b
+	}))
+	defer hook.Close()
+	var sub map[string]any
+	if code := e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "rot", "url": hook.URL}, &sub); code != 201 {
+		t.Fatalf("create: %d %v", code, sub)
+	}
+	oldSecret := sub["secret"].(string)
+	var rot map[string]any
+	if code := e.c.do("POST", "/v1/subscriptions/rot/rotate-secret", nil, &rot); code != 200 {
+		t.Fatalf("rotate: %d %v", code, rot)
+	}
+	newSecret := rot["secret"].(string)
+	if newSecret == oldSecret || !strings.HasPrefix(newSecret, "whsec_") {
+		t.Fatalf("rotate gave %q", newSecret)
+	}
+	var ping map[string]string
+	if code := e.c.do("POST", "/v1/subscriptions/rot/ping", nil, &ping); code != 202 {
+		t.Fatalf("ping: %d %v", code, ping)
+	}
+	var r *http.Request
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ping not delivered")
+	}
+	body := <-bodies
+	if sigs := strings.Fields(r.Header.Get("webhook-signature")); len(sigs) != 2 {
+		t.Fatalf("want two signatures during the overlap, got %q", r.Header.Get("webhook-signature"))
+	}
+	for _, s := range []string{oldSecret, newSecret} {
+		wh, _ := standardwebhooks.NewWebhook(s)
+		if err := wh.Verify(body, r.Header); err != nil {
+			t.Errorf("secret %d does not verify: %v", len(s), err)
+		}
+	}
+	if !bytes.Contains(body, []byte(`"pollrelay.ping"`)) || r.Header.Get("webhook-id") != ping["event_id"] {
+		t.Errorf("ping body %s, id %s vs %s", body, r.Header.Get("webhook-id"), ping["event_id"])
+	}
+}
+
+func TestAPIEventsSourcesItems(t *testing.T) {
+	e := newAPIEnv(t)
+	var polled map[string]any
+	if code := e.c.do("POST", "/v1/sources/tasks/poll", nil, &polled); code != 200 {
+		t.Fatalf("poll: %d %v", code, polled)
+	}
+	e.up.set(func(m map[string]string) { m["a"] = "ready"; m["b"] = "queued" })
+	e.c.do("POST", "/v1/sources/tasks/poll", nil, nil)
+	e.rc.next(t)
+	e.rc.next(t)
+	waitDelivered(t, e.b)
+
+	var events struct {
+		Data       []map[string]any `json:"data"`
+		NextCursor string           `json:"next_cursor"`
+	}
+	if code := e.c.do("GET", "/v1/events?source=tasks&limit=1", nil, &events); code != 200 || len(events.Data) != 1 || events.NextCursor == "" {
+		t.Fatalf("events page 1: %d %+v", code, events)
+	}
+	first := events.Data[0]["id"].(string)
+	cursor := events.NextCursor
+	events.Data, events.NextCursor = nil, ""
+	e.c.do("GET", "/v1/events?source=tasks&limit=1&cursor="+cursor, nil, &events)
+	if len(events.Data) != 1 || events.Data[0]["id"] == first || events.NextCursor != "" {
+		t.Fatalf("events page 2: %+v", events)
+	}
+	if !(events.Data[0]["id"].(string) < first) {
+		t.Errorf("events are not newest first")
+	}
+	e.c.do("GET", "/v1/events?type=tasks.created", nil, &events)
+	if len(events.Data) != 1 || events.Data[0]["item_id"] != "b" {
+		t.Errorf("type filter: %+v", events.Data)
+	}
+	var ev map[string]any
+	if code := e.c.do("GET", "/v1/events/"+first, nil, &ev); code != 200 || len(ev["deliveries"].([]any)) != 1 {
+		t.Errorf("event: %d %v", code, ev)
+	}
+	var atts struct {
+		Data []map[string]any `json:"data"`
+	}
+	if code := e.c.do("GET", "/v1/events/"+first+"/attempts", nil, &atts); code != 200 || len(atts.Data) != 1 || atts.Data[0]["status"] != float64(204) {
+		t.Errorf("attempts: %d %v", code, atts)
+	}
+	var red map[string]int
+	if code := e.c.do("POST", "/v1/events/"+first+"/redeliver", nil, &red); code != 202 || red["deliveries"] != 1 {
+		t.Errorf("redeliver: %d %v", code, red)
+	}
+	if d := e.rc.next(t); d.ID != first {
+		t.Errorf("redelivered %s, want %s", d.ID, first)
+	}
+	for _, p := range []string{"/v1/events/evt_nope", "/v1/events/evt_nope/attempts", "/v1/items/tasks/zzz", "/v1/items/nosuch/a"} {
+		if code := e.c.do("GET", p, nil, nil); code != 404 {
+			t.Errorf("%s: %d, want 404", p, code)
+		}
+	}
+	if code := e.c.do("POST", "/v1/sources/nosuch/poll", nil, nil); code != 404 {
+		t.Errorf("poll unknown source: %d", code)
+	}
+	var item map[string]any
+	if code := e.c.do("GET", "/v1/items/tasks/a", nil, &item); code != 200 || item["state"] != "ready" || len(item["history"].([]any)) != 2 {
+		t.Errorf("item: %d %v", code, item)
+	}
+	var srcs struct {
+		Data []map[string]any `json:"data"`
+	}
+	e.c.do("GET", "/v1/sources", nil, &srcs)
+	if len(srcs.Data) != 2 || srcs.Data[1]["name"] != "tasks" || srcs.Data[1]["items_tracked"] != float64(2) || srcs.Data[1]["last_outcome"] != "success" {
+		t.Errorf("sources: %v", srcs.Data)
+	}
+}
+
+func TestAPIWatches(t *testing.T) {
+	e := newAPIEnv(t)
+	var w map[string]any
+	if code := e.c.do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "2h", "metadata": map[string]string{"order": "o-1"}}, &w); code != 200 || w["id"] != "a" {
+		t.Fatalf("put watch: %d %v", code, w)
+	}
+	var ws struct {
+		Data []map[string]any `json:"data"`
+	}
+	if code := e.c.do("GET", "/v1/watches", nil, &ws); code != 200 || len(ws.Data) != 1 {
+		t.Errorf("list watches: %d %v", code, ws)
+	}
+	var body map[string]string
+	if code := e.c.do("PUT", "/v1/watches/tasks/a", nil, &body); code != 422 {
+		t.Errorf("watch on a list source: %d %v", code, body)
+	}
+	if code := e.c.do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "soon"}, &body); code != 422 || !strings.Contains(body["error"], "ttl") {
+		t.Errorf("bad ttl: %d %v", code, body)
+	}
+	if code := e.c.do("PUT", "/v1/watches/nosuch/a", nil, &body); code != 404 {
+		t.Errorf("unknown source: %d", code)
+	}
+	if code := e.c.do("DELETE", "/v1/watches/task-status/a", nil, nil); code != 204 {
+		t.Errorf("delete watch: %d", code)
+	}
+	if code := e.c.do("DELETE", "/v1/watches/task-status/a", nil, &body); code != 404 {
+		t.Errorf("delete again: %d", code)
+	}
+}
+
+func TestAPIReload(t *testing.T) {
+	secret := signature.NewSecret()
+	up := newUpstream(t, map[string]string{"a": "queued"})
+	rc := newReceiver(t, secret)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pollrelay.yaml")
+	good := fmt.Sprintf(apiConfig, apiToken, filepath.Join(dir, "data"), up.srv.URL, up.srv.URL, rc.srv.URL, secret)
+	os.WriteFile(path, []byte(good), 0o600)
+	b, _ := startBridge(t, good)
+	b.path = path
+	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+
+	// An invalid file: 422 with the problems, the old config keeps running.
+	os.WriteFile(path, []byte(strings.Replace(good, "interval: 1h", "interval: 1ms", 1)), 0o600)
+	var body map[string]any
+	if code := c.do("POST", "/v1/reload", nil, &body); code != 422 || !strings.Contains(fmt.Sprint(body["error"]), "interval") {
+		t.Errorf("invalid reload: %d %v", code, body)
+	}
+	var srcs struct {
+		Data []map[string]any `json:"data"`
+	}
+	c.do("GET", "/v1/sources", nil, &srcs)
+	if len(srcs.Data) != 2 {
+		t.Errorf("after a failed reload: %v", srcs.Data)
+	}
+	// A valid change that removes the watch source.
+	removed := strings.Replace(good, "  - name: task-status\n    url: "+up.srv.URL+"/v1/tasks/{id}\n    interval: 1h\n    terminal: [ready]\n", "", 1)
+	os.WriteFile(path, []byte(removed), 0o600)
+	if code := c.do("POST", "/v1/reload", nil, &body); code != 200 {
+		t.Fatalf("valid reload: %d %v", code, body)
+	}
+	srcs.Data = nil
+	c.do("GET", "/v1/sources", nil, &srcs)
+	if len(srcs.Data) != 1 || srcs.Data[0]["name"] != "tasks" {
+		t.Errorf("after removing a source: %v", srcs.Data)
+	}
+}

@@ -1,0 +1,102 @@
+package diff
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/event"
+)
+
+// parseSource builds a source from the YAML of one `sources:` element.
+func parseSource(t *testing.T, yaml string) *config.Source {
+	t.Helper()
+	cfg, err := config.ParseWith([]byte("storage: {in_memory: true}\nsources:\n"+yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return &cfg.Sources[0]
+}
+
+func tr(kind, id string, prev, cur json.RawMessage) Transition {
+	return Transition{Kind: kind, ID: id, Previous: prev, Current: cur,
+		Object: json.RawMessage(`{"id":"` + id + `","priority":2}`)}
+}
+
+func TestEvents(t *testing.T) {
+	videos := parseSource(t, `  - name: videos
+    url: https://api.example.test/v1/videos
+    items: '.data[]'
+    events:
+      - {type: 'video.status.{current}', on: changed, from: '*', to: [ready, errored]}
+      - {type: 'video.left.{previous}', on: changed, from: 'proc*', to: '*'}
+      - {type: video.restarted, on: changed, from: [failed, errored], to: queued}
+      - {type: video.urgent_ready, on: changed, to: ready, when: '.object.priority > 1'}
+      - {type: video.new, on: created}
+      - {type: '{source}.gone.{previous}', on: deleted}
+      - {type: video.stuck, on: stalled, state: queued, after: 10m}
+      - {type: 'video.{kind}.{current}', on: changed, from: 1, to: 2}
+      - {type: video.broken_when, on: changed, to: broken, when: '.object.priority.x'}
+`)
+	plain := parseSource(t, "  - {name: plain, url: 'https://api.example.test/p', items: '.data[]'}\n")
+	tests := []struct {
+		name string
+		src  *config.Source
+		t    Transition
+		want []string
+		err  bool
+	}{
+		{"no rules: {source}.{kind}", plain, tr(event.Changed, "a", js("queued"), js("ready")), []string{"plain.changed"}, false},
+		{"no rules: deleted", plain, tr(event.Deleted, "a", js("queued"), event.Null), []string{"plain.deleted"}, false},
+		{"to list, placeholder, when true, from glob", videos, tr(event.Changed, "a", js("processing"), js("ready")),
+			[]string{"video.status.ready", "video.left.processing", "video.urgent_ready"}, false},
+		{"to list excludes", videos, tr(event.Changed, "a", js("queued"), js("processing")), nil, false},
+		{"from list", videos, tr(event.Changed, "a", js("errored"), js("queued")), []string{"video.restarted"}, false},
+		{"from list excludes", videos, tr(event.Changed, "a", js("ready"), js("queued")), nil, false},
+		{"created rule only for created", videos, tr(event.Created, "a", event.Null, js("queued")), []string{"video.new"}, false},
+		{"deleted with {source} and {previous}", videos, tr(event.Deleted, "a", js("ready"), event.Null), []string{"videos.gone.ready"}, false},
+		{"stalled matches its own rule only", videos, Transition{Kind: event.Stalled, ID: "a", Previous: js("queued"), Current: js("queued"), Rule: 6},
+			[]string{"video.stuck"}, false},
+		{"stalled of another rule index", videos, Transition{Kind: event.Stalled, ID: "a", Previous: js("queued"), Current: js("queued"), Rule: 2}, nil, false},
+		{"non-string states and {kind}", videos, tr(event.Changed, "a", json.RawMessage("1"), json.RawMessage("2")),
+			[]string{"video.changed.2"}, false},
+		{"a failing when counts as false, others still fire", videos, tr(event.Changed, "a", js("processing"), js("broken")),
+			[]string{"video.left.processing"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &event.Watch{Metadata: json.RawMessage(`{"k":1}`)}
+			evs, err := Events(context.Background(), tc.src, tc.t, w, t0)
+			if (err != nil) != tc.err {
+				t.Errorf("err = %v, want error %v", err, tc.err)
+			}
+			var got []string
+			for _, e := range evs {
+				got = append(got, e.Type)
+				if e.Kind != tc.t.Kind || e.ItemID != tc.t.ID || e.Source != tc.src.Name || e.Watch != w ||
+					!e.CreatedAt.Equal(t0) || !strings.HasPrefix(e.ID, "evt_") {
+					t.Errorf("event fields: %+v", e)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("types = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWhenSeesTheEnvelopeData(t *testing.T) {
+	src := parseSource(t, `  - name: s
+    url: https://api.example.test/s
+    events:
+      - {type: ok, on: changed, when: '.source == "s" and .id == "a" and .previous == "x" and .current == "y" and .watch.metadata.team == "red"'}
+`)
+	evs, err := Events(context.Background(), src, tr(event.Changed, "a", js("x"), js("y")),
+		&event.Watch{Metadata: json.RawMessage(`{"team":"red"}`)}, t0)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events %v, err %v", evs, err)
+	}
+}

@@ -1,0 +1,338 @@
+package notifier
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// busy reports whether a subscription has max_in_flight requests out.
+func (n *Notifier) busy(ss *subState) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return ss.inflight >= ss.sub.MaxInFlight
+}
+
+func (n *Notifier) inflightOf(ss *subState) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return ss.inflight
+}
+
+func key(sub, eventID string) string { return sub + "\x00" + eventID }
+
+// resourceKey names a resource of a subscription in state.busyResources.
+func resourceKey(d *store.Delivery) string {
+	if d.Resource == "" {
+		return ""
+	}
+	return d.Subscription + "\x00" + d.Resource
+}
+
+// dispatch starts every due delivery that may go now and returns when the
+// next one falls due (zero if none is queued). Disabled subscriptions are
+// skipped whole: their deliveries stay queued until re-enabled.
+func (n *Notifier) dispatch(s *state) (time.Time, error) {
+	now := n.now()
+	var next time.Time
+	for _, ss := range n.subList() {
+		if n.disabled(ss.sub.ID) {
+			continue
+		}
+		at, err := n.dispatchSub(s, ss, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next, nil
+}
+
+// dispatchSub starts one subscription's due deliveries, up to its
+// max_in_flight, and returns when its next one falls due.
+func (n *Notifier) dispatchSub(s *state, ss *subState, now time.Time) (time.Time, error) {
+	id := ss.sub.ID
+	for !n.busy(ss) {
+		// In-flight deliveries stay in the schedule until their outcome is
+		// committed, so look past them.
+		limit := n.inflightOf(ss) + 64
+		var refs []store.DueRef
+		if err := n.st.View(func(t *store.Txn) error {
+			var err error
+			refs, err = t.Due(id, now, limit)
+			return err
+		}); err != nil {
+			return time.Time{}, fmt.Errorf("read schedule of %s: %w", id, err)
+		}
+		moved, err := n.start(s, ss, refs)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if len(refs) < limit || moved == 0 {
+			break
+		}
+	}
+	var next time.Time
+	err := n.st.View(func(t *store.Txn) error {
+		at, ok, err := t.NextDueAfter(id, now)
+		if ok {
+			next = at
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read schedule of %s: %w", id, err)
+	}
+	return next, nil
+}
+
+// start sends the due deliveries that may go: not already in flight, below
+// max_in_flight, and first of their resource with nothing of the resource in
+// flight. What can't go is tidied (see tidy). It returns how many refs it
+// started or tidied, so dispatchSub knows whether a rescan can find more.
+func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, error) {
+	moved := 0
+	var td tidy
+	err := n.st.View(func(t *store.Txn) error {
+		for _, ref := range refs {
+			k := key(ref.Subscription, ref.EventID)
+			if _, ok := s.inflight[k]; ok {
+				continue
+			}
+			if n.busy(ss) {
+				return nil
+			}
+			d, err := t.Delivery(ref.Subscription, ref.EventID)
+			if err != nil {
+				return err
+			}
+			if !ref.Current(d) {
+				td.stale = append(td.stale, ref)
+				continue
+			}
+			rk := resourceKey(d)
+			if rk != "" {
+				head, err := t.ResourceHead(d.Subscription, d.Resource)
+				if err != nil {
+					return err
+				}
+				if head != "" && head != d.EventID {
+					hd, err := t.Delivery(d.Subscription, head)
+					if err != nil {
+						return err
+					}
+					if hd != nil && hd.Open() {
+						td.waiting = append(td.waiting, d)
+					} else {
+						// The head's delivery is gone (pruned) or
+						// finished: its entry is stale and would block
+						// the resource for good. Drop it; d is looked at
+						// again on the next pass.
+						td.orphans = append(td.orphans, orphan{d.Subscription, d.Resource, head})
+					}
+					continue
+				}
+				if s.busyResources[rk] > 0 {
+					continue // sent once the resource's attempt is recorded
+				}
+			}
+			s.inflight[k] = rk
+			if rk != "" {
+				s.busyResources[rk]++
+			}
+			n.mu.Lock()
+			ss.inflight++
+			n.mu.Unlock()
+			moved++
+			n.workers.Add(1)
+			go func(sub *Subscription, client *http.Client, eventID string) {
+				defer n.workers.Done()
+				n.results <- n.attempt(client, sub, eventID)
+			}(ss.sub, ss.client, d.EventID)
+		}
+		return nil
+	})
+	if err != nil || td.empty() {
+		return moved, err
+	}
+	return moved + td.len(), n.tidy(td)
+}
+
+// attempt reads the event and sends it, on a worker goroutine: decoding
+// the event off the Run goroutine keeps Run, the pipeline's one serial
+// stage, to scheduling and commits.
+func (n *Notifier) attempt(client *http.Client, sub *Subscription, eventID string) result {
+	var e *event.Event
+	err := n.st.View(func(t *store.Txn) error {
+		var err error
+		e, err = t.Event(eventID)
+		return err
+	})
+	if err == nil && e == nil {
+		// Pruned from the log while queued: it can never be built again.
+		err = errors.New("event is no longer in the log")
+	}
+	if err != nil {
+		return result{sub: sub.ID, eventID: eventID, at: n.now(), outcome: OutcomePayload, err: err.Error(), permanent: true}
+	}
+	return send(n.sendCtx, client, sub, e, n.now)
+}
+
+// tidy is what start found that can't be sent now.
+type tidy struct {
+	// waiting deliveries have an open earlier delivery of their resource.
+	waiting []*store.Delivery
+	// stale schedule keys no longer match their delivery.
+	stale []store.DueRef
+	// orphans are resource-order entries whose delivery is gone or done.
+	orphans []orphan
+}
+
+type orphan struct{ sub, resource, eventID string }
+
+func (td *tidy) len() int {
+	return len(td.waiting) + len(td.stale) + len(td.orphans)
+}
+
+func (td *tidy) empty() bool { return td.len() == 0 }
+
+// tidy parks waiting deliveries out of the schedule (finishing the earlier
+// one requeues them) and drops stale schedule and order entries.
+func (n *Notifier) tidy(td tidy) error {
+	now := n.now()
+	err := n.st.Update(func(t *store.Txn) error {
+		for _, prev := range td.waiting {
+			d := *prev
+			d.State, d.UpdatedAt = store.Waiting, now
+			if err := t.PutDelivery(&d, prev); err != nil {
+				return err
+			}
+		}
+		for _, ref := range td.stale {
+			if err := t.DropDue(ref); err != nil {
+				return err
+			}
+		}
+		for _, o := range td.orphans {
+			if err := t.DropResource(o.sub, o.resource, o.eventID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tidy schedule: %w", err)
+	}
+	if len(td.stale)+len(td.orphans) > 0 {
+		n.log.Warn("dropped stale schedule entries", "schedule", len(td.stale), "order", len(td.orphans))
+	}
+	return nil
+}
+
+// fanoutBatch is how many outbox events one transaction fans out.
+const fanoutBatch = 256
+
+// fanout turns one batch of outbox events into one delivery per matching
+// subscription, disabled ones included (they queue until re-enabled), and
+// reports whether more may wait. One batch at a time, so that under a burst
+// Run dispatches between batches instead of fanning out the whole backlog
+// first. commit fans out in its own transaction too.
+func (n *Notifier) fanout() (bool, error) {
+	added := map[string]int{}
+	var more bool
+	err := n.st.Update(func(t *store.Txn) error {
+		clear(added)
+		var err error
+		more, err = n.fanoutTxn(t, n.subList(), n.now(), added)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("fan out: %w", err)
+	}
+	n.addPending(added)
+	return more, nil
+}
+
+// fanoutAll empties the outbox, for operations that must see every
+// delivery there will be.
+func (n *Notifier) fanoutAll() error {
+	for {
+		more, err := n.fanout()
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// fanoutTxn fans out up to fanoutBatch outbox events within t, counting
+// the deliveries it creates in added, and reports whether more may wait.
+func (n *Notifier) fanoutTxn(t *store.Txn, subs []*subState, now time.Time, added map[string]int) (bool, error) {
+	ids, err := t.NextOutbox(fanoutBatch)
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ids {
+		if t.Full() {
+			return true, nil
+		}
+		e, err := t.EventMeta(id)
+		if err != nil {
+			return false, err
+		}
+		if e != nil {
+			for _, ss := range subs {
+				if !ss.sub.Wants(e.Type) {
+					continue
+				}
+				// A replay or redelivery may have created it already;
+				// writing it again would leave a second schedule key.
+				prev, err := t.Delivery(ss.sub.ID, e.ID)
+				if err != nil {
+					return false, err
+				}
+				if prev != nil {
+					continue
+				}
+				if err := t.PutDelivery(newDelivery(ss.sub, e, now), nil); err != nil {
+					return false, err
+				}
+				added[ss.sub.ID]++
+			}
+		}
+		if err := t.RemoveFromOutbox(id); err != nil {
+			return false, err
+		}
+	}
+	return len(ids) == fanoutBatch, nil
+}
+
+// addPending counts new deliveries in the queue gauge.
+func (n *Notifier) addPending(added map[string]int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, c := range added {
+		n.countsOf(id)["pending"] += c
+	}
+}
+
+func newDelivery(s *Subscription, e *event.Event, now time.Time) *store.Delivery {
+	d := &store.Delivery{
+		EventID:      e.ID,
+		Subscription: s.ID,
+		State:        store.Pending,
+		NextAt:       now,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+		EventAt:      e.CreatedAt,
+	}
+	if s.Ordered {
+		d.Resource = e.Resource()
+	}
+	return d
+}

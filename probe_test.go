@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// probeUpstream lists tasks two per page (cursor pagination) and serves
+// each at /tasks/{id}.
+type probeUpstream struct {
+	mu     sync.Mutex
+	status map[string]string
+}
+
+func (u *probeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if id, ok := strings.CutPrefix(r.URL.Path, "/tasks/"); ok {
+		json.NewEncoder(w).Encode(map[string]string{"task_id": id, "status": u.status[id]})
+		return
+	}
+	ids := []string{"a", "b", "c"}
+	from := 0
+	if r.URL.Query().Get("cursor") == "2" {
+		from = 2
+	}
+	var data []map[string]string
+	for _, id := range ids[from:min(from+2, len(ids))] {
+		data = append(data, map[string]string{"id": id, "status": u.status[id]})
+	}
+	next := any(nil)
+	if from == 0 {
+		next = "2"
+	}
+	json.NewEncoder(w).Encode(map[string]any{"data": data, "next": next})
+}
+
+const probeConfig = `
+storage: {path: %q}
+sources:
+  - name: tasks
+    url: %s/tasks
+    items: '.data[]'
+    pagination: {next: .next, param: cursor}
+    events:
+      - {type: 'task.{current}', on: changed, to: [ready, errored]}
+  - name: task
+    url: %s/tasks/{id}
+    id: .task_id
+    terminal: [ready, errored]
+    ids: [c]
+`
+
+func writeProbeConfig(t *testing.T, dataDir, upstream string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "pollrelay.yaml")
+	if err := os.WriteFile(f, fmt.Appendf(nil, probeConfig, dataDir, upstream, upstream), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// snapshot fingerprints every file under dir: name, size, mode, mtime and
+// content.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sum := ""
+		if !d.IsDir() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum = fmt.Sprintf("%x", sha256.Sum256(b))
+		}
+		out[p] = fmt.Sprintf("%d %v %v %s", info.Size(), info.Mode(), info.ModTime().UnixNano(), sum)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func runProbe(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"probe"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestProbeWithoutAStore(t *testing.T) {
+	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	f := writeProbeConfig(t, data, srv.URL)
+
+	code, out, errOut := runProbe(t, "--config", f)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	t.Logf("probe output:\n%s", out)
+	for _, want := range []string{
+		"== tasks: 2 page(s), 3 item(s), complete=true",
+		"page " + srv.URL + "/tasks → 200, 2 item(s)",
+		"page " + srv.URL + "/tasks?cursor=redacted → 200, 1 item(s)",
+		"first poll: would record a baseline of 3 item(s) and fire nothing",
+		"== task: watch source, 1 request(s), 0 failed",
+		// A watch's first observation of a terminal state fires.
+		"would fire task.changed  (c: null → ready)",
+		"would end the watch of c",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	table := regexp.MustCompile(`(?m)^\s+ID\s+STATE\n\s+a\s+queued\n\s+b\s+processing\n\s+c\s+ready\n`)
+	if !table.MatchString(out) {
+		t.Errorf("no id/state table in:\n%s", out)
+	}
+	if !strings.Contains(errOut, "comparing against an empty state") {
+		t.Errorf("stderr = %q", errOut)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("probe created the store directory (%v)", err)
+	}
+}
+
+func TestProbeAgainstAStoreWritesNothing(t *testing.T) {
+	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "processing"}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	f := writeProbeConfig(t, data, srv.URL)
+
+	// A store with a baseline, as a pollrelay that ran and stopped leaves it.
+	cfg, err := config.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Path: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := []diff.Observation{
+		{ID: "a", State: json.RawMessage(`"queued"`)},
+		{ID: "b", State: json.RawMessage(`"processing"`)},
+		{ID: "c", State: json.RawMessage(`"processing"`)},
+	}
+	if _, err := diff.Apply(context.Background(), st, &cfg.Sources[0], diff.Poll{Observations: obs, Complete: true, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, data)
+
+	up.mu.Lock()
+	up.status["b"] = "ready"
+	up.status["c"] = "errored"
+	up.mu.Unlock()
+	code, out, errOut := runProbe(t, "--config", f, "--source", "tasks")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"would fire task.ready  (b: processing → ready)",
+		"would fire task.errored  (c: processing → errored)",
+		"2 event(s) would fire",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "== task:") {
+		t.Error("--source tasks probed the watch source too")
+	}
+	if after := snapshot(t, data); !maps.Equal(before, after) {
+		t.Errorf("probe changed the store directory:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+func TestProbeErrors(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<html>oops</html>")
+	}))
+	defer broken.Close()
+	f := writeProbeConfig(t, filepath.Join(t.TempDir(), "data"), broken.URL)
+	if code, _, errOut := runProbe(t, "--config", f, "--source", "nope"); code != 1 || !strings.Contains(errOut, `no source named "nope"`) {
+		t.Errorf("unknown source: exit %d, %q", code, errOut)
+	}
+	code, out, _ := runProbe(t, "--config", f, "--source", "tasks")
+	if code != 1 || !strings.Contains(out, "error: response is not JSON") {
+		t.Errorf("non-JSON upstream: exit %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Origins of a watch: where its id came from.
+const (
+	OriginConfig    = "config"     // the source's `ids:`
+	OriginAPI       = "api"        // PUT /v1/watches/{source}/{id}
+	OriginWatchFrom = "watch_from" // a non-terminal item of the list source named by watch_from
+)
+
+// Watch is one watched id of a watch source. The item it observes is
+// stored under the normal item keys of its source; the watch record only
+// says that the id is polled, for how long, and what to echo in events.
+type Watch struct {
+	Source string `json:"source"`
+	ID     string `json:"id"`
+	// Metadata is echoed in every event of the watch as data.watch.metadata.
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	// ExpiresAt is when the watch ends with `{source}.watch_expired`;
+	// zero means never.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Origin    string    `json:"origin"`
+	// ObservedAt is the watch's first successful observation; before it, an
+	// observation records the item silently unless its state is terminal.
+	ObservedAt time.Time `json:"observed_at,omitzero"`
+
+	// Validators of the last response whose result is fully stored, sent
+	// back as If-None-Match / If-Modified-Since. ValidatorsFor names the
+	// source configuration they were stored under: a changed URL or jq
+	// expression must not be answered "not modified".
+	ETag          string `json:"etag,omitempty"`
+	LastModified  string `json:"last_modified,omitempty"`
+	ValidatorsFor string `json:"validators_for,omitempty"`
+}
+
+// Expired reports whether the watch's TTL has run out at now.
+func (w *Watch) Expired(now time.Time) bool {
+	return !w.ExpiresAt.IsZero() && !now.Before(w.ExpiresAt)
+}
+
+// Keys: w/<source>\x00<id> holds a Watch; wx/<source>\x00<id> marks a watch
+// that ended (terminal event, expiry or DELETE), so neither `ids:` at the
+// next start nor watch_from adds it again and fires its terminal event a
+// second time. An explicit PUT clears the mark.
+func watchPrefix(source string) []byte { return []byte("w/" + source + "\x00") }
+func watchKey(source, id string) []byte {
+	return append(watchPrefix(source), id...)
+}
+func endedKey(source, id string) []byte { return []byte("wx/" + source + "\x00" + id) }
+
+var allWatchesPrefix = []byte("w/")
+
+// Watch returns a watch, or nil when the id is not watched.
+func (t *Txn) Watch(source, id string) (*Watch, error) {
+	v, err := t.get(watchKey(source, id))
+	if err != nil || v == nil {
+		return nil, wrap(err, "read watch %s/%s", source, id)
+	}
+	var w Watch
+	if err := json.Unmarshal(v, &w); err != nil {
+		return nil, fmt.Errorf("decode watch %s/%s: %w", source, id, err)
+	}
+	return &w, nil
+}
+
+// PutWatch stores a watch under its Source and ID.
+func (t *Txn) PutWatch(w *Watch) error {
+	v, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("encode watch %s/%s: %w", w.Source, w.ID, err)
+	}
+	return wrap(t.set(watchKey(w.Source, w.ID), v), "write watch %s/%s", w.Source, w.ID)
+}
+
+// DeleteWatch removes a watch; removing an absent one is not an error.
+func (t *Txn) DeleteWatch(source, id string) error {
+	return wrap(t.del(watchKey(source, id)), "delete watch %s/%s", source, id)
+}
+
+// Watches calls fn for the watches of source (every source when source is
+// empty) in key order, starting after the watch (afterSource, afterID)
+// when afterSource is set, until fn returns false.
+func (t *Txn) Watches(source, afterSource, afterID string, fn func(*Watch) bool) error {
+	prefix := allWatchesPrefix
+	if source != "" {
+		prefix = watchPrefix(source)
+	}
+	var start []byte
+	if afterSource != "" {
+		// The smallest key after the cursor: the cursor's key plus a zero byte.
+		start = append(watchKey(afterSource, afterID), 0)
+	}
+	return t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
+		var w Watch
+		if err := json.Unmarshal(v, &w); err != nil {
+			return false, fmt.Errorf("decode watch %q: %w", k, err)
+		}
+		return fn(&w), nil
+	})
+}
+
+// CountWatches returns how many ids source watches.
+func (t *Txn) CountWatches(source string) (int, error) {
+	n := 0
+	err := t.scan(watchPrefix(source), nil, false, func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, wrap(err, "count watches of %s", source)
+}
+
+// WatchEnded reports whether a watch of (source, id) ended and must not be
+// added again automatically.
+func (t *Txn) WatchEnded(source, id string) (bool, error) {
+	v, err := t.get(endedKey(source, id))
+	if err != nil {
+		return false, wrap(err, "read watch end %s/%s", source, id)
+	}
+	return v != nil, nil
+}
+
+// MarkWatchEnded records that the watch of (source, id) ended at at.
+func (t *Txn) MarkWatchEnded(source, id string, at time.Time) error {
+	v, _ := at.UTC().MarshalText()
+	return wrap(t.set(endedKey(source, id), v), "mark watch end %s/%s", source, id)
+}
+
+// ClearWatchEnded forgets that a watch ended, so it may be added again.
+func (t *Txn) ClearWatchEnded(source, id string) error {
+	return wrap(t.del(endedKey(source, id)), "clear watch end %s/%s", source, id)
+}
+
+// IsConflict reports whether err is a transaction conflict: a concurrent
+// writer changed a key the transaction read. Redoing the work from a fresh
+// read resolves it.
+func IsConflict(err error) bool { return errors.Is(err, badger.ErrConflict) }
