@@ -144,6 +144,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Lock()
 	b.poller.Start(pctx, b.cfg.Sources)
 	b.mu.Unlock()
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		b.pruneLoop(pctx)
+	}()
 	b.api.SetReady(true)
 	close(b.started)
 	b.log.Info("pollrelay running", "listen", b.Addr(), "sources", len(b.cfg.Sources), "subscriptions", len(b.cfg.Subscriptions))
@@ -161,6 +166,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.api.SetReady(false)
 	stopPollers()
 	b.poller.Stop()
+	<-pruneDone
 	stopNotifier()
 	if err := <-notifierDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("notifier: %w", err)
@@ -175,6 +181,34 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.log.Info("stopped")
 	return runErr
+}
+
+// pruneLoop removes events older than storage.retention, with their
+// finished deliveries and attempts, a minute after start and then hourly.
+// It runs in small transactions beside polls and deliveries.
+func (b *Bridge) pruneLoop(ctx context.Context) {
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		retention := b.Config().Storage.Retention
+		if retention > 0 {
+			start := time.Now()
+			res, err := b.st.Prune(start.Add(-retention))
+			switch {
+			case err != nil:
+				b.log.Error("pruning old events failed", "error", err.Error())
+			case res.Events > 0:
+				b.log.Info("pruned old events", "events", res.Events, "deliveries", res.Deliveries,
+					"attempts", res.Attempts, "took", time.Since(start).String())
+			}
+		}
+		t.Reset(time.Hour)
+	}
 }
 
 // Reload applies a new, already validated config: changed sources restart,

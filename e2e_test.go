@@ -175,20 +175,7 @@ func startBridge(t *testing.T, yaml string) (b *Bridge, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	<-b.Started()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("bridge stopped with %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop = runUntilCleanup(t, b)
 	return b, stop
 }
 
@@ -206,6 +193,34 @@ func pollNow(t *testing.T, b *Bridge, source string) {
 	if err := b.poller.PollNow(ctx, source); err != nil {
 		t.Fatalf("poll %s: %v", source, err)
 	}
+}
+
+// runUntilCleanup runs b until the test ends, or until the returned
+// (idempotent) stop is called; either way after an orderly shutdown.
+func runUntilCleanup(t *testing.T, b *Bridge) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-b.Started()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("bridge stopped with %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// newServer serves h on loopback until the test ends and returns its URL.
+func newServer(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // waitDelivered waits until the outbox is empty and no delivery is queued:

@@ -346,7 +346,15 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; remove it there")
 		return
 	}
-	if err := s.opts.Store.Update(func(t *store.Txn) error { return t.DeleteAPISubscription(id) }); err != nil {
+	// Its health goes too, so a new subscription of the same name starts
+	// afresh rather than disabled.
+	err = s.opts.Store.Update(func(t *store.Txn) error {
+		if err := t.DeleteSubState(id); err != nil {
+			return err
+		}
+		return t.DeleteAPISubscription(id)
+	})
+	if err != nil {
 		s.internal(w, r, err)
 		return
 	}

@@ -130,7 +130,7 @@ func (n *Notifier) SetSubscriptions(subs []*Subscription) {
 		if ok {
 			ss.inflight = old.inflight
 			ss.client = old.client
-			if old.sub.InsecureSkipVerify != s.InsecureSkipVerify {
+			if policyOf(old.sub) != policyOf(s) {
 				ss.client = nil
 			}
 		}
@@ -138,7 +138,7 @@ func (n *Notifier) SetSubscriptions(subs []*Subscription) {
 			if s.InsecureSkipVerify {
 				n.log.Warn("TLS certificate verification is off for this subscription (insecure_skip_verify)", "subscription", s.ID)
 			}
-			ss.client = newHTTPClient(s.InsecureSkipVerify, n.transport)
+			ss.client = newHTTPClient(policyOf(s), n.transport)
 		}
 		n.metrics.initSubscription(s.ID)
 		next[s.ID] = ss

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
 )
@@ -74,14 +75,44 @@ func Body(ctx context.Context, e *event.Event, payload *jqexpr.Expr) ([]byte, er
 	return b, nil
 }
 
+// clientPolicy is what a subscription's HTTP client is built from; when
+// any of it changes the client is rebuilt, so an edited subscription never
+// keeps a transport made for looser rules.
+type clientPolicy struct {
+	insecure bool
+	// guarded clients dial through egress.DialContext: API-created
+	// subscriptions, whose URL came from whoever holds the API token.
+	guarded      bool
+	allowPrivate bool
+}
+
+// policyOf returns the client policy for s. Config subscriptions are
+// trusted like the config file itself and may reach anything.
+func policyOf(s *Subscription) clientPolicy {
+	return clientPolicy{
+		insecure:     s.InsecureSkipVerify,
+		guarded:      s.ManagedBy == "api",
+		allowPrivate: s.AllowPrivate,
+	}
+}
+
 // newHTTPClient returns a subscription's client; rt, when set, replaces its
 // transport (tests keep HTTP in process with it).
-func newHTTPClient(insecure bool, rt http.RoundTripper) *http.Client {
+func newHTTPClient(p clientPolicy, rt http.RoundTripper) *http.Client {
 	if rt == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
-		if insecure {
+		if p.insecure {
 			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
+		}
+		if p.guarded {
+			// The check runs on the IP being connected to, after DNS, so
+			// a name that resolves somewhere else at delivery time than
+			// at validation (DNS rebinding) is still refused.
+			tr.DialContext = egress.DialContext(p.allowPrivate)
+			// Through a proxy the dialled IP would be the proxy's and
+			// the check would say nothing about the destination.
+			tr.Proxy = nil
 		}
 		rt = tr
 	}

@@ -77,6 +77,8 @@ type loop struct {
 	// lastErr is the failure last logged, so a repeated failure is logged
 	// once and its recovery once; truncated likewise for max_pages.
 	lastErr   string
+	// secrets are the source's credentials, cut from every error shown.
+	secrets []string
 	truncated bool
 }
 
@@ -96,7 +98,7 @@ func newLoop(m *Manager, src *config.Source) *loop {
 		kind = KindList
 	}
 	l := &loop{
-		m: m, src: src, log: log, ctx: ctx, cancel: cancel,
+		m: m, src: src, log: log, ctx: ctx, cancel: cancel, secrets: sourceSecrets(src),
 		off:     offset(src.Name, src.Interval),
 		vkey:    validatorsFor(src),
 		pollNow: make(chan chan error),
@@ -146,7 +148,7 @@ func (l *loop) run() {
 				err = l.poll(l.ctx)
 			}
 			if reply != nil {
-				reply <- err
+				reply <- redactError(err, l.secrets)
 			}
 			if l.ctx.Err() != nil {
 				return
@@ -304,6 +306,7 @@ func (l *loop) finish(start time.Time, outcome string, err error) {
 	defer l.mu.Unlock()
 	l.st.LastPollAt = start
 	l.st.LastOutcome = outcome
+	err = redactError(err, l.secrets)
 	if err != nil {
 		m.up.WithLabelValues(name).Set(0)
 		l.st.LastError = err.Error()

@@ -293,7 +293,7 @@ func fingerprint(s *config.Source) config.Source {
 func Probe(ctx context.Context, src *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
 	f := newFetcher(src, log, func(int) {}, nil)
 	l, err := fetchListing(ctx, src, f, diff.Validators{})
-	return l.obs, l.complete, l.pages, err
+	return l.obs, l.complete, l.pages, redactError(err, sourceSecrets(src))
 }
 
 // ProbeWatch fetches one watched id of a watch source, as a watch poll
@@ -307,12 +307,12 @@ func ProbeWatch(ctx context.Context, src *config.Source, id string, log *slog.Lo
 		if pe, ok := errors.AsType[*PollError](err); ok {
 			page.Status = pe.Status
 		}
-		return diff.Observation{}, page, err
+		return diff.Observation{}, page, redactError(err, sourceSecrets(src))
 	}
 	page.Status = resp.status
 	doc, err := decode(resp.body, resp.status)
 	if err != nil {
-		return diff.Observation{}, page, err
+		return diff.Observation{}, page, redactError(err, sourceSecrets(src))
 	}
 	ob, err := extractWatch(ctx, src, doc, id)
 	if err == nil {

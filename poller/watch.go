@@ -143,6 +143,7 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 			l.m.metrics.polls.WithLabelValues(l.src.Name, d.outcome).Inc()
 			asked = max(asked, d.asked)
 			if d.err != nil {
+				d.err = redactError(d.err, l.secrets)
 				failed++
 				lastFail, lastOutcome = d.err, d.outcome
 				l.log.Debug("watch poll failed", "id", d.ob.ID, "outcome", d.outcome, "error", d.err.Error())

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -26,17 +28,16 @@ func (s *Store) Prune(cutoff time.Time) (PruneResult, error) {
 	// Event ids are ULIDs: every key below this one is older than cutoff.
 	end := eventKey("evt_" + ulid.MustNew(ulid.Timestamp(cutoff), zeroReader{}).String())
 	open := map[string]bool{}
-	closed := map[string][]string{} // event id → subscriptions with finished deliveries
+	subs := map[string]bool{}
 	err := s.View(func(t *Txn) error {
 		return t.scan([]byte("d/"), nil, false, func(k, v []byte) (bool, error) {
 			var d Delivery
 			if err := json.Unmarshal(v, &d); err != nil {
 				return false, fmt.Errorf("decode delivery %q: %w", k, err)
 			}
+			subs[d.Subscription] = true
 			if d.Open() {
 				open[d.EventID] = true
-			} else {
-				closed[d.EventID] = append(closed[d.EventID], d.Subscription)
 			}
 			return true, nil
 		})
@@ -60,50 +61,29 @@ func (s *Store) Prune(cutoff time.Time) (PruneResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
-	b := s.NewBatch()
-	defer b.Discard()
-	for _, id := range old {
-		var attempts [][]byte
-		inOutbox := false
-		err := s.View(func(t *Txn) error {
-			v, err := t.txn.Get(outboxKey(id))
-			if err == nil && v != nil {
-				inOutbox = true
-				return nil
-			}
-			return t.scan(attemptPrefix(id), nil, false, func(k, _ []byte) (bool, error) {
-				attempts = append(attempts, bytes.Clone(k))
-				return true, nil
-			})
-		})
-		if err != nil {
-			return res, fmt.Errorf("prune %s: %w", id, err)
-		}
-		if inOutbox {
-			continue
-		}
-		err = b.Group(func(t *Txn) error {
-			for _, k := range attempts {
-				if err := t.del(k); err != nil {
+	// Chunks of events per transaction: pruning never holds a long write,
+	// and each event's removal is checked and done atomically.
+	subList := slices.Sorted(maps.Keys(subs))
+	for len(old) > 0 {
+		n := min(len(old), 100)
+		chunk := old[:n]
+		old = old[n:]
+		var part PruneResult
+		err := s.Update(func(t *Txn) error {
+			part = PruneResult{}
+			for _, id := range chunk {
+				if err := t.pruneEvent(id, subList, &part); err != nil {
 					return err
 				}
 			}
-			for _, sub := range closed[id] {
-				if err := t.del(deliveryKey(sub, id)); err != nil {
-					return err
-				}
-			}
-			return t.del(eventKey(id))
+			return nil
 		})
 		if err != nil {
-			return res, fmt.Errorf("prune %s: %w", id, err)
+			return res, fmt.Errorf("prune: %w", err)
 		}
-		res.Events++
-		res.Deliveries += len(closed[id])
-		res.Attempts += len(attempts)
-	}
-	if err := b.Commit(); err != nil {
-		return res, fmt.Errorf("prune: %w", err)
+		res.Events += part.Events
+		res.Deliveries += part.Deliveries
+		res.Attempts += part.Attempts
 	}
 	return res, nil
 }
@@ -114,4 +94,50 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// pruneEvent removes one event with its finished deliveries and attempts,
+// unless it is still in the outbox or a delivery was reopened (by a
+// redelivery) since Prune looked.
+func (t *Txn) pruneEvent(id string, subs []string, res *PruneResult) error {
+	if v, err := t.get(outboxKey(id)); err != nil || v != nil {
+		return err
+	}
+	// Deliveries are read again here: one may have been reopened (by a
+	// redelivery or a replay) since Prune looked.
+	var done []string
+	for _, sub := range subs {
+		d, err := t.Delivery(sub, id)
+		if err != nil {
+			return err
+		}
+		if d != nil && d.Open() {
+			return nil
+		}
+		if d != nil {
+			done = append(done, sub)
+		}
+	}
+	var attempts [][]byte
+	err := t.scan(attemptPrefix(id), nil, false, func(k, _ []byte) (bool, error) {
+		attempts = append(attempts, bytes.Clone(k))
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range attempts {
+		if err := t.del(k); err != nil {
+			return err
+		}
+	}
+	for _, sub := range done {
+		if err := t.del(deliveryKey(sub, id)); err != nil {
+			return err
+		}
+	}
+	res.Events++
+	res.Deliveries += len(done)
+	res.Attempts += len(attempts)
+	return t.del(eventKey(id))
 }
