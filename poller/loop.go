@@ -76,9 +76,9 @@ type loop struct {
 	asked time.Duration
 	// lastErr is the failure last logged, so a repeated failure is logged
 	// once and its recovery once; truncated likewise for max_pages.
-	lastErr   string
+	lastErr string
 	// secrets are the source's credentials, cut from every error shown.
-	secrets []string
+	secrets   []string
 	truncated bool
 }
 
