@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
+	recipe := fs.String("recipe", "", "play a vendor recipe instead: "+strings.Join(recipeNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,7 +60,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	if err := runDemo(ctx, stdout, stderr); err != nil {
+	run := runDemo
+	if *recipe != "" {
+		run = func(ctx context.Context, stdout, stderr io.Writer) error {
+			return runRecipeDemo(ctx, *recipe, stdout, stderr)
+		}
+	}
+	if err := run(ctx, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "pollrelay demo: %v\n", err)
 		return 1
 	}

@@ -85,6 +85,9 @@ func runRecipe(t *testing.T, r recipe) []captured {
 		strings.ToUpper(r.vendor) + "_API": upSrv.URL,
 		"APP_WEBHOOK_URL":                  rcv.URL + "/webhooks/" + r.vendor,
 	}
+	for k, v := range sc.Env {
+		env[k] = v
+	}
 	for k, v := range r.env {
 		env[k] = v
 	}
@@ -375,4 +378,140 @@ func TestRecipeDAM(t *testing.T) {
 			t.Errorf("step %d: events %v, want %v", step, names[step], w)
 		}
 	}
+}
+
+func TestRecipeGumnut(t *testing.T) {
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runRecipe(t, recipe{
+		vendor:  "gumnut",
+		env:     map[string]string{"GUMNUT_API_KEY": "gnt_test", "WEBHOOK_SECRET": secret},
+		headers: []string{"webhook-signature"},
+		signed:  []string{"webhook-signature"},
+		check: func(t *testing.T, c captured) {
+			// Gumnut plans signature verification and deduplication:
+			// Standard Webhooks gives both (webhook-id is the dedup key).
+			if err := wh.Verify(c.raw, c.header); err != nil {
+				t.Errorf("signature: %v", err)
+			}
+			if !strings.HasPrefix(c.header.Get("webhook-id"), "evt_") {
+				t.Errorf("webhook-id %q", c.header.Get("webhook-id"))
+			}
+		},
+	})
+	var lines []string
+	for _, c := range got {
+		var m struct {
+			Type string `json:"type"`
+			Data struct {
+				ID     string          `json:"id"`
+				Member json.RawMessage `json:"member"`
+			} `json:"data"`
+		}
+		json.Unmarshal(c.Body, &m)
+		l := fmt.Sprintf("%d %s %s", c.Step, m.Type, m.Data.ID)
+		if m.Data.Member != nil {
+			l += " " + text(m.Data.Member)
+		}
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	want := []string{
+		"1 album.asset_added alb_1 ast_101",
+		"1 asset.processed ast_101",
+		"1 asset.updated ast_102",
+		"1 asset.uploaded ast_103",
+		"1 person.detected per_2",
+		"1 task.failed tsk_1",
+		"2 album.asset_removed alb_1 ast_102",
+		"2 album.created alb_2",
+		"2 album.updated alb_1",
+		"2 asset.deleted ast_103",
+		"3 album.deleted alb_2",
+	}
+	if fmt.Sprint(lines) != fmt.Sprint(want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestRecipeGumlet(t *testing.T) {
+	const token = "gumlet-secret-token-42"
+	got := runRecipe(t, recipe{
+		vendor:  "gumlet",
+		env:     map[string]string{"GUMLET_API_KEY": "gl_test", "GUMLET_WEBHOOK_TOKEN": token},
+		headers: []string{"x-gumlet-token"},
+		check: func(t *testing.T, c captured) {
+			// Gumlet's documented check: the secret token comes back as
+			// x-gumlet-token.
+			if c.header.Get("x-gumlet-token") != token {
+				t.Errorf("x-gumlet-token %q", c.header.Get("x-gumlet-token"))
+			}
+			var m map[string]json.RawMessage
+			json.Unmarshal(c.raw, &m)
+			for _, f := range []string{"type", "asset_id", "status"} {
+				if m[f] == nil {
+					t.Errorf("flat body lacks %s: %s", f, c.raw)
+				}
+			}
+			if m["data"] != nil {
+				t.Errorf("body is not flat: %s", c.raw)
+			}
+		},
+	})
+	var lines []string
+	for _, c := range got {
+		var m struct {
+			Type     string `json:"type"`
+			AssetID  string `json:"asset_id"`
+			Status   string `json:"status"`
+			Progress *int   `json:"progress"`
+		}
+		json.Unmarshal(c.Body, &m)
+		l := fmt.Sprintf("%d %s %s", c.Step, m.Type, m.AssetID[len(m.AssetID)-3:])
+		if m.Type != "video.status.created" && m.Type != "video.status."+m.Status {
+			t.Errorf("type %s but status %s", m.Type, m.Status)
+		}
+		if m.Progress != nil {
+			l += fmt.Sprintf(" %d%%", *m.Progress)
+		}
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	want := []string{
+		"1 video.status.created 799",
+		"1 video.status.downloaded 756 10%",
+		"2 video.status.errored 799 35%",
+		"2 video.status.ready 756 100%",
+		"3 video.status.deleted 799",
+	}
+	if fmt.Sprint(lines) != fmt.Sprint(want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if s := configSchedule(t); s != "48×30m0s" {
+		t.Errorf("retry schedule %s, want every 30 min for 24 h", s)
+	}
+}
+
+// configSchedule summarises the Gumlet example's retry schedule.
+func configSchedule(t *testing.T) string {
+	data, _ := os.ReadFile("examples/gumlet.yaml")
+	cfg, err := config.ParseWith(data, func(k string) (string, bool) {
+		if strings.HasPrefix(k, "POLLRELAY_") {
+			return "", false
+		}
+		return "http://x", true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Subscriptions[0].Retry.Schedule
+	for _, d := range s {
+		if d != s[0] {
+			return fmt.Sprint(s)
+		}
+	}
+	return fmt.Sprintf("%d×%s", len(s), s[0])
 }

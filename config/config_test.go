@@ -64,6 +64,12 @@ var invalidCases = map[string][]string{
 		"sources[0].intervall: unknown key",
 		"sources[0].pagination.maxpages: unknown key",
 	},
+	"invalid-adaptive.yaml": {
+		"sources[0].interval: adaptive is only valid on a watch source (a URL with {id}); a list source polls at a fixed interval",
+		"sources[1].min_interval: must be at least 1s",
+		"sources[2].max_interval: must be at least min_interval (1m)",
+		"sources[3].max_interval: only valid with interval: adaptive",
+	},
 	"invalid-interval.yaml": {
 		"sources[1].interval: must be at least 1s",
 	},
@@ -122,7 +128,7 @@ var invalidCases = map[string][]string{
 		"listen: must be host:port, e.g. 127.0.0.1:8787",
 		"log.level: must be one of debug, info, warn, error",
 		"sources[0].concurrency: must be at least 1",
-		"sources[0].events[0].on: must be one of changed, created, deleted, stalled",
+		"sources[0].events[0].on: must be one of changed, created, deleted, stalled, member_added, member_removed",
 		"sources[0].events[0].type: required",
 		"sources[0].max_delete_ratio: must be more than 0 and at most 1",
 		"sources[0].method: must be GET, POST or PUT",
@@ -157,7 +163,7 @@ var invalidCases = map[string][]string{
 		"sources[0].events[0].after: must be more than 0 with on: stalled",
 		"sources[0].events[0].state: required with on: stalled",
 		"sources[0].events[1].after: only valid with on: stalled",
-		"sources[0].events[1].type: unknown placeholder {curent} (want {source}, {previous}, {current} or {kind})",
+		"sources[0].events[1].type: unknown placeholder {curent} (want {source}, {previous}, {current}, {kind} or {member})",
 	},
 	"invalid-auth.yaml": {
 		"sources[0].auth: set bearer or basic",

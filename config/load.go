@@ -26,6 +26,8 @@ const (
 	defaultMaxPages      = 100
 	defaultPageLimit     = 100
 	maxRetrySchedule     = 100
+	defaultMinInterval   = time.Second
+	defaultMaxInterval   = 10 * time.Minute
 )
 
 // Default returns the configuration every file starts from: a key the file
@@ -138,12 +140,20 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 	}
 	p.fromEnv = fromEnv
 	tree := k.Raw()
+	// `interval: adaptive` is not a duration: take it out before the
+	// checker would report it as one, and mark the sources after decoding.
+	adaptive := takeAdaptive(tree)
 	// Reject unknown keys and values of the wrong type with their path, and
 	// drop them so the decoder sees only values it can take.
 	(&checker{p: p}).checkStruct("", reflect.TypeFor[Config](), tree)
 	prefill(&cfg, tree)
 	if err := decode(tree, &cfg); err != nil {
 		addDecodeErrors(err, p)
+	}
+	for _, i := range adaptive {
+		if i < len(cfg.Sources) {
+			cfg.Sources[i].Adaptive = true
+		}
 	}
 
 	// 3. Normalise: per-element defaults that depend on other fields, and the
@@ -157,6 +167,24 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// IntervalAdaptive is the `interval:` value that selects adaptive polling.
+const IntervalAdaptive = "adaptive"
+
+// takeAdaptive removes `interval: adaptive` from each source in tree and
+// returns the indexes of those sources.
+func takeAdaptive(tree map[string]any) []int {
+	list, _ := tree["sources"].([]any)
+	var out []int
+	for i, e := range list {
+		m, _ := e.(map[string]any)
+		if v, ok := m["interval"].(string); ok && strings.EqualFold(strings.TrimSpace(v), IntervalAdaptive) {
+			delete(m, "interval")
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // prefill sizes the lists the file has and fills each element with its

@@ -27,6 +27,18 @@ func normalise(c *Config, p *problems) {
 
 func normaliseSource(s *Source, path string, p *problems) {
 	s.Method = strings.ToUpper(strings.TrimSpace(s.Method))
+	if s.Adaptive {
+		// Unset bounds default to 1s and 10m; the fallback interval (the
+		// default 15s) stays inside them so a state without history is
+		// polled as the user bounded it.
+		if s.MinInterval == 0 {
+			s.MinInterval = defaultMinInterval
+		}
+		if s.MaxInterval == 0 {
+			s.MaxInterval = max(defaultMaxInterval, s.MinInterval)
+		}
+		s.Interval = min(max(s.Interval, s.MinInterval), s.MaxInterval)
+	}
 	if s.Timeout == 0 {
 		// 10s, or two thirds of a shorter interval: a default must not
 		// break the "timeout < interval" rule the user never touched.
@@ -96,6 +108,7 @@ func normaliseRule(r *Rule, path string, p *problems) {
 	r.ToMatch = matcher(path+".to", r.To, p)
 	r.StateMatch = matcher(path+".state", r.State, p)
 	r.WhenExpr = compile(path+".when", r.When, false, p)
+	r.MembersExpr = compile(path+".members", r.Members, false, p)
 }
 
 // matcher builds a Matcher, putting the index NewMatcher's error names into

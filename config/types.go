@@ -58,7 +58,12 @@ type Source struct {
 	Headers map[string]string `koanf:"headers"`
 	Auth    *Auth             `koanf:"auth"`
 
+	// Interval is the fixed polling interval. `interval: adaptive` (watch
+	// sources only) sets Adaptive instead and leaves Interval as the
+	// interval used while a state has too little history.
 	Interval     time.Duration `koanf:"interval"`
+	MinInterval  time.Duration `koanf:"min_interval"` // adaptive: no watch polled more often
+	MaxInterval  time.Duration `koanf:"max_interval"` // adaptive: no watch polled less often
 	Timeout      time.Duration `koanf:"timeout"`
 	Rate         string        `koanf:"rate"` // "5/s", "300/m"; empty = unlimited
 	Concurrency  int           `koanf:"concurrency"`
@@ -89,6 +94,9 @@ type Source struct {
 	WatchFrom string        `koanf:"watch_from"`
 
 	// Derived by normalisation.
+	// Adaptive is `interval: adaptive`: each watch's next poll comes from
+	// the learned durations of its state (poller/adaptive).
+	Adaptive   bool         `koanf:"-"`
 	ItemsExpr  *jqexpr.Expr `koanf:"-"`
 	IDExpr     *jqexpr.Expr `koanf:"-"`
 	StateExpr  *jqexpr.Expr `koanf:"-"`
@@ -145,12 +153,16 @@ type Rule struct {
 	When  string        `koanf:"when"`  // jq over the event's data; truthy = fire
 	State any           `koanf:"state"` // stalled: the state(s) watched
 	After time.Duration `koanf:"after"` // stalled: how long before firing
+	// Members is jq over the state yielding a list, for on: member_added
+	// and member_removed: one event per element that joined or left it.
+	Members string `koanf:"members"`
 
 	// Derived by normalisation.
-	FromMatch  Matcher      `koanf:"-"`
-	ToMatch    Matcher      `koanf:"-"`
-	StateMatch Matcher      `koanf:"-"`
-	WhenExpr   *jqexpr.Expr `koanf:"-"`
+	FromMatch   Matcher      `koanf:"-"`
+	ToMatch     Matcher      `koanf:"-"`
+	StateMatch  Matcher      `koanf:"-"`
+	WhenExpr    *jqexpr.Expr `koanf:"-"`
+	MembersExpr *jqexpr.Expr `koanf:"-"`
 }
 
 // Subscription is an application endpoint receiving webhooks.

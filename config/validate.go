@@ -92,6 +92,7 @@ func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 	if s.Interval < time.Second {
 		p.add(path+".interval", "must be at least 1s")
 	}
+	validateAdaptive(s, path, p)
 	switch {
 	case s.Timeout <= 0:
 		p.add(path+".timeout", "must be more than 0")
@@ -117,6 +118,32 @@ func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 	validateWatch(c, i, path, p)
 	for j := range s.Events {
 		validateRule(&s.Events[j], fmt.Sprintf("%s.events[%d]", path, j), p)
+	}
+}
+
+// validateAdaptive checks `interval: adaptive` and its bounds.
+func validateAdaptive(s *Source, path string, p *problems) {
+	if !s.Adaptive {
+		const msg = "only valid with interval: adaptive"
+		if s.MinInterval != 0 {
+			p.add(path+".min_interval", msg)
+		}
+		if s.MaxInterval != 0 {
+			p.add(path+".max_interval", msg)
+		}
+		return
+	}
+	if !s.IsWatch() {
+		// A list source fetches every item in one request: there is no
+		// per-item poll to schedule.
+		p.add(path+".interval", "adaptive is only valid on a watch source (a URL with {id}); a list source polls at a fixed interval")
+		return
+	}
+	if s.MinInterval < time.Second {
+		p.add(path+".min_interval", "must be at least 1s")
+	}
+	if s.MaxInterval < s.MinInterval {
+		p.add(path+".max_interval", "must be at least min_interval (%s)", fmtDuration(s.MinInterval))
 	}
 }
 
@@ -207,9 +234,9 @@ func validateRule(r *Rule, path string, p *problems) {
 	}
 	for _, ph := range placeholderRE.FindAllString(r.Type, -1) {
 		switch ph {
-		case "{source}", "{previous}", "{current}", "{kind}":
+		case "{source}", "{previous}", "{current}", "{kind}", "{member}":
 		default:
-			p.add(path+".type", "unknown placeholder %s (want {source}, {previous}, {current} or {kind})", ph)
+			p.add(path+".type", "unknown placeholder %s (want {source}, {previous}, {current}, {kind} or {member})", ph)
 		}
 	}
 	switch r.On {
@@ -220,6 +247,10 @@ func validateRule(r *Rule, path string, p *problems) {
 		if r.After != 0 {
 			p.add(path+".after", "only valid with on: stalled")
 		}
+	case event.MemberAdded, event.MemberRemoved:
+		if r.Members == "" {
+			p.add(path+".members", "required with on: %s (jq yielding a list in the state)", r.On)
+		}
 	case event.Stalled:
 		if r.State == nil {
 			p.add(path+".state", "required with on: stalled")
@@ -228,7 +259,10 @@ func validateRule(r *Rule, path string, p *problems) {
 			p.add(path+".after", "must be more than 0 with on: stalled")
 		}
 	default:
-		p.add(path+".on", "must be one of changed, created, deleted, stalled")
+		p.add(path+".on", "must be one of changed, created, deleted, stalled, member_added, member_removed")
+	}
+	if r.Members != "" && r.On != event.MemberAdded && r.On != event.MemberRemoved {
+		p.add(path+".members", "only valid with on: member_added or member_removed")
 	}
 }
 

@@ -15,7 +15,10 @@ import (
 // state changes one step at a time.
 type Scenario struct {
 	Vendor string `json:"vendor"`
-	Steps  []Step `json:"steps"`
+	// Env holds values the vendor's example config needs to match this
+	// upstream (ids that appear in its URLs).
+	Env   map[string]string `json:"env,omitempty"`
+	Steps []Step            `json:"steps"`
 }
 
 // Step is the upstream's state at one point of a scenario.

@@ -20,6 +20,18 @@ type Observation struct {
 	ID     string
 	State  json.RawMessage
 	Object json.RawMessage
+	// ObjectFunc, when set and Object is nil, computes Object. Encoding
+	// each item's object as canonical JSON was most of the cost of a poll
+	// in which nothing changed, and only changed items need it.
+	ObjectFunc func() json.RawMessage
+}
+
+// object returns the item's object, computing it if it was deferred.
+func (ob *Observation) object() json.RawMessage {
+	if ob.Object == nil && ob.ObjectFunc != nil {
+		ob.Object = ob.ObjectFunc()
+	}
+	return ob.Object
 }
 
 // Transition is one detected change of an item.
@@ -103,14 +115,14 @@ func Compare(prev map[string]*store.Item, obs []Observation, o Options) []Change
 func created(ob Observation, o Options) Change {
 	it := &store.Item{
 		State:   ob.State,
-		Object:  ob.Object,
+		Object:  ob.object(),
 		Since:   o.Now,
 		History: []store.HistoryEntry{{State: ob.State, At: o.Now}},
 	}
 	c := Change{ID: ob.ID, Item: it}
 	if !o.Baseline || o.EmitExisting {
 		c.Transitions = []Transition{{
-			Kind: event.Created, ID: ob.ID, Previous: event.Null, Current: ob.State, Object: ob.Object,
+			Kind: event.Created, ID: ob.ID, Previous: event.Null, Current: ob.State, Object: ob.object(),
 		}}
 	}
 	return c
@@ -134,7 +146,7 @@ func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 			}
 			it.Stalled = append(slices.Clone(it.Stalled), i)
 			ts = append(ts, Transition{
-				Kind: event.Stalled, ID: ob.ID, Previous: old.State, Current: old.State, Object: ob.Object, Rule: i,
+				Kind: event.Stalled, ID: ob.ID, Previous: old.State, Current: old.State, Object: ob.object(), Rule: i,
 			})
 			dirty = true
 		}
@@ -154,8 +166,9 @@ func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 			return Change{ID: ob.ID, Item: &it}, true
 		}
 	}
+	ob.object() // once, for both the record and the transition
 	return Change{ID: ob.ID, Item: enter(old, ob, o.Now), Transitions: []Transition{{
-		Kind: event.Changed, ID: ob.ID, Previous: old.State, Current: ob.State, Object: ob.Object,
+		Kind: event.Changed, ID: ob.ID, Previous: old.State, Current: ob.State, Object: ob.object(),
 	}}}, true
 }
 
@@ -166,7 +179,7 @@ func enter(old *store.Item, ob Observation, now time.Time) *store.Item {
 	if len(hist) > store.HistoryLen {
 		hist = hist[len(hist)-store.HistoryLen:]
 	}
-	return &store.Item{State: ob.State, Object: ob.Object, Since: now, History: hist}
+	return &store.Item{State: ob.State, Object: ob.object(), Since: now, History: hist}
 }
 
 func sortedKeys(m map[int]config.Rule) []int {

@@ -41,6 +41,18 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 		if !Matches(r, i, t) {
 			continue
 		}
+		if r.On == event.MemberAdded || r.On == event.MemberRemoved {
+			evs, err := memberEvents(ctx, r, t, func(member json.RawMessage) *event.Event {
+				e := mk(strings.ReplaceAll(Render(r.Type, src.Name, t), "{member}", event.Text(member)))
+				e.Kind, e.Member = r.On, member
+				return e
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("events[%d]: %w", i, err))
+			}
+			out = append(out, evs...)
+			continue
+		}
 		e := mk(Render(r.Type, src.Name, t))
 		if r.WhenExpr != nil {
 			ok, err := when(ctx, r.WhenExpr, e)
@@ -62,6 +74,11 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 
 // Matches reports whether rule r (at index i of its source) applies to t.
 func Matches(r *config.Rule, i int, t Transition) bool {
+	if r.On == event.MemberAdded || r.On == event.MemberRemoved {
+		// Membership is read from a changed state: an item's first state
+		// is in its created event, its last in its deleted one.
+		return t.Kind == event.Changed && r.FromMatch.Match(t.Previous) && r.ToMatch.Match(t.Current)
+	}
 	if r.On != t.Kind {
 		return false
 	}
@@ -94,4 +111,79 @@ func when(ctx context.Context, expr *jqexpr.Expr, e *event.Event) (bool, error) 
 		return false, err
 	}
 	return expr.Truthy(ctx, v)
+}
+
+// memberEvents makes one event per element of the rule's members list that
+// joined (member_added) or left (member_removed) between the previous and
+// the current state, in list order. Elements compare as canonical JSON.
+func memberEvents(ctx context.Context, r *config.Rule, t Transition, mk func(json.RawMessage) *event.Event) ([]*event.Event, error) {
+	prev, err := members(ctx, r.MembersExpr, t.Previous)
+	if err != nil {
+		return nil, fmt.Errorf("members (previous state): %w", err)
+	}
+	cur, err := members(ctx, r.MembersExpr, t.Current)
+	if err != nil {
+		return nil, fmt.Errorf("members (current state): %w", err)
+	}
+	from, to := prev, cur
+	if r.On == event.MemberRemoved {
+		from, to = cur, prev
+	}
+	had := make(map[string]bool, len(from))
+	for _, m := range from {
+		had[string(m)] = true
+	}
+	var out []*event.Event
+	var errs []error
+	for _, m := range to {
+		if had[string(m)] {
+			continue
+		}
+		had[string(m)] = true // a repeated element fires once
+		e := mk(m)
+		if r.WhenExpr != nil {
+			ok, err := when(ctx, r.WhenExpr, e)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("when: %w", err))
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	if len(errs) > 0 {
+		return out, errs[0]
+	}
+	return out, nil
+}
+
+// members evaluates the members expression over a state; null (no state,
+// or no list) is the empty list.
+func members(ctx context.Context, expr *jqexpr.Expr, state json.RawMessage) ([]json.RawMessage, error) {
+	if len(state) == 0 || string(state) == "null" {
+		return nil, nil
+	}
+	v, err := jqexpr.Decode(state)
+	if err != nil {
+		return nil, err
+	}
+	l, err := expr.First(ctx, v)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	arr, ok := l.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s must yield a list, got %T", expr, l)
+	}
+	out := make([]json.RawMessage, 0, len(arr))
+	for _, e := range arr {
+		c, err := event.Canonical(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

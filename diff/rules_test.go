@@ -3,9 +3,11 @@ package diff
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
@@ -98,5 +100,49 @@ func TestWhenSeesTheEnvelopeData(t *testing.T) {
 		&event.Watch{Metadata: json.RawMessage(`{"team":"red"}`)}, t0)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("events %v, err %v", evs, err)
+	}
+}
+
+func TestMemberEvents(t *testing.T) {
+	src := parseSource(t, `  - name: albums
+    url: https://api.example.test/albums
+    items: '.data[]'
+    state: '{name, asset_ids}'
+    events:
+      - {type: album.asset_added, on: member_added, members: '.asset_ids'}
+      - {type: 'album.asset_removed.{member}', on: member_removed, members: '.asset_ids'}
+      - {type: album.updated, on: changed, when: '.previous.name != .current.name'}`)
+	chg := Transition{Kind: event.Changed, ID: "alb_1",
+		Previous: json.RawMessage(`{"asset_ids":["a","b"],"name":"x"}`),
+		Current:  json.RawMessage(`{"asset_ids":["b","c","d","c"],"name":"x"}`)}
+	evs, err := Events(context.Background(), src, chg, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ids := map[string]bool{}
+	for _, e := range evs {
+		got = append(got, e.Type+"="+string(e.Member)+"/"+e.Kind)
+		ids[e.ID] = true
+	}
+	want := []string{`album.asset_added="c"/member_added`, `album.asset_added="d"/member_added`, `album.asset_removed.a="a"/member_removed`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if len(ids) != len(evs) {
+		t.Error("member events share an id")
+	}
+	env, _ := evs[0].EnvelopeJSON()
+	if !strings.Contains(string(env), `"member":"c"`) {
+		t.Errorf("envelope lacks data.member: %s", env)
+	}
+	// A created item fires no member events; a non-list is an error.
+	if evs, _ := Events(context.Background(), src, Transition{Kind: event.Created, ID: "n", Previous: event.Null, Current: chg.Current}, nil, time.Now()); len(evs) != 0 {
+		t.Errorf("created fired %d events", len(evs))
+	}
+	bad := chg
+	bad.Current = json.RawMessage(`{"asset_ids":"oops","name":"x"}`)
+	if _, err := Events(context.Background(), src, bad, nil, time.Now()); err == nil {
+		t.Error("a members expression yielding a string did not fail")
 	}
 }

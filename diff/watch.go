@@ -39,7 +39,7 @@ func CompareWatch(prev *store.Item, ob Observation, o WatchOptions) (c Change, o
 		c = Change{ID: ob.ID}
 		switch {
 		case prev == nil:
-			c.Item = &store.Item{State: ob.State, Object: ob.Object, Since: o.Now,
+			c.Item = &store.Item{State: ob.State, Object: ob.object(), Since: o.Now,
 				History: []store.HistoryEntry{{State: ob.State, At: o.Now}}}
 		case !bytes.Equal(prev.State, ob.State):
 			c.Item = enter(prev, ob, o.Now)
@@ -58,7 +58,7 @@ func CompareWatch(prev *store.Item, ob Observation, o WatchOptions) (c Change, o
 				c.Item = &it
 			}
 			c.Transitions = []Transition{{
-				Kind: event.Changed, ID: ob.ID, Previous: previous, Current: ob.State, Object: ob.Object,
+				Kind: event.Changed, ID: ob.ID, Previous: previous, Current: ob.State, Object: ob.object(),
 			}}
 			return c, true, true
 		}

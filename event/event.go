@@ -21,7 +21,11 @@ const (
 	Deleted      = "deleted"
 	Stalled      = "stalled"
 	WatchExpired = "watch_expired"
-	Ping         = "ping"
+	// MemberAdded and MemberRemoved are one element joining or leaving a
+	// list inside an item's state (an album's asset ids, say).
+	MemberAdded   = "member_added"
+	MemberRemoved = "member_removed"
+	Ping          = "ping"
 )
 
 // Null is the canonical JSON null, the state of an item that does not exist.
@@ -30,15 +34,18 @@ var Null = json.RawMessage("null")
 // Event is one transition turned into a webhook-to-be. Its ID is the
 // webhook-id: stable across retries and subscriptions.
 type Event struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Kind      string          `json:"kind"`
-	Source    string          `json:"source"`
-	ItemID    string          `json:"item_id"`
-	Previous  json.RawMessage `json:"previous"`
-	Current   json.RawMessage `json:"current"`
-	Object    json.RawMessage `json:"object,omitempty"`
-	Watch     *Watch          `json:"watch,omitempty"`
+	ID       string          `json:"id"`
+	Type     string          `json:"type"`
+	Kind     string          `json:"kind"`
+	Source   string          `json:"source"`
+	ItemID   string          `json:"item_id"`
+	Previous json.RawMessage `json:"previous"`
+	Current  json.RawMessage `json:"current"`
+	Object   json.RawMessage `json:"object,omitempty"`
+	Watch    *Watch          `json:"watch,omitempty"`
+	// Member is the list element a member_added/member_removed event is
+	// about.
+	Member    json.RawMessage `json:"member,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 }
 
@@ -59,6 +66,7 @@ type Data struct {
 	Current  json.RawMessage `json:"current"`
 	Object   json.RawMessage `json:"object"`
 	Watch    *Watch          `json:"watch,omitempty"`
+	Member   json.RawMessage `json:"member,omitempty"`
 }
 
 // Envelope is the default webhook body.
@@ -94,6 +102,7 @@ func (e *Event) Data() Data {
 		Current:  orNull(e.Current),
 		Object:   obj,
 		Watch:    e.Watch,
+		Member:   e.Member,
 	}
 }
 

@@ -218,3 +218,26 @@ func number(n json.Number) any {
 	}
 	return f
 }
+
+// Path returns the keys of a plain field path such as `.a.b`, or nil when
+// the expression is anything else. Callers with a faster way to follow a
+// path (over raw JSON, say) use it; the result must not be modified.
+func (e *Expr) Path() []string { return e.path }
+
+// IterPath reports whether the expression is a field path followed by `[]`,
+// like `.data[]` or `.[]`, and returns its keys (empty for `.[]`). It is
+// the usual items expression of a list source.
+func (e *Expr) IterPath() ([]string, bool) {
+	s := strings.TrimSpace(e.src)
+	base, ok := strings.CutSuffix(s, "[]")
+	if !ok {
+		return nil, false
+	}
+	if base == "." {
+		return []string{}, true
+	}
+	if p := simplePath(base); p != nil {
+		return p, true
+	}
+	return nil, false
+}

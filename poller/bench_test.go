@@ -27,16 +27,12 @@ const benchSource = `
 
 const benchItems = 100_000
 
-// benchPoll is one poll as the loop runs it after the fetch: decode the
-// body once, extract every item, diff against Badger and commit.
+// benchPoll is one poll as the loop runs it after the fetch: parse the
+// body, extract every item, diff against Badger and commit.
 func benchPoll(b *testing.B, st *store.Store, body []byte, now time.Time) diff.Result {
 	ctx := context.Background()
 	src := source(&testing.T{}, benchSource)
-	doc, err := decode(body, 200)
-	if err != nil {
-		b.Fatal(err)
-	}
-	obs, err := extract(ctx, src, doc)
+	obs, _, err := parsePage(ctx, src, src.Pagination, &response{status: 200, body: body})
 	if err != nil {
 		b.Fatal(err)
 	}

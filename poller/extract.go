@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
@@ -80,11 +81,21 @@ func extractState(ctx context.Context, src *config.Source, it any, id string) (d
 	if o.State, err = event.Canonical(sv); err != nil {
 		return o, fmt.Errorf("item %s: state: %w", o.ID, err)
 	}
-	obj := it
-	if src.ObjectExpr != nil {
-		if obj, err = src.ObjectExpr.First(ctx, it); err != nil {
-			return o, fmt.Errorf("item %s: object: %w", o.ID, err)
+	if src.ObjectExpr == nil {
+		// The object is the item as decoded, which always encodes again:
+		// defer the encoding to the few items that change.
+		o.ObjectFunc = func() json.RawMessage {
+			c, err := event.Canonical(it)
+			if err != nil {
+				return event.Null
+			}
+			return c
 		}
+		return o, nil
+	}
+	obj, err := src.ObjectExpr.First(ctx, it)
+	if err != nil {
+		return o, fmt.Errorf("item %s: object: %w", o.ID, err)
 	}
 	if o.Object, err = event.Canonical(obj); err != nil {
 		return o, fmt.Errorf("item %s: object: %w", o.ID, err)

@@ -80,6 +80,9 @@ type loop struct {
 	// secrets are the source's credentials, cut from every error shown.
 	secrets   []string
 	truncated bool
+	// dups is the number of duplicate ids last logged, so an upstream
+	// that always repeats ids is logged once, not every poll.
+	dups int
 }
 
 func newLoop(m *Manager, src *config.Source) *loop {
@@ -261,6 +264,7 @@ func (l *loop) poll(ctx context.Context) error {
 	outcome := OutcomeSuccess
 	if err == nil {
 		l.setAsked(lst.interval)
+		l.noteDuplicates(lst.obs)
 		p := diff.Poll{
 			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
 			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
@@ -295,6 +299,31 @@ func (l *loop) poll(ctx context.Context) error {
 		l.applied(res, lst)
 	}
 	return err
+}
+
+// noteDuplicates logs a listing that names an id more than once: the
+// first occurrence is used (diff.Compare), which an operator should know
+// when an item's state looks stuck. Logged when the count changes.
+func (l *loop) noteDuplicates(obs []diff.Observation) {
+	seen := make(map[string]struct{}, len(obs))
+	n, example := 0, ""
+	for _, o := range obs {
+		if _, dup := seen[o.ID]; dup {
+			if n == 0 {
+				example = o.ID
+			}
+			n++
+			continue
+		}
+		seen[o.ID] = struct{}{}
+	}
+	if n == l.dups {
+		return
+	}
+	l.dups = n
+	if n > 0 {
+		l.log.Warn("listing repeats ids; the first occurrence of each is used", "duplicates", n, "example_id", example)
+	}
 }
 
 // finish records a poll's (or a watch round's) outcome in the status and

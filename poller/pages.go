@@ -78,11 +78,7 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 			out.notModified = true
 			return out, nil
 		}
-		doc, err := decode(resp.body, resp.status)
-		if err != nil {
-			return out, pageErr(err, n)
-		}
-		obs, err := extract(ctx, src, doc)
+		obs, doc, err := parsePage(ctx, src, p, resp)
 		if err != nil {
 			return out, pageErr(err, n)
 		}

@@ -62,7 +62,7 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 		return nil, wrap(err, "read item %s/%s", source, id)
 	}
 	var it Item
-	if err := json.Unmarshal(v, &it); err != nil {
+	if err := decodeItem(v, &it); err != nil {
 		return nil, fmt.Errorf("decode item %s/%s: %w", source, id, err)
 	}
 	return &it, nil
@@ -70,11 +70,7 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 
 // PutItem stores an item.
 func (t *Txn) PutItem(source, id string, it *Item) error {
-	v, err := json.Marshal(it)
-	if err != nil {
-		return fmt.Errorf("encode item %s/%s: %w", source, id, err)
-	}
-	return wrap(t.set(itemKey(source, id), v), "write item %s/%s", source, id)
+	return wrap(t.set(itemKey(source, id), encodeItem(nil, it)), "write item %s/%s", source, id)
 }
 
 // DeleteItem forgets an item.
@@ -87,7 +83,7 @@ func (t *Txn) Items(source string, fn func(id string, it *Item) error) error {
 	p := itemPrefix(source)
 	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
 		var it Item
-		if err := json.Unmarshal(v, &it); err != nil {
+		if err := decodeItem(v, &it); err != nil {
 			return false, fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err)
 		}
 		return true, fn(string(k[len(p):]), &it)

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is written by the demo's receiver and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoShowsVerifiedWebhooks is the newcomer's first run: within ten
+// seconds the receiver must print verified webhooks and reject none.
+func TestDemoShowsVerifiedWebhooks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for up to 10 s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- runDemo(ctx, out, &syncBuffer{}) }()
+	verified := regexp.MustCompile(`(?m)^✓ .*signature verified, webhook-id evt_`)
+	for len(verified.FindAllString(out.String(), -1)) < 3 && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if n := len(verified.FindAllString(got, -1)); n < 3 {
+		t.Fatalf("%d verified webhooks within 10 s:\n%s", n, got)
+	}
+	if strings.Contains(got, "✗") || !strings.Contains(got, ", 0 rejected") {
+		t.Errorf("the demo's receiver rejected webhooks:\n%s", got)
+	}
+}
+
+func TestDemoRecipeErrors(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo", "--recipe", "nope"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "glossi") {
+		t.Errorf("unknown recipe: exit %d, %q", code, errb.String())
+	}
+	if names := recipeNames(); strings.Join(names, ",") != "csm,dam,glossi,gumlet,gumnut" {
+		t.Errorf("built-in recipes: %v", names)
+	}
+}

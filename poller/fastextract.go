@@ -1,0 +1,190 @@
+package poller
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
+)
+
+// parsePage decodes and extracts one page of a listing. It returns the
+// decoded document only when pagination needs it (a `next` or `next_url`
+// expression); otherwise the common shape of a listing is extracted straight
+// from the body without building the document, which was most of the cost
+// of polling a large listing (see fastExtract).
+func parsePage(ctx context.Context, src *config.Source, p *config.Pagination, resp *response) ([]diff.Observation, any, error) {
+	needDoc := p != nil && (p.NextExpr != nil || p.NextURLExpr != nil)
+	if !needDoc {
+		if obs, ok := fastExtract(src, resp.body); ok {
+			return obs, nil, nil
+		}
+	}
+	doc, err := decode(resp.body, resp.status)
+	if err != nil {
+		return nil, nil, err
+	}
+	obs, err := extract(ctx, src, doc)
+	return obs, doc, err
+}
+
+// fastExtract extracts a listing whose items are `.path[]`, whose id and
+// state are field paths and whose object is the whole item, by scanning the
+// body with gjson instead of decoding it into Go values. It handles only the
+// plain case — objects in an array, ids that are strings of printable ASCII
+// or integers, states that are such strings, integers, booleans or null —
+// and reports false for anything else, which then takes the general path
+// with its exact jq semantics and error messages. Each item's canonical
+// object is computed only if the item changed.
+//
+// One difference from the general path: in an object with a duplicated
+// key, gjson reads the first occurrence where encoding/json keeps the last.
+func fastExtract(src *config.Source, body []byte) ([]diff.Observation, bool) {
+	if src.ItemsExpr == nil || src.ObjectExpr != nil {
+		return nil, false
+	}
+	items, ok := src.ItemsExpr.IterPath()
+	idPath, statePath := src.IDExpr.Path(), src.StateExpr.Path()
+	if !ok || idPath == nil || statePath == nil || !gjson.ValidBytes(body) {
+		return nil, false
+	}
+	arr := gjson.ParseBytes(body)
+	for _, k := range items {
+		if !arr.IsObject() {
+			return nil, false
+		}
+		arr = arr.Get(k)
+	}
+	if !arr.IsArray() {
+		return nil, false
+	}
+	out := make([]diff.Observation, 0, 64)
+	ok = true
+	arr.ForEach(func(_, it gjson.Result) bool {
+		if !it.IsObject() {
+			ok = false
+			return false
+		}
+		idv, found := field(it, idPath)
+		id := plainID(idv, found)
+		if id == "" {
+			ok = false
+			return false
+		}
+		sv, found := field(it, statePath)
+		state := plainState(sv, found)
+		if state == nil {
+			ok = false
+			return false
+		}
+		raw := it.Raw
+		out = append(out, diff.Observation{ID: id, State: state, ObjectFunc: func() json.RawMessage {
+			return canonicalRaw(raw)
+		}})
+		return true
+	})
+	return out, ok
+}
+
+// field follows path from an object like jq does: a missing key or null
+// yields null (found false). It reports found with a non-object in the way,
+// which plainState and plainID then reject so jq can report the error.
+func field(v gjson.Result, path []string) (gjson.Result, bool) {
+	for i, k := range path {
+		if i > 0 {
+			if !v.Exists() || v.Type == gjson.Null {
+				return gjson.Result{}, false
+			}
+			if !v.IsObject() {
+				return gjson.Result{Type: gjson.JSON, Raw: "[]"}, true // not plain
+			}
+		}
+		v = v.Get(k)
+	}
+	return v, v.Exists() && v.Type != gjson.Null
+}
+
+// plainID returns the item key of a plain string or integer id, or "".
+func plainID(v gjson.Result, found bool) string {
+	if !found {
+		return ""
+	}
+	switch v.Type {
+	case gjson.String:
+		if plainString(v.Raw) && len(v.Raw) > 2 {
+			return v.Raw[1 : len(v.Raw)-1]
+		}
+	case gjson.Number:
+		if plainInt(v.Raw) {
+			return v.Raw
+		}
+	}
+	return ""
+}
+
+// plainState returns the canonical JSON of a plain state, or nil. The raw
+// text is already canonical for these values.
+func plainState(v gjson.Result, found bool) json.RawMessage {
+	if !found {
+		return event.Null
+	}
+	switch v.Type {
+	case gjson.String:
+		if plainString(v.Raw) {
+			return json.RawMessage(v.Raw)
+		}
+	case gjson.Number:
+		if plainInt(v.Raw) {
+			return json.RawMessage(v.Raw)
+		}
+	case gjson.True, gjson.False:
+		return json.RawMessage(v.Raw)
+	}
+	return nil
+}
+
+// plainString reports whether a raw JSON string has no escapes and only
+// printable ASCII, so it reads and encodes the same as its raw text.
+func plainString(raw string) bool {
+	for i := 1; i < len(raw)-1; i++ {
+		if c := raw[i]; c < 0x20 || c > 0x7e || c == '\\' || c == '"' {
+			return false
+		}
+	}
+	return len(raw) >= 2
+}
+
+// plainInt reports whether a raw JSON number is an integer that decodes to
+// an int and encodes back to the same text.
+func plainInt(raw string) bool {
+	s := raw
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return raw != "-0"
+}
+
+// canonicalRaw is the canonical form of an item that gjson validated. It
+// can't fail: decoded JSON always encodes again.
+func canonicalRaw(raw string) json.RawMessage {
+	v, err := jqexpr.Decode([]byte(raw))
+	if err == nil {
+		var c json.RawMessage
+		if c, err = event.Canonical(v); err == nil {
+			return c
+		}
+	}
+	return event.Null
+}
