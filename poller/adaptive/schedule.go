@@ -22,6 +22,12 @@ type Params struct {
 	// state. Zero means what Fixed would spend (mean stay / Fixed), so the
 	// adaptive schedule costs what the fixed one would and detects sooner.
 	Polls float64
+	// Threshold, when above zero, replaces Polls: the √hazard (in √s)
+	// accumulated between two polls. One threshold for every state of a
+	// source is the optimum the derivation in NextPoll gives: it spends
+	// more polls on states where they buy more delay, where a per-state
+	// Polls spends them evenly.
+	Threshold float64
 }
 
 // Model holds one duration histogram per state of one source. It is safe
@@ -96,16 +102,19 @@ func (h *Histogram) next(age time.Duration, p Params) time.Duration {
 	for _, s := range segs {
 		k += 2 / (3 * math.Sqrt(s.f)) * (math.Pow(s.sLo, 1.5) - math.Pow(s.survAt(s.hi), 1.5))
 	}
-	polls := p.Polls
-	if polls <= 0 && p.Fixed > 0 {
-		polls = h.Mean().Seconds() / p.Fixed.Seconds()
+	need := p.Threshold
+	if need <= 0 {
+		polls := p.Polls
+		if polls <= 0 && p.Fixed > 0 {
+			polls = h.Mean().Seconds() / p.Fixed.Seconds()
+		}
+		if polls <= 0 || k <= 0 {
+			return p.Fixed
+		}
+		// Fewer than one poll per stay cannot be spaced by hazard;
+		// spend at least one.
+		need = k / max(polls, 1)
 	}
-	if polls <= 0 || k <= 0 {
-		return p.Fixed
-	}
-	// Fewer than one poll per stay cannot be spaced by hazard; spend
-	// at least one.
-	need := k / max(polls, 1)
 	a := age.Seconds()
 	for _, s := range segs {
 		if s.hi <= a {
