@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -79,10 +80,10 @@ func TestNoSecretLeaks(t *testing.T) {
 		token         = "api-token-SECRET-3"
 	)
 	webhookSecret := signature.NewSecret()
-	calls := 0
+	var calls atomic.Int64
 	up := newUpstream(t, map[string]string{"a": "queued"})
 	bad := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
+		calls.Add(1)
 		// An upstream that echoes credentials in its error page.
 		http.Error(w, "denied for "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Api-Key"), http.StatusForbidden)
 	})
@@ -161,8 +162,8 @@ subscriptions:
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 
-	if subSecret == "" || calls == 0 {
-		t.Fatalf("setup: secret %q, denied calls %d", subSecret, calls)
+	if subSecret == "" || calls.Load() == 0 {
+		t.Fatalf("setup: secret %q, denied calls %d", subSecret, calls.Load())
 	}
 	for name, text := range map[string]string{"logs": logs.String(), "API answers": answers.String(), "metrics": string(metrics)} {
 		for _, secret := range []string{upstreamToken, basicPassword, token, webhookSecret, subSecret, webhookSecret[len("whsec_"):]} {
