@@ -27,19 +27,15 @@ const probeWatchLimit = 20
 // store is opened read-only, and only if it exists.
 func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	var only string
-	path, ok := configFlag("probe", args, stderr, func(fs *flag.FlagSet) {
+	cfg, _, code := loadConfig("probe", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&only, "source", "", "probe only this source")
 	})
-	if !ok {
-		return 2
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigError(stderr, path, err)
-		return 1
+	if code != 0 {
+		return code
 	}
 	log := newLogger(stderr, config.Log{Level: "warn", Format: "text"})
 	var st *store.Store
+	var err error
 	if !cfg.Storage.InMemory {
 		st, err = store.OpenReadOnly(cfg.Storage.Path, log)
 		if err != nil {

@@ -45,29 +45,35 @@ func printConfigError(w io.Writer, path string, err error) {
 	fmt.Fprintf(w, "%s: %v\n", path, err)
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr, nil)
+// loadConfig parses a command's flags and loads its config. A non-zero
+// exit code means the problem has been printed: 2 for bad flags, 1 for a
+// bad config.
+func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, string, int) {
+	path, ok := configFlag(name, args, stderr, extra)
 	if !ok {
-		return 2
+		return nil, "", 2
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		printConfigError(stderr, path, err)
-		return 1
+		return nil, "", 1
+	}
+	return cfg, path, 0
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	cfg, _, code := loadConfig("validate", args, stderr, nil)
+	if code != 0 {
+		return code
 	}
 	fmt.Fprintln(stdout, cfg.Summary())
 	return 0
 }
 
 func cmdRun(args []string, _, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr, nil)
-	if !ok {
-		return 2
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigError(stderr, path, err)
-		return 1
+	cfg, path, code := loadConfig("run", args, stderr, nil)
+	if code != 0 {
+		return code
 	}
 	log := newLogger(stderr, cfg.Log)
 	b, err := NewBridge(cfg, log)

@@ -161,6 +161,30 @@ func (s *Server) find(id string) (*config.Subscription, *store.SubscriptionRecor
 	return c, rec, err
 }
 
+// lookup finds the subscription named in the path, answering 500 or 404
+// itself. With a non-empty change, a config subscription is a 409 that
+// tells the user to make that change in the config file.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request, change string) (*config.Subscription, *store.SubscriptionRecord, bool) {
+	id := r.PathValue("id")
+	c, rec, err := s.find(id)
+	switch {
+	case err != nil:
+		s.internal(w, r, err)
+	case c == nil:
+		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
+	case change != "" && rec == nil:
+		configOwned(w, id, change)
+	default:
+		return c, rec, true
+	}
+	return nil, nil, false
+}
+
+// configOwned answers 409 for a change to a config subscription.
+func configOwned(w http.ResponseWriter, id, change string) {
+	writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; "+change+" there")
+}
+
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	subs, err := s.loadAPISubs()
 	if err != nil {
@@ -179,13 +203,8 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
-	c, rec, err := s.find(r.PathValue("id"))
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if c == nil {
-		writeError(w, http.StatusNotFound, "no subscription "+quote(r.PathValue("id")))
+	c, rec, ok := s.lookup(w, r, "")
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.view(c, managedBy(rec), rec))
@@ -257,13 +276,8 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &patch) {
 		return
 	}
-	c, rec, err := s.find(id)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if c == nil {
-		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
+	c, rec, ok := s.lookup(w, r, "")
+	if !ok {
 		return
 	}
 	disabled, hasDisabled := patch["disabled"]
@@ -275,7 +289,7 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rec == nil && len(patch) > 0 {
-		writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; change it there (only disabled can be set here)")
+		configOwned(w, id, "change it (only disabled can be set here)")
 		return
 	}
 	if _, has := patch["secret"]; has {
@@ -333,22 +347,13 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, rec, err := s.find(id)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if c == nil {
-		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
-		return
-	}
-	if rec == nil {
-		writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; remove it there")
+	_, _, ok := s.lookup(w, r, "remove it")
+	if !ok {
 		return
 	}
 	// Its health goes too, so a new subscription of the same name starts
 	// afresh rather than disabled.
-	err = s.opts.Store.Update(func(t *store.Txn) error {
+	err := s.opts.Store.Update(func(t *store.Txn) error {
 		if err := t.DeleteSubState(id); err != nil {
 			return err
 		}
@@ -369,18 +374,8 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 // signing alongside it for the overlap, so receivers can switch without
 // dropping a webhook.
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	c, rec, err := s.find(id)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if c == nil {
-		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
-		return
-	}
-	if rec == nil {
-		writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; rotate its secret there (a list of secrets signs with each)")
+	c, rec, ok := s.lookup(w, r, "rotate its secret (a list of secrets signs with each)")
+	if !ok {
 		return
 	}
 	now := s.opts.Now()

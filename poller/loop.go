@@ -69,6 +69,9 @@ type loop struct {
 	// next is a PollNow that arrived during a spread watch round; only the
 	// run goroutine touches it.
 	next chan error
+	// sched is the per-watch schedule of an adaptive watch source; nil
+	// otherwise. Only the run goroutine touches it.
+	sched *sched
 
 	mu sync.Mutex
 	st Status
@@ -106,7 +109,11 @@ func newLoop(m *Manager, src *config.Source) *loop {
 		vkey:    validatorsFor(src),
 		pollNow: make(chan chan error),
 		done:    make(chan struct{}),
-		st:      Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: src.Interval.String()},
+		st:      Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src)},
+	}
+	if src.Adaptive && src.IsWatch() {
+		l.sched = newSched()
+		m.metrics.detectionDelay.WithLabelValues(src.Name)
 	}
 	l.f = newFetcher(src, log, func(code int) {
 		m.metrics.requests.WithLabelValues(src.Name, strconv.Itoa(code)).Inc()
@@ -169,6 +176,11 @@ func (l *loop) run() {
 func (l *loop) interval() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.sched != nil {
+		// An adaptive source's round polls only the watches that are due;
+		// rounds come every min_interval so none waits much past its time.
+		return max(l.src.MinInterval, l.asked)
+	}
 	return max(l.src.Interval, l.asked)
 }
 

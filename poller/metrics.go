@@ -4,16 +4,18 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the poller's Prometheus metrics.
 type Metrics struct {
-	polls        *prometheus.CounterVec
-	duration     *prometheus.HistogramVec
-	tracked      *prometheus.GaugeVec
-	transitions  *prometheus.CounterVec
-	requests     *prometheus.CounterVec
-	up           *prometheus.GaugeVec
-	lastSuccess  *prometheus.GaugeVec
-	watches      *prometheus.GaugeVec
-	heldDeletes  *prometheus.CounterVec
-	transitionKs []string
+	polls       *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	tracked     *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+	up          *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	watches     *prometheus.GaugeVec
+	heldDeletes *prometheus.CounterVec
+	// detectionDelay is observed by adaptive watch sources only.
+	detectionDelay *prometheus.HistogramVec
+	transitionKs   []string
 }
 
 // NewMetrics registers the poller's metrics on reg.
@@ -47,9 +49,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		heldDeletes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pollrelay_mass_deletes_held_total", Help: "Listings whose deletions the mass-delete guard held back (max_delete_ratio, confirm_polls).",
 		}, []string{"source"}),
+		detectionDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pollrelay_detection_delay_seconds",
+			Help:    "Estimated time from a watched item's transition to the poll that saw it: half the gap between the polls before and after it.",
+			Buckets: prometheus.ExponentialBuckets(0.5, 2, 12),
+		}, []string{"source"}),
 		transitionKs: []string{"created", "changed", "deleted", "stalled", "watch_expired"},
 	}
-	reg.MustRegister(m.polls, m.duration, m.tracked, m.transitions, m.requests, m.up, m.lastSuccess, m.watches, m.heldDeletes)
+	reg.MustRegister(m.polls, m.duration, m.tracked, m.transitions, m.requests, m.up, m.lastSuccess, m.watches, m.heldDeletes, m.detectionDelay)
 	return m
 }
 
@@ -81,4 +88,5 @@ func (m *Metrics) dropSource(name string) {
 	m.lastSuccess.DeletePartialMatch(l)
 	m.watches.DeletePartialMatch(l)
 	m.heldDeletes.DeletePartialMatch(l)
+	m.detectionDelay.DeletePartialMatch(l)
 }

@@ -51,6 +51,19 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 		return err
 	}
 	l.setWatches(len(watches))
+	// cuttable: a PollNow may cut this round short (see below).
+	cuttable := spread
+	if l.sched != nil && spread {
+		// PollNow (spread false) still polls every watch, as promised.
+		if watches, err = l.dueWatches(watches, start); err != nil {
+			err = &PollError{Outcome: OutcomeStore, Err: err}
+			l.finish(start, OutcomeStore, err)
+			return err
+		}
+		// Each watch's due time is its own; spreading them again over the
+		// round would only delay them. `rate` still smooths a burst.
+		spread, cuttable = false, true
+	}
 	n := len(watches)
 	iv := l.interval()
 	conc := max(l.src.Concurrency, 1)
@@ -89,7 +102,7 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 	// caller sees every watch polled after its call.
 	end := n
 	var interrupt chan chan error
-	if spread {
+	if cuttable {
 		interrupt = l.pollNow
 	}
 	timer := time.NewTimer(time.Hour)
@@ -147,6 +160,9 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 				failed++
 				lastFail, lastOutcome = d.err, d.outcome
 				l.log.Debug("watch poll failed", "id", d.ob.ID, "outcome", d.outcome, "error", d.err.Error())
+				if l.sched != nil {
+					l.failedWatch(d.ob.ID, l.m.now())
+				}
 				if pe, isPE := errors.AsType[*PollError](d.err); isPE && pe.RetryAfter > 0 {
 					now := l.m.now()
 					if until := now.Add(pe.RetryAfter); until.After(pausedUntil) {
@@ -162,6 +178,9 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 				continue
 			}
 			ok++
+			if l.sched != nil {
+				l.observed(d.ob, l.m.now())
+			}
 			if len(pending) == 0 {
 				firstPending = l.m.now()
 			}
@@ -169,6 +188,12 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 		}
 	}
 	l.setPaused(time.Time{})
+	if l.sched != nil {
+		if err := l.saveHistograms(); err != nil {
+			// Only the learning is lost; the round's results are stored.
+			l.log.Warn("save histograms", "error", err.Error())
+		}
+	}
 	if ok > 0 {
 		l.setAsked(asked)
 	}

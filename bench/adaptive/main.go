@@ -108,11 +108,11 @@ func run(js []job, next scheduler, learn func(state string, d float64)) result {
 
 func fixed(iv float64) scheduler { return func(string, float64) float64 { return iv } }
 
-// runAdaptive runs the adaptive scheduler with budget polls per stay,
-// learning from scratch as the poller would.
-func runAdaptive(js []job, polls float64) result {
+// runAdaptive runs the adaptive scheduler at the given threshold (its
+// budget), learning from scratch as the poller would.
+func runAdaptive(js []job, threshold float64) result {
 	m := adaptive.NewModel()
-	p := adaptive.Params{Min: minInterval, Max: maxInterval, Fixed: fixedInterval, Polls: polls}
+	p := adaptive.Params{Min: minInterval, Max: maxInterval, Fixed: fixedInterval, Threshold: threshold}
 	next := func(state string, age float64) float64 {
 		return m.NextPoll(state, dur(age), p).Seconds()
 	}
@@ -149,14 +149,14 @@ func main() {
 		minInterval, maxInterval, fixedInterval, adaptive.MinObservations)
 
 	fx := run(js, fixed(fixedInterval.Seconds()), nil)
-	// The adaptive budget (polls per stay) that spends what fixed spends.
-	polls := bisect(0.5, 100, float64(fx.requests), func(n float64) float64 {
-		return float64(runAdaptive(js, n).requests)
+	// The adaptive budget (threshold) that spends what fixed spends.
+	threshold := bisect(0.01, 20, float64(fx.requests), func(c float64) float64 {
+		return float64(runAdaptive(js, c).requests)
 	})
-	ad := runAdaptive(js, polls)
+	ad := runAdaptive(js, threshold)
 	fmt.Printf("\nequal requests:\n")
 	fmt.Printf("  fixed %-6s requests %7d  mean delay %6.2fs  p95 %6.2fs\n", fixedInterval, fx.requests, fx.mean(), fx.p95())
-	fmt.Printf("  adaptive      requests %7d  mean delay %6.2fs  p95 %6.2fs  (budget %.2f polls per stay)\n", ad.requests, ad.mean(), ad.p95(), polls)
+	fmt.Printf("  adaptive      requests %7d  mean delay %6.2fs  p95 %6.2fs  (threshold %.3f √s)\n", ad.requests, ad.mean(), ad.p95(), threshold)
 
 	// The reverse: the fixed interval whose mean delay equals adaptive's.
 	iv := bisect(0.05, fixedInterval.Seconds(), ad.mean(), func(iv float64) float64 {

@@ -18,15 +18,12 @@ type Params struct {
 	Min, Max time.Duration
 	// Fixed is the interval used while a state has too little history.
 	Fixed time.Duration
-	// Polls is the budget: the expected number of polls per stay in a
-	// state. Zero means what Fixed would spend (mean stay / Fixed), so the
-	// adaptive schedule costs what the fixed one would and detects sooner.
-	Polls float64
-	// Threshold, when above zero, replaces Polls: the √hazard (in √s)
-	// accumulated between two polls. One threshold for every state of a
-	// source is the optimum the derivation in NextPoll gives: it spends
-	// more polls on states where they buy more delay, where a per-state
-	// Polls spends them evenly.
+	// Threshold is the budget: the √hazard (in √s) accumulated between
+	// two polls; a higher one means fewer polls. One threshold for every
+	// state of a source is the optimum the derivation in NextPoll gives
+	// (it spends polls on the states where they buy the most delay);
+	// Model.ThresholdFor picks the one that costs what Fixed would. Zero
+	// means each state on its own spends what Fixed would.
 	Threshold float64
 }
 
@@ -98,22 +95,15 @@ func (m *Model) NextPoll(state string, age time.Duration, p Params) time.Duratio
 // next is NextPoll on a histogram with enough history.
 func (h *Histogram) next(age time.Duration, p Params) time.Duration {
 	segs := h.segments()
-	var k float64
-	for _, s := range segs {
-		k += 2 / (3 * math.Sqrt(s.f)) * (math.Pow(s.sLo, 1.5) - math.Pow(s.survAt(s.hi), 1.5))
-	}
+	k := h.k()
 	need := p.Threshold
 	if need <= 0 {
-		polls := p.Polls
-		if polls <= 0 && p.Fixed > 0 {
-			polls = h.Mean().Seconds() / p.Fixed.Seconds()
-		}
-		if polls <= 0 || k <= 0 {
+		if p.Fixed <= 0 || k <= 0 {
 			return p.Fixed
 		}
-		// Fewer than one poll per stay cannot be spaced by hazard;
-		// spend at least one.
-		need = k / max(polls, 1)
+		// K/threshold polls per stay, the mean stay/Fixed that the fixed
+		// interval spends; at least one.
+		need = k / max(h.Mean().Seconds()/p.Fixed.Seconds(), 1)
 	}
 	a := age.Seconds()
 	for _, s := range segs {
@@ -134,6 +124,39 @@ func (h *Histogram) next(age time.Duration, p Params) time.Duration {
 	}
 	// Past every stay ever observed: nothing predicts when it ends.
 	return p.Max
+}
+
+// k is K = ∫ √(f·S) dt over the histogram: with a threshold c between
+// polls, a stay costs K/c polls on average.
+func (h *Histogram) k() float64 {
+	var k float64
+	for _, s := range h.segments() {
+		// S falls linearly at rate f, so ∫ √(f·S) dt has a closed form.
+		k += 2 / (3 * math.Sqrt(s.f)) * (math.Pow(s.sLo, 1.5) - math.Pow(s.survAt(s.hi), 1.5))
+	}
+	return k
+}
+
+// ThresholdFor returns the Params.Threshold at which the adaptive schedule
+// costs what polling every fixed would, over the states with enough
+// history weighted by how often each is observed: fixed spends E/fixed
+// polls on a stay of mean E, the threshold c spends K/c. It returns 0 when
+// no state has enough history yet.
+func (m *Model) ThresholdFor(fixed time.Duration) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var sumK, sumE float64
+	for _, h := range m.hists {
+		if h.Total < MinObservations {
+			continue
+		}
+		sumK += h.Total * h.k()
+		sumE += h.Total * h.Mean().Seconds()
+	}
+	if sumE <= 0 || fixed <= 0 {
+		return 0
+	}
+	return fixed.Seconds() * sumK / sumE
 }
 
 // clamp bounds d by p.Min and p.Max (either may be zero for none).

@@ -1,0 +1,357 @@
+// Command bench measures pollrelay against its performance targets and
+// prints one table: each row's median over several runs, the target, and
+// pass or short. It exits 1 if any row is short.
+//
+//	go run ./bench
+//
+// The footprint rows run the real binary (built here with go build) against
+// a loopback upstream and receiver and read its memory and CPU time from
+// /proc; the throughput rows run the go test benchmarks of the package each
+// measures, so a profile of any row is one -cpuprofile away.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pollrelay/pollrelay/internal/benchdata"
+)
+
+// row is one line of the table. Lower is better unless higher is set.
+type row struct {
+	name, unit string
+	target     float64
+	higher     bool
+	runs       []float64
+}
+
+func (r *row) median() float64 {
+	if len(r.runs) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.runs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func (r *row) pass() bool {
+	if len(r.runs) == 0 {
+		return false
+	}
+	if r.higher {
+		return r.median() >= r.target
+	}
+	return r.median() <= r.target
+}
+
+func main() {
+	runs := flag.Int("runs", 3, "runs per row; the table shows the median")
+	idle := flag.Duration("idle", 10*time.Second, "how long idle CPU is measured per run")
+	flag.Parse()
+	if err := run(*runs, *idle); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+}
+
+func run(runs int, idle time.Duration) error {
+	dir, err := os.MkdirTemp("", "pollrelay-bench-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "pollrelay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+
+	rss := &row{name: "idle RSS (1 list source, 1 subscription, Badger open)", unit: "MiB", target: 40}
+	start := &row{name: "startup to first poll", unit: "ms", target: 150}
+	cpu := &row{name: "CPU when idle between polls", unit: "% of a core", target: 1}
+	for i := range runs {
+		if err := sidecar(bin, filepath.Join(dir, fmt.Sprint("run", i)), idle, rss, start, cpu); err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+	}
+
+	unchanged := &row{name: "diff, unchanged 100k listing", unit: "items/s", target: 1_000_000, higher: true}
+	changed := &row{name: "diff, 100k listing 1% changed, durable", unit: "ms/poll", target: 300}
+	if err := gotest("./poller/", "BenchmarkDiff(Unchanged|OnePercentChanged)$", "5x", runs, map[string]metric{
+		"BenchmarkDiffUnchanged":         {unchanged, "items/s"},
+		"BenchmarkDiffOnePercentChanged": {changed, "ms/poll"},
+	}); err != nil {
+		return err
+	}
+	disk := &row{name: "1,000,000 tracked items: disk", unit: "MiB", target: 300}
+	idleRSS := &row{name: "1,000,000 tracked items: RSS, store open", unit: "MiB", target: 150}
+	heap := &row{name: "1,000,000 tracked items: peak RSS, full poll", unit: "MiB", target: 150}
+	if err := gotest("./diff/", "BenchmarkTrackedMillion$", "1x", 1, map[string]metric{
+		"BenchmarkTrackedMillion":  {disk, "disk-MiB"},
+		"BenchmarkTrackedMillion#":  {idleRSS, "idle-rss-MiB"},
+		"BenchmarkTrackedMillion##": {heap, "rss-MiB"},
+	}); err != nil {
+		return err
+	}
+	rate := &row{name: "durable signed deliveries, sustained", unit: "/s", target: 5000, higher: true}
+	p99 := &row{name: "p99 event written → 2xx at 1,000/s", unit: "ms", target: 50}
+	if err := gotest("./notifier/", "BenchmarkDurableDeliveries$", "20000x", runs, map[string]metric{
+		"BenchmarkDurableDeliveries": {rate, "deliveries/s"},
+	}); err != nil {
+		return err
+	}
+	if err := gotest("./notifier/", "BenchmarkDurableDeliveriesAt1000PerSecond$", "5000x", runs, map[string]metric{
+		"BenchmarkDurableDeliveriesAt1000PerSecond": {p99, "p99-ms"},
+	}); err != nil {
+		return err
+	}
+
+	rows := []*row{rss, start, cpu, unchanged, changed, disk, idleRSS, heap, rate, p99}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "row\tmedian\ttarget\tresult\truns")
+	short := false
+	for _, r := range rows {
+		op, res := "≤", "pass"
+		if r.higher {
+			op = "≥"
+		}
+		if !r.pass() {
+			res, short = "short", true
+		}
+		fmt.Fprintf(tw, "%s\t%s %s\t%s %s %s\t%s\t%d\n", r.name, num(r.median()), r.unit, op, num(r.target), r.unit, res, len(r.runs))
+	}
+	tw.Flush()
+	if short {
+		os.Exit(1)
+	}
+	return nil
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+// sidecar runs the binary once with one list source and one subscription:
+// the time from exec to the upstream's first request, then RSS and CPU
+// time while it waits for its next poll.
+func sidecar(bin, dir string, idle time.Duration, rss, start, cpu *row) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	firstPoll := make(chan time.Time, 1)
+	listing := benchdata.Listing(100, 0, 100)
+	up, err := serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case firstPoll <- time.Now():
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(listing)
+	}))
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	recv, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
+storage: {path: %s}
+log: {level: warn, format: json}
+sources:
+  - name: videos
+    url: http://%s/v1/videos
+    interval: 1h
+    items: '.data[]'
+    id: '.id'
+    state: '.status'
+    events:
+      - type: 'video.status.{current}'
+        on: changed
+subscriptions:
+  - name: app
+    url: http://%s/webhooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+`, port, filepath.Join(dir, "data"), up.Addr(), recv.Addr())
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	select {
+	case t := <-firstPoll:
+		start.runs = append(start.runs, float64(t.Sub(t0).Microseconds())/1000)
+	case <-time.After(10 * time.Second):
+		return errors.New("no poll within 10s of start")
+	}
+	// Let the baseline commit and the runtime settle before measuring idle.
+	time.Sleep(2 * time.Second)
+	pid := cmd.Process.Pid
+	c0, err := cpuTicks(pid)
+	if err != nil {
+		return err
+	}
+	w0 := time.Now()
+	time.Sleep(idle)
+	c1, err := cpuTicks(pid)
+	if err != nil {
+		return err
+	}
+	// USER_HZ is 100 on Linux: a tick is 10 ms of CPU time.
+	cpu.runs = append(cpu.runs, float64(c1-c0)*10/float64(time.Since(w0).Milliseconds())*100)
+	kb, err := rssKiB(pid)
+	if err != nil {
+		return err
+	}
+	rss.runs = append(rss.runs, float64(kb)/1024)
+	return nil
+}
+
+// server is a loopback HTTP server.
+type server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+func serve(h http.Handler) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s := &server{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+func (s *server) Addr() string { return s.ln.Addr().String() }
+func (s *server) Close()       { s.srv.Shutdown(context.Background()) }
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// cpuTicks is utime+stime of pid in clock ticks (/proc/<pid>/stat fields
+// 14 and 15, counted after the parenthesised command name).
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read stat: %w", err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	k, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse stat: %w", err)
+	}
+	return u + k, nil
+}
+
+// rssKiB is VmRSS from /proc/<pid>/status.
+func rssKiB(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read status: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// metric names the row a benchmark's reported unit goes to.
+type metric struct {
+	row  *row
+	unit string
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// gotest runs go test benchmarks count times and adds each reported value
+// to its row. A key ending in "#"s is another metric of the same benchmark.
+func gotest(pkg, bench, benchtime string, count int, want map[string]metric) error {
+	cmd := exec.Command("go", "test", pkg, "-run", "^$", "-bench", bench, "-benchtime", benchtime, "-count", strconv.Itoa(count))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go test %s -bench %s: %w\n%s", pkg, bench, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			for key, mt := range want {
+				if strings.TrimRight(key, "#") != m[1] || f[i+1] != mt.unit {
+					continue
+				}
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					return fmt.Errorf("%s: parse %q: %w", m[1], f[i], err)
+				}
+				mt.row.runs = append(mt.row.runs, v)
+			}
+		}
+	}
+	return nil
+}

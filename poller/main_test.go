@@ -1,0 +1,13 @@
+package poller
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: every
+// loop here must have one way to stop, and the tests must use it.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
