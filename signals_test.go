@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func getMetrics(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestSignals drives the real binary: SIGHUP with a valid file adds a
+// source, SIGHUP with an invalid file keeps the running config and says
+// so in a metric, SIGTERM shuts down cleanly with exit status 0.
+func TestSignals(t *testing.T) {
+	bin := binary(t)
+	up := newUpstream(t, map[string]string{"a": "queued"})
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pollrelay.yaml")
+	base := fmt.Sprintf(`
+listen: %s
+storage: {path: %q}
+log: {level: info, format: text}
+sources:
+  - {name: one, url: "%s/v1/tasks", interval: 1h, items: '.data[]'}
+subscriptions:
+  - {name: app, url: "http://127.0.0.1:9/", secret: %s}
+`, addr, filepath.Join(dir, "data"), up.srv.URL, signature.NewSecret())
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(base)
+	p := startProcess(t, bin, "run", "--config", path)
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })
+
+	added := strings.Replace(base, "subscriptions:", fmt.Sprintf("  - {name: two, url: \"%s/v1/tasks\", interval: 1h, items: '.data[]'}\nsubscriptions:", up.srv.URL), 1)
+	write(added)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="two"} 1`) })
+
+	write(strings.Replace(added, "interval: 1h", "interval: 1ms", 1))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 20*time.Second, func() bool {
+		return strings.Contains(getMetrics(addr), "pollrelay_config_last_reload_successful 0")
+	})
+	if m := getMetrics(addr); !strings.Contains(m, `pollrelay_source_up{source="two"} 1`) {
+		t.Error("a failed reload dropped the running config")
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exit:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		p.cmd = nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit within 20 s of SIGTERM")
+	}
+	log, _ := os.ReadFile(p.log.Name())
+	for _, want := range []string{"config reloaded", "config reload failed", "shutting down", "stopped"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}
