@@ -112,11 +112,27 @@ func (p *process) kill() {
 // step has been received, so the expected set is exact: each must arrive,
 // nothing else may, and repeats must carry the original webhook-id.
 func TestCrashLosesNothing(t *testing.T) {
+	crashTorture(t, torture{items: 30, steps: 25, perStep: 6, failPct: 10, minKills: 10})
+}
+
+// TestCrashTorture is the same at a larger scale: 500 items, a receiver
+// failing a fifth of its requests, and at least 20 SIGKILLs.
+func TestCrashTorture(t *testing.T) {
+	crashTorture(t, torture{items: 500, steps: 40, perStep: 50, failPct: 20, minKills: 20})
+}
+
+type torture struct {
+	items, steps, perStep int
+	failPct               int // share of webhook requests the receiver fails
+	minKills              int
+}
+
+func crashTorture(t *testing.T, tc torture) {
 	bin := binary(t)
-	const nItems, steps, perStep = 30, 25, 6
+	nItems, steps, perStep := tc.items, tc.steps, tc.perStep
 	items := map[string]string{}
 	for i := range nItems {
-		items[fmt.Sprintf("t%02d", i)] = "s0"
+		items[fmt.Sprintf("t%03d", i)] = "s0"
 	}
 	up := newUpstream(t, items)
 	secret := signature.NewSecret()
@@ -126,7 +142,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	rc.fail = func(delivery, int) int {
 		rngMu.Lock()
 		defer rngMu.Unlock()
-		if rng.IntN(10) == 0 {
+		if rng.IntN(100) < tc.failPct {
 			return http.StatusServiceUnavailable
 		}
 		return 0
@@ -202,7 +218,7 @@ subscriptions:
 		var want []transition
 		up.set(func(m map[string]string) {
 			for _, i := range rng.Perm(nItems)[:perStep] {
-				id := fmt.Sprintf("t%02d", i)
+				id := fmt.Sprintf("t%03d", i)
 				var n int
 				fmt.Sscanf(m[id], "s%d", &n)
 				next := fmt.Sprintf("s%d", n+1)
@@ -248,8 +264,8 @@ subscriptions:
 		}
 	}
 	t.Logf("kills=%d expected=%d delivered=%d (2xx) duplicates=%d (same webhook-id) invented=0 lost=0", kills, len(expected), total, dups)
-	if kills < 10 {
-		t.Errorf("only %d kills; the test should crash pollrelay at least 10 times", kills)
+	if kills < tc.minKills {
+		t.Errorf("only %d kills; the test should crash pollrelay at least %d times", kills, tc.minKills)
 	}
 }
 
