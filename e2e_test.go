@@ -197,7 +197,7 @@ func pollNow(t *testing.T, b *Bridge, source string) {
 
 // runUntilCleanup runs b until the test ends, or until the returned
 // (idempotent) stop is called; either way after an orderly shutdown.
-func runUntilCleanup(t *testing.T, b *Bridge) (stop func()) {
+func runUntilCleanup(t testing.TB, b *Bridge) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -217,7 +217,7 @@ func runUntilCleanup(t *testing.T, b *Bridge) (stop func()) {
 }
 
 // newServer serves h on loopback until the test ends and returns its URL.
-func newServer(t *testing.T, h http.Handler) string {
+func newServer(t testing.TB, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
