@@ -328,20 +328,26 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// listWatches pages through watches newest first, like every list here.
+// The poller lists them by source and id, so they are gathered and sorted;
+// a source holds at most a few tens of thousands.
 func (s *Server) listWatches(w http.ResponseWriter, r *http.Request) {
-	limit, ok := limitParam(w, r)
-	if !ok {
-		return
+	source := r.URL.Query().Get("source")
+	all := []store.Watch{}
+	cursor := ""
+	for {
+		ws, next, err := s.opts.Poller.Watches(r.Context(), source, cursor, poller.MaxWatchesLimit)
+		if s.watchError(w, r, err, source) {
+			return
+		}
+		all = append(all, ws...)
+		if next == "" {
+			break
+		}
+		cursor = next
 	}
-	q := r.URL.Query()
-	ws, next, err := s.opts.Poller.Watches(r.Context(), q.Get("source"), q.Get("cursor"), limit)
-	if s.watchError(w, r, err, q.Get("source")) {
-		return
-	}
-	if ws == nil {
-		ws = []store.Watch{}
-	}
-	writeJSON(w, http.StatusOK, list[store.Watch]{Data: ws, NextCursor: next})
+	slices.SortStableFunc(all, func(a, b store.Watch) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	page(w, r, all)
 }
 
 type watchRequest struct {
