@@ -3,7 +3,6 @@ package notifier
 import (
 	"io"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
@@ -38,30 +37,6 @@ func TestRetryDelay(t *testing.T) {
 				t.Errorf("delays in [%s, %s]: not jittered", lo, hi)
 			}
 		})
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
-	cases := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 2 * time.Minute, true},
-		{" 5 ", 5 * time.Second, true},
-		{"0", 0, true},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"", 0, false},
-		{"-3", 0, false},
-		{"soon", 0, false},
-	}
-	for _, c := range cases {
-		got, ok := parseRetryAfter(c.in, now)
-		if got != c.want || ok != c.ok {
-			t.Errorf("parseRetryAfter(%q) = %s, %t; want %s, %t", c.in, got, ok, c.want, c.ok)
-		}
 	}
 }
 

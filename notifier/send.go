@@ -17,6 +17,7 @@ import (
 	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/retryafter"
 )
 
 // UserAgent is sent with every webhook.
@@ -188,7 +189,7 @@ func send(ctx context.Context, c *http.Client, s *Subscription, e *event.Event, 
 		// slash) looks healthy in its own logs.
 		r.err += " (redirects are not followed; update the subscription URL)"
 	}
-	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), r.at); ok {
+	if ra, ok := retryafter.Parse(resp.Header.Get("Retry-After"), r.at); ok {
 		r.retryAfter = ra
 	}
 	return r
@@ -207,18 +208,4 @@ func stripURL(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/retryafter"
 )
 
 // Outcomes label pollrelay_polls_total and name why a poll failed.
@@ -124,7 +125,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 // upstream asks, uncapped.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && d > 2*time.Second {
+		if d, ok := retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()); ok && d > 2*time.Second {
 			return false, nil
 		}
 	}
@@ -191,7 +192,7 @@ func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr htt
 		pe := &PollError{Outcome: OutcomeHTTPError, Status: resp.StatusCode,
 			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, Snippet(data))}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			pe.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			pe.RetryAfter, _ = retryafter.Parse(resp.Header.Get("Retry-After"), time.Now())
 		}
 		return nil, pe
 	}
@@ -200,21 +201,6 @@ func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr htt
 
 // UserAgent is sent on every request pollrelay makes.
 var UserAgent = "pollrelay/dev"
-
-// parseRetryAfter reads delta-seconds or an HTTP-date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
 
 // Snippet quotes the start of a body for an error message: at most 256
 // bytes, so a log line stays readable and a huge error page can't flood it.

@@ -181,25 +181,6 @@ func TestHelpers(t *testing.T) {
 			t.Errorf("watchURL(%q, %q) = %q, want %q", u.tmpl, u.id, got, u.want)
 		}
 	}
-	now := time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC)
-	ras := []struct {
-		v    string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 2 * time.Minute, true},
-		{" 0 ", 0, true},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"-5", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-	}
-	for _, r := range ras {
-		if got, ok := parseRetryAfter(r.v, now); got != r.want || ok != r.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v", r.v, got, ok)
-		}
-	}
 	for v, want := range map[string]time.Duration{"60": time.Minute, "": 0, "x": 0, "-1": 0, "999999": maxPollInterval} {
 		if got := pollInterval(http.Header{"X-Poll-Interval": {v}}); got != want {
 			t.Errorf("pollInterval(%q) = %v, want %v", v, got, want)
