@@ -60,9 +60,10 @@ func (l *loop) adaptiveParams() adaptive.Params {
 	}
 }
 
-// dueWatches returns the watches of all that are due at now, forgetting
-// watches that ended. A watch new to the schedule is due at once; its
-// stored item, if any, tells how long it has been in its state.
+// dueWatches returns the watches of all that are due at now (or expired),
+// forgetting watches that ended. Watches new to the schedule are spread
+// over the fixed interval; a new watch's stored item, if any, tells how
+// long it has been in its state.
 func (l *loop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch, error) {
 	s := l.sched
 	if !s.loaded {
@@ -80,7 +81,8 @@ func (l *loop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch, erro
 		switch {
 		case !ok:
 			fresh = append(fresh, w)
-		case !wt.due.After(now):
+		case !wt.due.After(now), w.Expired(now):
+			// An expired watch ends in this round, not at its next poll.
 			due = append(due, w)
 		}
 	}
@@ -93,23 +95,29 @@ func (l *loop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch, erro
 		return due, nil
 	}
 	err := l.m.st.View(func(t *store.Txn) error {
-		for _, w := range fresh {
+		for i, w := range fresh {
 			it, err := t.Item(l.src.Name, w.ID)
 			if err != nil {
 				return err
 			}
-			wt := &watchTimes{due: now}
+			// New watches are spread over the fixed interval, as a fixed
+			// round would: after a restart all of them are new, and polling
+			// them at once would be a burst. A lone new watch is due now.
+			wt := &watchTimes{due: now.Add(s.p.Fixed * time.Duration(i) / time.Duration(len(fresh)))}
 			if it != nil {
 				wt.state, wt.entered = string(it.State), it.Since
 			}
 			s.items[w.ID] = wt
+			if !wt.due.After(now) {
+				due = append(due, w)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read watched items: %w", err)
 	}
-	return append(due, fresh...), nil
+	return due, nil
 }
 
 // observed schedules a watch's next poll after a successful one at now
@@ -184,7 +192,10 @@ func (l *loop) saveHistograms() error {
 	}
 	err := l.m.st.Update(func(t *store.Txn) error {
 		for state := range s.dirty {
-			h, _ := s.model.Histogram(state)
+			h, ok := s.model.Histogram(state)
+			if !ok {
+				continue // past adaptive.MaxStates: not learned
+			}
 			v, err := h.MarshalBinary()
 			if err != nil {
 				return err

@@ -86,6 +86,11 @@ type loop struct {
 	// dups is the number of duplicate ids last logged, so an upstream
 	// that always repeats ids is logged once, not every poll.
 	dups int
+	// preload is true when the last poll compared its listing with the
+	// stored items, so the next is likely to as well: it then reads them
+	// while fetching (diff.LoadHeads). A listing that keeps matching the
+	// stored digest skips the comparison, and reading would be wasted.
+	preload bool
 }
 
 func newLoop(m *Manager, src *config.Source) *loop {
@@ -271,16 +276,21 @@ func (l *loop) poll(ctx context.Context) error {
 			l.log.Warn("read stored validators; polling unconditionally", "error", err.Error())
 		}
 	}
+	var heads *diff.Heads
+	if l.preload {
+		heads = diff.LoadHeads(l.m.st, l.src.Name, l.status().ItemsTracked)
+		defer heads.Wait() // whether Apply used them or not
+	}
 	lst, err := fetchListing(ctx, l.src, l.f, val)
 	var res diff.Result
 	outcome := OutcomeSuccess
 	if err == nil {
 		l.setAsked(lst.interval)
-		l.noteDuplicates(lst.obs)
 		p := diff.Poll{
 			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
 			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
 			Watchers:   l.m.watchersOf(l.src.Name),
+			Heads:      heads,
 		}
 		if lst.notModified {
 			outcome = OutcomeNotModified
@@ -288,6 +298,10 @@ func (l *loop) poll(ctx context.Context) error {
 		}
 		if !lst.notModified || diff.StallRules(l.src) != nil {
 			res, err = diff.Apply(ctx, l.m.st, l.src, p)
+			if err == nil && res.Duplicates >= 0 {
+				l.noteDuplicates(res.Duplicates, res.DuplicateID)
+			}
+			l.preload = err == nil && res.Duplicates >= 0 && !lst.notModified
 			if err != nil && ctx.Err() == nil {
 				err = &PollError{Outcome: OutcomeStore, Err: err}
 			}
@@ -316,19 +330,7 @@ func (l *loop) poll(ctx context.Context) error {
 // noteDuplicates logs a listing that names an id more than once: the
 // first occurrence is used (diff.Compare), which an operator should know
 // when an item's state looks stuck. Logged when the count changes.
-func (l *loop) noteDuplicates(obs []diff.Observation) {
-	seen := make(map[string]struct{}, len(obs))
-	n, example := 0, ""
-	for _, o := range obs {
-		if _, dup := seen[o.ID]; dup {
-			if n == 0 {
-				example = o.ID
-			}
-			n++
-			continue
-		}
-		seen[o.ID] = struct{}{}
-	}
+func (l *loop) noteDuplicates(n int, example string) {
 	if n == l.dups {
 		return
 	}

@@ -39,7 +39,9 @@ type watchDone struct {
 // A 429/503 with Retry-After pauses the round and shifts what remains of
 // it by the pause, so it resumes spread out rather than in a catch-up
 // burst. The round fails only when every request failed: one bad id is
-// that watch's problem, not the source's.
+// that watch's problem, not the source's. An adaptive source's round
+// (every min_interval) polls only the watches due by their own schedule
+// (adaptive.go); PollNow still polls them all.
 func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 	if !l.synced {
 		l.syncWatches(start)
@@ -53,16 +55,20 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 	l.setWatches(len(watches))
 	// cuttable: a PollNow may cut this round short (see below).
 	cuttable := spread
-	if l.sched != nil && spread {
-		// PollNow (spread false) still polls every watch, as promised.
-		if watches, err = l.dueWatches(watches, start); err != nil {
+	if l.sched != nil {
+		due, err := l.dueWatches(watches, start)
+		if err != nil {
 			err = &PollError{Outcome: OutcomeStore, Err: err}
 			l.finish(start, OutcomeStore, err)
 			return err
 		}
-		// Each watch's due time is its own; spreading them again over the
-		// round would only delay them. `rate` still smooths a burst.
-		spread, cuttable = false, true
+		// PollNow (spread false) still polls every watch, as promised.
+		// Otherwise each watch's due time is its own; spreading them
+		// again over the round would only delay them, and `rate` still
+		// smooths a burst.
+		if spread {
+			watches, spread, cuttable = due, false, true
+		}
 	}
 	n := len(watches)
 	iv := l.interval()

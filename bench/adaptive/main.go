@@ -12,6 +12,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -29,10 +30,12 @@ const (
 	queuedSigma   = 0.5
 	processMedian = 90.0 // seconds
 	processSigma  = 1.0
-	fixedInterval = 15 * time.Second // the baseline, also adaptive's fallback
 	minInterval   = time.Second
 	maxInterval   = 10 * time.Minute
 )
+
+// fixedInterval is the baseline, and adaptive's fallback while it learns.
+var fixedInterval = 15 * time.Second
 
 // job is one simulated job: when it leaves queued and when it is done.
 type job struct{ started, done float64 }
@@ -136,6 +139,8 @@ func bisect(lo, hi, target float64, f func(float64) float64) float64 {
 }
 
 func main() {
+	flag.DurationVar(&fixedInterval, "fixed", fixedInterval, "the fixed interval to compare with (sets the request budget)")
+	flag.Parse()
 	rng := rand.New(rand.NewPCG(seed, seed))
 	js := make([]job, jobs)
 	for i := range js {
@@ -164,7 +169,7 @@ func main() {
 	})
 	fs := run(js, fixed(iv), nil)
 	fmt.Printf("\nequal mean delay (%.2fs):\n", ad.mean())
-	fmt.Printf("  fixed %-6.2fs requests %7d  mean delay %6.2fs  p95 %6.2fs\n", iv, fs.requests, fs.mean(), fs.p95())
+	fmt.Printf("  fixed %-6s requests %7d  mean delay %6.2fs  p95 %6.2fs\n", fmt.Sprintf("%.2fs", iv), fs.requests, fs.mean(), fs.p95())
 	fmt.Printf("  adaptive      requests %7d  mean delay %6.2fs  p95 %6.2fs\n", ad.requests, ad.mean(), ad.p95())
 	fmt.Printf("adaptive/fixed requests ratio at equal mean delay: %.2f\n", float64(ad.requests)/float64(fs.requests))
 	k1, e1 := lognormalK(queuedMedian, queuedSigma)

@@ -144,3 +144,13 @@ func TestBucketOf(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxStates(t *testing.T) {
+	m := NewModel()
+	for i := range MaxStates + 10 {
+		m.Observe(string(rune('a'+i%26))+string(rune('a'+i/26)), time.Second)
+	}
+	if n := len(m.hists); n != MaxStates {
+		t.Errorf("model keeps %d states, want at most %d", n, MaxStates)
+	}
+}

@@ -11,6 +11,12 @@ import (
 // state never seen, it polls at the fixed interval.
 const MinObservations = 20
 
+// MaxStates caps the histograms a model keeps. A state is any JSON value,
+// so a state expression that yields, say, a progress percentage or a
+// timestamp would otherwise grow the model (and the store) without bound;
+// states past the cap are polled at the fixed interval.
+const MaxStates = 256
+
 // Params bound one scheduling decision.
 type Params struct {
 	// Min and Max clamp every interval returned. Max also applies where
@@ -43,6 +49,9 @@ func (m *Model) Observe(state string, d time.Duration) {
 	defer m.mu.Unlock()
 	h := m.hists[state]
 	if h == nil {
+		if len(m.hists) >= MaxStates {
+			return
+		}
 		h = &Histogram{}
 		m.hists[state] = h
 	}
