@@ -35,8 +35,9 @@ sources:
     terminal: [done]
 `
 
-// control is the Control the fuzz server needs: a fixed config, and
-// subscription changes applied to a real (not running) notifier.
+// control is the Control the fuzz server needs: a fixed config. Created
+// subscriptions are stored by the handler; nothing delivers them, since the
+// fuzzer checks decoding, not delivery.
 type control struct {
 	cfg *config.Config
 }

@@ -27,6 +27,12 @@ type Result struct {
 	RuleErrors []error
 	// WatchesAdded counts watches added by watch_from, by watch source.
 	WatchesAdded map[string]int
+	// Duplicates counts ids the listing repeated (the first occurrence of
+	// each is used), and DuplicateID is the first repeated. It is -1 when
+	// the poll was not compared: a replay, or the same listing as the last
+	// settled one, which repeated as many.
+	Duplicates  int
+	DuplicateID string
 }
 
 // Validators are a response's ETag and Last-Modified, and the source
@@ -54,6 +60,10 @@ type Poll struct {
 	// Replay re-observes the stored items instead of Observations: the
 	// upstream answered 304 Not Modified, so only stalled rules can fire.
 	Replay bool
+	// Heads, when set, are the source's stored item heads read while the
+	// listing was parsed (LoadHeads). Apply uses them instead of reading
+	// the items itself, except on a replay or a retry after a conflict.
+	Heads *Heads
 }
 
 // Apply compares a poll's observations with the stored items of src and
@@ -63,36 +73,48 @@ type Poll struct {
 // flag, validators) is written last, so a crash in the middle of a baseline
 // repeats the baseline rather than inventing `created` events.
 //
+// A complete listing identical to the last one whose outcome was fully
+// stored is not compared again (see listingDigest).
+//
 // A conflict with a concurrent writer (the API adding a watch that
 // watch_from also adds) redoes the work from a fresh read: what committed
 // before the conflict is then part of the stored state.
 func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
+	if h := p.Heads; h != nil {
+		// Heads left unused (an unchanged listing, a replay, an error)
+		// must still not outlive the poll: the store may close next.
+		defer h.Wait()
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := apply(ctx, st, src, p)
 		if err == nil || !store.IsConflict(err) || attempt == 3 {
 			return res, err
 		}
+		p.Heads = nil // read before the conflict: read again
 	}
 }
 
 func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
 	var res Result
 	var ss store.SourceState
-	prev := map[string]*store.Item{}
-	var order []string
 	err := st.View(func(t *store.Txn) error {
 		var err error
-		if ss, err = t.SourceState(src.Name); err != nil {
-			return err
-		}
-		return t.Items(src.Name, func(id string, it *store.Item) error {
-			prev[id] = it
-			order = append(order, id)
-			return nil
-		})
+		ss, err = t.SourceState(src.Name)
+		return err
 	})
 	if err != nil {
 		return res, fmt.Errorf("load %s: %w", src.Name, err)
+	}
+	digest := ""
+	if p.Complete && !p.Replay {
+		digest = listingDigest(src, p.Observations)
+	}
+	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
+		return unchanged(st, src, ss, p.Validators)
+	}
+	prev, order, err := loadItems(st, src.Name, p, ss.ListingTracked)
+	if err != nil {
+		return res, err
 	}
 	obs, complete, val := p.Observations, p.Complete, p.Validators
 	if p.Replay {
@@ -103,7 +125,7 @@ func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		complete = true
 		val = Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor}
 	}
-	changes := Compare(prev, obs, Options{
+	changes, dups := compare(prev, obs, Options{
 		Baseline:     !ss.Baselined,
 		EmitExisting: src.EmitExisting,
 		Complete:     complete,
@@ -112,14 +134,26 @@ func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		Stalls:       StallRules(src),
 		Now:          p.Now,
 	})
+	res.Duplicates, res.DuplicateID = dups.n, dups.first
+	if p.Replay {
+		res.Duplicates = -1
+	}
 	newSS := ss
 	changes, res.HeldDeletes = guardDeletes(changes, len(prev), src, &newSS)
+	if !p.Replay {
+		if err := fillObjects(st, src.Name, changes); err != nil {
+			return res, fmt.Errorf("load %s: %w", src.Name, err)
+		}
+	}
 	// The first successful poll is the baseline even when max_pages cut it
 	// short: a listing that is always longer than max_pages (newest first,
 	// say) must still report items that appear at its top.
 	res.Baseline = !ss.Baselined
 	newSS.Baselined = true
-	if complete && res.HeldDeletes == 0 && !settling(prev, changes) {
+	// settled: this poll's outcome is fully stored, so what it saw can stand
+	// for the next poll (as validators, or as the listing's digest).
+	settled := complete && res.HeldDeletes == 0 && !settling(prev, changes)
+	if settled {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	} else {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = "", "", ""
@@ -165,6 +199,10 @@ func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		res.Transitions = append(res.Transitions, c.Transitions...)
 		res.Events = append(res.Events, evs...)
 	}
+	newSS.ListingDigest, newSS.ListingTracked = "", 0
+	if settled && digest != "" {
+		newSS.ListingDigest, newSS.ListingTracked = digest, tracked
+	}
 	if newSS != ss {
 		err := b.Group(func(t *store.Txn) error { return t.PutSourceState(src.Name, newSS) })
 		if err != nil {
@@ -176,6 +214,81 @@ func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 	}
 	res.Tracked = tracked
 	return res, nil
+}
+
+// loadItems returns src's stored items for a comparison and, on a replay,
+// their ids in order. A replay re-observes the stored objects; otherwise
+// only the items that change need theirs, read after the comparison
+// (fillObjects). sizeHint, the last settled listing's size, spares growing
+// a large map step by step.
+func loadItems(st *store.Store, source string, p Poll, sizeHint int) (map[string]*store.Item, []string, error) {
+	if p.Heads != nil && !p.Replay {
+		prev, err := p.Heads.Wait()
+		return prev, nil, err
+	}
+	prev := make(map[string]*store.Item, sizeHint)
+	var order []string
+	items := (*store.Txn).ItemHeads
+	if p.Replay {
+		items = (*store.Txn).Items
+	}
+	err := st.View(func(t *store.Txn) error {
+		return items(t, source, func(id string, it *store.Item) error {
+			prev[id] = it
+			if p.Replay {
+				order = append(order, id)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", source, err)
+	}
+	return prev, order, nil
+}
+
+// fillObjects reads the stored object of each changed item that Compare
+// left without one, having been given only the items' heads: a record
+// rewritten in the same state keeps its object, and a deleted item's event
+// carries its last object.
+func fillObjects(st *store.Store, source string, changes []Change) error {
+	return st.View(func(t *store.Txn) error {
+		for i := range changes {
+			c := &changes[i]
+			needItem := c.Item != nil && c.Item.Object == nil
+			needEvent := slices.ContainsFunc(c.Transitions, func(t Transition) bool { return t.Object == nil })
+			if !needItem && !needEvent {
+				continue
+			}
+			old, err := t.Item(source, c.ID)
+			if err != nil || old == nil {
+				return err
+			}
+			if needItem {
+				c.Item.Object = old.Object
+			}
+			for j := range c.Transitions {
+				if c.Transitions[j].Object == nil {
+					c.Transitions[j].Object = old.Object
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// unchanged is Apply's outcome for a listing with the digest of the last
+// settled one: nothing to compare or write but new validators, if any.
+func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators) (Result, error) {
+	newSS := ss
+	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
+	newSS.SuspectPolls = 0
+	if newSS != ss {
+		if err := st.Update(func(t *store.Txn) error { return t.PutSourceState(src.Name, newSS) }); err != nil {
+			return Result{}, fmt.Errorf("write %s: %w", src.Name, err)
+		}
+	}
+	return Result{Tracked: ss.ListingTracked, Duplicates: -1}, nil
 }
 
 // settling reports whether any item still has an unsettled state after

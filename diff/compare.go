@@ -12,6 +12,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -24,14 +25,36 @@ type Observation struct {
 	// each item's object as canonical JSON was most of the cost of a poll
 	// in which nothing changed, and only changed items need it.
 	ObjectFunc func() json.RawMessage
+	// ObjectRaw, when Object and ObjectFunc are unset, is the object as
+	// valid JSON text in any form; Object is its canonical form. It defers
+	// the encoding like ObjectFunc without a closure per item.
+	ObjectRaw string
 }
 
 // object returns the item's object, computing it if it was deferred.
 func (ob *Observation) object() json.RawMessage {
-	if ob.Object == nil && ob.ObjectFunc != nil {
+	switch {
+	case ob.Object != nil:
+	case ob.ObjectFunc != nil:
 		ob.Object = ob.ObjectFunc()
+	case ob.ObjectRaw != "":
+		ob.Object = CanonicalText(ob.ObjectRaw)
 	}
 	return ob.Object
+}
+
+// CanonicalText is the canonical form of valid JSON text, decoded as the
+// poller decodes a response so both paths store the same bytes. Text that
+// fails to decode (which the poller never passes) yields null.
+func CanonicalText(raw string) json.RawMessage {
+	v, err := jqexpr.Decode([]byte(raw))
+	if err == nil {
+		var c json.RawMessage
+		if c, err = event.Canonical(v); err == nil {
+			return c
+		}
+	}
+	return event.Null
 }
 
 // Transition is one detected change of an item.
@@ -75,13 +98,32 @@ type Options struct {
 // stays the same are absent from the result, so an unchanged poll writes
 // nothing.
 func Compare(prev map[string]*store.Item, obs []Observation, o Options) []Change {
+	out, _ := compare(prev, obs, o)
+	return out
+}
+
+// duplicates counts the ids a listing repeats, with the first repeated.
+type duplicates struct {
+	n     int
+	first string
+}
+
+// compare is Compare, also counting repeated ids: the set of ids seen is
+// built anyway, and building it again to warn about repeats cost as much
+// as the comparison.
+func compare(prev map[string]*store.Item, obs []Observation, o Options) ([]Change, duplicates) {
 	if o.Settle < 1 {
 		o.Settle = 1
 	}
 	var out []Change
+	var dups duplicates
 	seen := make(map[string]struct{}, len(obs))
 	for _, ob := range obs {
 		if _, dup := seen[ob.ID]; dup {
+			if dups.n == 0 {
+				dups.first = ob.ID
+			}
+			dups.n++
 			continue // the first occurrence in a listing wins
 		}
 		seen[ob.ID] = struct{}{}
@@ -109,7 +151,7 @@ func Compare(prev map[string]*store.Item, obs []Observation, o Options) []Change
 			}}})
 		}
 	}
-	return out
+	return out, dups
 }
 
 func created(ob Observation, o Options) Change {
@@ -132,6 +174,12 @@ func created(ob Observation, o Options) Change {
 // the stored record changes.
 func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 	if bytes.Equal(ob.State, old.State) {
+		// Nothing changes for almost every item of a large listing: copy
+		// the record only when it does, so the copy doesn't escape to the
+		// heap for every one.
+		if old.Pending == nil && len(o.Stalls) == 0 {
+			return Change{}, false
+		}
 		it := *old
 		dirty := false
 		if old.Pending != nil {

@@ -3,13 +3,13 @@ package poller
 import (
 	"context"
 	"encoding/json"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/event"
-	"github.com/pollrelay/pollrelay/jqexpr"
 )
 
 // parsePage decodes and extracts one page of a listing. It returns the
@@ -49,10 +49,28 @@ func fastExtract(src *config.Source, body []byte) ([]diff.Observation, bool) {
 	}
 	items, ok := src.ItemsExpr.IterPath()
 	idPath, statePath := src.IDExpr.Path(), src.StateExpr.Path()
-	if !ok || idPath == nil || statePath == nil || !gjson.ValidBytes(body) {
+	if !ok || idPath == nil || statePath == nil || len(body) == 0 {
 		return nil, false
 	}
-	arr := gjson.ParseBytes(body)
+	// The body is read fresh for each request and never modified, so it can
+	// be viewed as a string without copying; the ids extracted are
+	// substrings of it and live no longer than the poll's observations.
+	doc := unsafe.String(&body[0], len(body))
+	// gjson reads any text, so the body must be valid JSON before what was
+	// read means anything: a truncated body would otherwise look like a
+	// short, complete listing and delete the rest. Validation runs beside
+	// the extraction, on the sidecar's other core when it has one.
+	valid := make(chan bool, 1)
+	go func() { valid <- gjson.Valid(doc) }()
+	obs, ok := fastItems(gjson.Parse(doc), items, idPath, statePath)
+	if !ok || !<-valid {
+		return nil, false
+	}
+	return obs, ok
+}
+
+// fastItems is fastExtract's walk over the parsed document.
+func fastItems(arr gjson.Result, items, idPath, statePath []string) ([]diff.Observation, bool) {
 	for _, k := range items {
 		if !arr.IsObject() {
 			return nil, false
@@ -62,8 +80,13 @@ func fastExtract(src *config.Source, body []byte) ([]diff.Observation, bool) {
 	if !arr.IsArray() {
 		return nil, false
 	}
-	out := make([]diff.Observation, 0, 64)
-	ok = true
+	// Items are rarely smaller than 100 bytes: a capacity from the body's
+	// size saves growing (and copying) a large slice many times.
+	out := make([]diff.Observation, 0, min(len(arr.Raw)/100+1, 1<<20))
+	ok := true
+	// A listing has few distinct states: sharing one copy of each spares an
+	// allocation per item. Nothing modifies an observation's state.
+	states := map[string]json.RawMessage{}
 	arr.ForEach(func(_, it gjson.Result) bool {
 		if !it.IsObject() {
 			ok = false
@@ -76,15 +99,17 @@ func fastExtract(src *config.Source, body []byte) ([]diff.Observation, bool) {
 			return false
 		}
 		sv, found := field(it, statePath)
-		state := plainState(sv, found)
-		if state == nil {
-			ok = false
-			return false
+		state, seen := states[sv.Raw]
+		if !seen {
+			if state = plainState(sv, found); state == nil {
+				ok = false
+				return false
+			}
+			if len(states) < 256 {
+				states[sv.Raw] = state
+			}
 		}
-		raw := it.Raw
-		out = append(out, diff.Observation{ID: id, State: state, ObjectFunc: func() json.RawMessage {
-			return canonicalRaw(raw)
-		}})
+		out = append(out, diff.Observation{ID: id, State: state, ObjectRaw: it.Raw})
 		return true
 	})
 	return out, ok
@@ -174,17 +199,4 @@ func plainInt(raw string) bool {
 		}
 	}
 	return raw != "-0"
-}
-
-// canonicalRaw is the canonical form of an item that gjson validated. It
-// can't fail: decoded JSON always encodes again.
-func canonicalRaw(raw string) json.RawMessage {
-	v, err := jqexpr.Decode([]byte(raw))
-	if err == nil {
-		var c json.RawMessage
-		if c, err = event.Canonical(v); err == nil {
-			return c
-		}
-	}
-	return event.Null
 }

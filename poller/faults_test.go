@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -256,5 +257,65 @@ func TestUpstreamListingQuirks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// jumpyClock is a wall clock an operator (or NTP) moves: set changes the
+// time every later reading starts from.
+type jumpyClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *jumpyClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *jumpyClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// TestClockJumps: the wall clock jumps back and forth between polls of an
+// unchanged listing. Transitions depend on states, not on time, so nothing
+// fires; a stalled rule fires once when the clock says the stay is long
+// enough, and not again when the clock goes back and forward over it.
+func TestClockJumps(t *testing.T) {
+	up := newTasks(map[string]string{"a": "queued", "b": "queued"})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := &jumpyClock{t: t0}
+	h := newHarness(t, nil)
+	h.m.now = clk.Now
+	h.start(sources(t, faultSource(srv, ", events: [{type: 'task.{current}', on: changed}, {type: task.stuck, on: stalled, state: queued, after: 30m}]")))
+	h.mustPoll("l") // the baseline, at t0
+
+	steps := []struct {
+		at     time.Duration // clock offset from t0 for this poll
+		change string        // "id=status" made upstream before it
+		events string
+	}{
+		{-time.Hour, "", ""},
+		{-24 * time.Hour, "", ""},
+		{10 * time.Minute, "", ""},
+		{10 * time.Minute, "a=ready", "task.ready:a"},
+		{2 * time.Hour, "", "task.ready:a task.stuck:b"},
+		{0, "", "task.ready:a task.stuck:b"},
+		{3 * time.Hour, "", "task.ready:a task.stuck:b"},
+		{-time.Hour, "", "task.ready:a task.stuck:b"},
+	}
+	for i, s := range steps {
+		clk.set(t0.Add(s.at))
+		if id, st, ok := strings.Cut(s.change, "="); ok {
+			up.set(id, st)
+		}
+		h.mustPoll("l")
+		if got := strings.Join(types(h.events()), " "); got != s.events {
+			t.Fatalf("step %d (clock t0%+v): events %q, want %q", i+1, s.at, got, s.events)
+		}
 	}
 }

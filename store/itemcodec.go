@@ -54,15 +54,58 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
-// decodeItem decodes a record in either encoding. v must not be used by the
-// caller afterwards: the item's byte fields alias one copy of it.
-func decodeItem(v []byte, it *Item) error {
+// decodeItem decodes a record in either encoding into it, whose byte
+// fields then alias one copy of v. Without withObject the object is left
+// out, and so is its copy.
+func decodeItem(v []byte, it *Item, withObject bool) error {
 	if len(v) == 0 || v[0] != itemV1 {
-		return json.Unmarshal(v, it)
+		err := json.Unmarshal(v, it)
+		if !withObject {
+			it.Object = nil
+		}
+		return err
 	}
-	// One allocation for every byte field of the record instead of one per
-	// field; Badger's value is only valid during the read.
-	d := itemDecoder{b: append([]byte(nil), v[1:]...)}
+	if withObject {
+		// One allocation for every byte field of the record instead of
+		// one per field; Badger's value is only valid during the read.
+		v = append([]byte(nil), v...)
+	}
+	if err := parseItem(v[1:], it); err != nil {
+		return err
+	}
+	if !withObject {
+		it.Object = nil
+		ownFields(it)
+	}
+	return nil
+}
+
+// ownFields copies the byte fields of it, except the object, into one new
+// buffer, so they no longer alias Badger's value.
+func ownFields(it *Item) {
+	n := len(it.State) + len(it.Pending)
+	for _, h := range it.History {
+		n += len(h.State)
+	}
+	buf := make([]byte, 0, n)
+	own := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		buf = append(buf, b...)
+		return buf[len(buf)-len(b) : len(buf) : len(buf)]
+	}
+	it.State = own(it.State)
+	it.Pending = own(it.Pending)
+	for i := range it.History {
+		it.History[i].State = own(it.History[i].State)
+	}
+}
+
+// parseItem decodes the fields of a binary record after its version byte;
+// the byte fields alias b.
+func parseItem(b []byte, it *Item) error {
+	d := itemDecoder{b: b}
 	it.State = d.bytes()
 	it.Object = d.bytes()
 	it.Since = d.time()

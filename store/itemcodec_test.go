@@ -17,7 +17,7 @@ func TestItemCodecRoundTrip(t *testing.T) {
 	}
 	for _, want := range items {
 		var got Item
-		if err := decodeItem(encodeItem(nil, &want), &got); err != nil {
+		if err := decodeItem(encodeItem(nil, &want), &got, true); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) {
@@ -31,7 +31,7 @@ func TestItemCodecReadsJSON(t *testing.T) {
 	want := Item{State: json.RawMessage(`"ready"`), Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), PendingCount: 1}
 	v, _ := json.Marshal(&want)
 	var got Item
-	if err := decodeItem(v, &got); err != nil {
+	if err := decodeItem(v, &got, true); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -43,8 +43,23 @@ func TestItemCodecRejectsTruncated(t *testing.T) {
 	v := encodeItem(nil, &Item{State: json.RawMessage(`"ready"`), History: []HistoryEntry{{State: json.RawMessage(`"a"`)}}})
 	for n := 1; n < len(v); n++ {
 		var it Item
-		if err := decodeItem(v[:n], &it); err == nil {
+		if err := decodeItem(v[:n], &it, true); err == nil {
 			t.Errorf("decoding %d of %d bytes: no error", n, len(v))
 		}
+	}
+}
+
+func TestItemCodecWithoutObject(t *testing.T) {
+	want := Item{State: json.RawMessage(`"ready"`), Object: json.RawMessage(`{"big":true}`), Pending: json.RawMessage(`"x"`),
+		History: []HistoryEntry{{State: json.RawMessage(`"ready"`)}}}
+	v := encodeItem(nil, &want)
+	var got Item
+	if err := decodeItem(v, &got, false); err != nil {
+		t.Fatal(err)
+	}
+	clear(v) // the decoded fields must not alias the value
+	want.Object = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
