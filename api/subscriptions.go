@@ -180,6 +180,20 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, change string) (
 	return nil, nil, false
 }
 
+// apply writes an API subscription change and rebuilds the notifier's
+// subscriptions from it; it answers 500 itself when either fails.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, write func(*store.Txn) error) bool {
+	if err := s.opts.Store.Update(write); err != nil {
+		s.internal(w, r, err)
+		return false
+	}
+	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
+		s.internal(w, r, err)
+		return false
+	}
+	return true
+}
+
 // configOwned answers 409 for a change to a config subscription.
 func configOwned(w http.ResponseWriter, id, change string) {
 	writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; "+change+" there")
@@ -257,12 +271,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	now := s.opts.Now()
 	raw, _ := json.Marshal(spec)
 	rec := &store.SubscriptionRecord{ID: name, Spec: raw, Secrets: []store.StoredSecret{{Value: secret}}, CreatedAt: now, UpdatedAt: now}
-	if err := s.opts.Store.Update(func(t *store.Txn) error { return t.PutAPISubscription(rec) }); err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
-		s.internal(w, r, err)
+	if !s.apply(w, r, func(t *store.Txn) error { return t.PutAPISubscription(rec) }) {
 		return
 	}
 	v := s.view(c, "api", rec)
@@ -326,12 +335,7 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Spec, _ = json.Marshal(spec)
 		rec.UpdatedAt = s.opts.Now()
-		if err := s.opts.Store.Update(func(t *store.Txn) error { return t.PutAPISubscription(rec) }); err != nil {
-			s.internal(w, r, err)
-			return
-		}
-		if err := s.opts.Control.SubscriptionsChanged(); err != nil {
-			s.internal(w, r, err)
+		if !s.apply(w, r, func(t *store.Txn) error { return t.PutAPISubscription(rec) }) {
 			return
 		}
 		c = nc
@@ -353,18 +357,13 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	// Its health goes too, so a new subscription of the same name starts
 	// afresh rather than disabled.
-	err := s.opts.Store.Update(func(t *store.Txn) error {
+	ok = s.apply(w, r, func(t *store.Txn) error {
 		if err := t.DeleteSubState(id); err != nil {
 			return err
 		}
 		return t.DeleteAPISubscription(id)
 	})
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
-		s.internal(w, r, err)
+	if !ok {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -393,12 +392,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec.Secrets, rec.UpdatedAt = kept, now
-	if err := s.opts.Store.Update(func(t *store.Txn) error { return t.PutAPISubscription(rec) }); err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
-		s.internal(w, r, err)
+	if !s.apply(w, r, func(t *store.Txn) error { return t.PutAPISubscription(rec) }) {
 		return
 	}
 	v := s.view(c, "api", rec)
