@@ -395,7 +395,6 @@ func (s *Server) deleteWatch(w http.ResponseWriter, r *http.Request) {
 // watchError maps the poller's watch errors onto status codes; it reports
 // whether it answered.
 func (s *Server) watchError(w http.ResponseWriter, r *http.Request, err error, source string) bool {
-	var msg string
 	switch {
 	case err == nil:
 		return false
@@ -404,8 +403,7 @@ func (s *Server) watchError(w http.ResponseWriter, r *http.Request, err error, s
 	case errors.Is(err, poller.ErrNotWatchSource):
 		writeError(w, http.StatusUnprocessableEntity, "source: "+quote(source)+" is not a watch source (its url has no {id})")
 	case errors.Is(err, poller.ErrInvalidWatch):
-		msg = err.Error()
-		writeError(w, http.StatusUnprocessableEntity, msg)
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	default:
 		s.internal(w, r, err)
 	}
