@@ -60,10 +60,11 @@ type Poll struct {
 	// Replay re-observes the stored items instead of Observations: the
 	// upstream answered 304 Not Modified, so only stalled rules can fire.
 	Replay bool
-	// Heads, when set, are the source's stored item heads read while the
-	// listing was parsed (LoadHeads). Apply uses them instead of reading
-	// the items itself, except on a replay or a retry after a conflict.
-	Heads *Heads
+	// Index, when set, is the source's stored items read while the listing
+	// was fetched (LoadIndex). When the listing was already passed through
+	// its Filter page by page, Observations are what Filter returned.
+	// Without it Apply reads the index itself.
+	Index *Index
 }
 
 // Apply compares a poll's observations with the stored items of src and
@@ -75,27 +76,12 @@ type Poll struct {
 //
 // A complete listing identical to the last one whose outcome was fully
 // stored is not compared again (see listingDigest).
-//
-// A conflict with a concurrent writer (the API adding a watch that
-// watch_from also adds) redoes the work from a fresh read: what committed
-// before the conflict is then part of the stored state.
 func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
-	if h := p.Heads; h != nil {
-		// Heads left unused (an unchanged listing, a replay, an error)
+	if x := p.Index; x != nil {
+		// An index left unused (an unchanged listing, a replay, an error)
 		// must still not outlive the poll: the store may close next.
-		defer h.Wait()
+		defer x.Wait()
 	}
-	for attempt := 0; ; attempt++ {
-		res, err := apply(ctx, st, src, p)
-		if err == nil || !store.IsConflict(err) || attempt == 3 {
-			return res, err
-		}
-		p.Heads = nil // read before the conflict: read again
-	}
-}
-
-func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
-	var res Result
 	var ss store.SourceState
 	err := st.View(func(t *store.Txn) error {
 		var err error
@@ -103,63 +89,178 @@ func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		return err
 	})
 	if err != nil {
-		return res, fmt.Errorf("load %s: %w", src.Name, err)
+		return Result{}, fmt.Errorf("load %s: %w", src.Name, err)
+	}
+	if p.Replay {
+		return retry(func(int) (Result, error) { return replay(ctx, st, src, ss, p) })
 	}
 	digest := ""
-	if p.Complete && !p.Replay {
+	if p.Complete && (p.Index == nil || !p.Index.filtered) {
 		digest = listingDigest(src, p.Observations)
 	}
 	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
 		return unchanged(st, src, ss, p.Validators)
 	}
-	prev, order, err := loadItems(st, src.Name, p, ss.ListingTracked)
+	x := p.Index
+	if x == nil {
+		x = LoadIndex(st, src, ss.ListingTracked)
+	}
+	cands := p.Observations
+	if !x.filtered {
+		cands, err = x.Filter(p.Observations, p.Now)
+	} else {
+		err = x.Wait()
+	}
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
-	obs, complete, val := p.Observations, p.Complete, p.Validators
-	if p.Replay {
-		obs = make([]Observation, 0, len(order))
-		for _, id := range order {
-			obs = append(obs, Observation{ID: id, State: prev[id].State, Object: prev[id].Object})
+	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest}
+	if p.Complete && src.DeletesEnabled() && ss.Baselined {
+		l.gone = x.unseen()
+	}
+	l.newSS = ss
+	if holdDeletes(len(l.gone), x.Len(), src, &l.newSS) {
+		l.held, l.gone = len(l.gone), nil
+	}
+	res, err := retry(func(attempt int) (Result, error) { return l.apply(ctx, st, attempt) })
+	if res.Duplicates = x.dups.n; res.Duplicates > 0 {
+		res.DuplicateID = x.dups.first
+	}
+	return res, err
+}
+
+// retry runs a poll's writes again after a conflict with a concurrent
+// writer (the API adding a watch that watch_from also adds), from a fresh
+// read: what committed before the conflict is then part of the stored
+// state.
+func retry(f func(attempt int) (Result, error)) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := f(attempt)
+		if err == nil || !store.IsConflict(err) || attempt == 3 {
+			return res, err
 		}
-		complete = true
-		val = Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor}
 	}
-	changes, dups := compare(prev, obs, Options{
-		Baseline:     !ss.Baselined,
-		EmitExisting: src.EmitExisting,
-		Complete:     complete,
-		Deletes:      src.DeletesEnabled(),
-		Settle:       src.Settle,
-		Stalls:       StallRules(src),
-		Now:          p.Now,
+}
+
+// listingPoll is a listing filtered through the stored items' index: the
+// observations that may change something and the stored items it no
+// longer names.
+type listingPoll struct {
+	src       *config.Source
+	p         Poll
+	ss, newSS store.SourceState
+	x         *Index
+	cands     []Observation
+	gone      []string
+	held      int
+	digest    string
+}
+
+func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (Result, error) {
+	// Only the records of items that may change are read whole. An item
+	// the index doesn't hold is new, unless an attempt before a conflict
+	// committed it.
+	prev := make(map[string]*store.Item, len(l.cands)+len(l.gone))
+	added := 0
+	err := st.View(func(t *store.Txn) error {
+		read := func(id string) error {
+			it, err := t.Item(l.src.Name, id)
+			if it != nil {
+				prev[id] = it
+			}
+			return err
+		}
+		for _, ob := range l.cands {
+			if l.x.find(ob.ID) < 0 {
+				added++
+				if attempt == 0 {
+					continue
+				}
+			}
+			if err := read(ob.ID); err != nil {
+				return err
+			}
+		}
+		for _, id := range l.gone {
+			if err := read(id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	res.Duplicates, res.DuplicateID = dups.n, dups.first
-	if p.Replay {
-		res.Duplicates = -1
+	if err != nil {
+		return Result{}, fmt.Errorf("load %s: %w", l.src.Name, err)
 	}
+	changes, _ := compare(prev, l.cands, Options{
+		Baseline:     !l.ss.Baselined,
+		EmitExisting: l.src.EmitExisting,
+		Complete:     true,
+		Deletes:      len(l.gone) > 0, // prev holds no other unnamed item
+		Settle:       l.src.Settle,
+		Stalls:       StallRules(l.src),
+		Now:          l.p.Now,
+	})
+	settled := l.p.Complete && l.held == 0 && !pendingChange(changes) && !(l.gone == nil && l.x.pendingUnseen())
+	tracked := l.x.Len() + added - len(l.gone)
+	res := Result{HeldDeletes: l.held}
+	return res, write(ctx, st, l.src, l.p, &res, changes, prev, writeState{
+		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked,
+	})
+}
+
+// replay re-observes every stored item, with its object, as a 304 asks.
+func replay(ctx context.Context, st *store.Store, src *config.Source, ss store.SourceState, p Poll) (Result, error) {
+	prev := map[string]*store.Item{}
+	var obs []Observation
+	err := st.View(func(t *store.Txn) error {
+		return t.Items(src.Name, func(id string, it *store.Item) error {
+			prev[id] = it
+			obs = append(obs, Observation{ID: id, State: it.State, Object: it.Object})
+			return nil
+		})
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("load %s: %w", src.Name, err)
+	}
+	changes, _ := compare(prev, obs, Options{
+		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting, Complete: true,
+		Settle: src.Settle, Stalls: StallRules(src), Now: p.Now,
+	})
 	newSS := ss
-	changes, res.HeldDeletes = guardDeletes(changes, len(prev), src, &newSS)
-	if !p.Replay {
-		if err := fillObjects(st, src.Name, changes); err != nil {
-			return res, fmt.Errorf("load %s: %w", src.Name, err)
-		}
-	}
+	holdDeletes(0, len(prev), src, &newSS)
+	res := Result{Duplicates: -1}
+	return res, write(ctx, st, src, p, &res, changes, prev, writeState{
+		old: ss, new: newSS, settled: !pendingChange(changes) && !untouchedPending(prev, changes),
+		val:     Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor},
+		tracked: len(prev),
+	})
+}
+
+// writeState is what a poll writes to its source's state after its items.
+type writeState struct {
+	old, new store.SourceState
+	// settled: the poll's outcome is fully stored, so what it saw can
+	// stand for the next poll (as validators, or as the listing's digest).
+	settled bool
+	val     Validators
+	digest  string
+	tracked int
+}
+
+// write commits changes, their events and watches, then the source's
+// state, filling res.
+func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res *Result, changes []Change, prev map[string]*store.Item, ws writeState) error {
 	// The first successful poll is the baseline even when max_pages cut it
 	// short: a listing that is always longer than max_pages (newest first,
 	// say) must still report items that appear at its top.
-	res.Baseline = !ss.Baselined
+	res.Baseline = !ws.old.Baselined
+	newSS := ws.new
 	newSS.Baselined = true
-	// settled: this poll's outcome is fully stored, so what it saw can stand
-	// for the next poll (as validators, or as the listing's digest).
-	settled := complete && res.HeldDeletes == 0 && !settling(prev, changes)
-	if settled {
-		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
+	if ws.settled {
+		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = ws.val.ETag, ws.val.LastModified, ws.val.For
 	} else {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = "", "", ""
 	}
-
-	tracked := len(prev)
 	b := st.NewBatch()
 	defer b.Discard()
 	for _, c := range changes {
@@ -184,97 +285,30 @@ func apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 					return err
 				}
 			}
-			return watchFrom(t, p.Watchers, c, prev[c.ID], p.Now, &res)
+			return watchFrom(t, p.Watchers, c, prev[c.ID], p.Now, res)
 		})
 		if err != nil {
-			return res, fmt.Errorf("write %s: %w", src.Name, err)
-		}
-		switch {
-		case c.Item == nil:
-			tracked--
-		case prev[c.ID] == nil:
-			tracked++
+			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 		res.Changes++
 		res.Transitions = append(res.Transitions, c.Transitions...)
 		res.Events = append(res.Events, evs...)
 	}
 	newSS.ListingDigest, newSS.ListingTracked = "", 0
-	if settled && digest != "" {
-		newSS.ListingDigest, newSS.ListingTracked = digest, tracked
+	if ws.settled && ws.digest != "" {
+		newSS.ListingDigest, newSS.ListingTracked = ws.digest, ws.tracked
 	}
-	if newSS != ss {
+	if newSS != ws.old {
 		err := b.Group(func(t *store.Txn) error { return t.PutSourceState(src.Name, newSS) })
 		if err != nil {
-			return res, fmt.Errorf("write %s: %w", src.Name, err)
+			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
 	if err := b.Commit(); err != nil {
-		return res, fmt.Errorf("write %s: %w", src.Name, err)
+		return fmt.Errorf("write %s: %w", src.Name, err)
 	}
-	res.Tracked = tracked
-	return res, nil
-}
-
-// loadItems returns src's stored items for a comparison and, on a replay,
-// their ids in order. A replay re-observes the stored objects; otherwise
-// only the items that change need theirs, read after the comparison
-// (fillObjects). sizeHint, the last settled listing's size, spares growing
-// a large map step by step.
-func loadItems(st *store.Store, source string, p Poll, sizeHint int) (map[string]*store.Item, []string, error) {
-	if p.Heads != nil && !p.Replay {
-		prev, err := p.Heads.Wait()
-		return prev, nil, err
-	}
-	prev := make(map[string]*store.Item, sizeHint)
-	var order []string
-	items := (*store.Txn).ItemHeads
-	if p.Replay {
-		items = (*store.Txn).Items
-	}
-	err := st.View(func(t *store.Txn) error {
-		return items(t, source, func(id string, it *store.Item) error {
-			prev[id] = it
-			if p.Replay {
-				order = append(order, id)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", source, err)
-	}
-	return prev, order, nil
-}
-
-// fillObjects reads the stored object of each changed item that Compare
-// left without one, having been given only the items' heads: a record
-// rewritten in the same state keeps its object, and a deleted item's event
-// carries its last object.
-func fillObjects(st *store.Store, source string, changes []Change) error {
-	return st.View(func(t *store.Txn) error {
-		for i := range changes {
-			c := &changes[i]
-			needItem := c.Item != nil && c.Item.Object == nil
-			needEvent := slices.ContainsFunc(c.Transitions, func(t Transition) bool { return t.Object == nil })
-			if !needItem && !needEvent {
-				continue
-			}
-			old, err := t.Item(source, c.ID)
-			if err != nil || old == nil {
-				return err
-			}
-			if needItem {
-				c.Item.Object = old.Object
-			}
-			for j := range c.Transitions {
-				if c.Transitions[j].Object == nil {
-					c.Transitions[j].Object = old.Object
-				}
-			}
-		}
-		return nil
-	})
+	res.Tracked = ws.tracked
+	return nil
 }
 
 // unchanged is Apply's outcome for a listing with the digest of the last
@@ -291,17 +325,19 @@ func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Va
 	return Result{Tracked: ss.ListingTracked, Duplicates: -1}, nil
 }
 
-// settling reports whether any item still has an unsettled state after
-// changes are applied to prev.
-func settling(prev map[string]*store.Item, changes []Change) bool {
+// pendingChange reports whether a change leaves an item settling.
+func pendingChange(changes []Change) bool {
+	return slices.ContainsFunc(changes, func(c Change) bool { return c.Item != nil && c.Item.Pending != nil })
+}
+
+// untouchedPending reports whether a stored item that no change touches
+// is settling.
+func untouchedPending(items map[string]*store.Item, changes []Change) bool {
 	touched := make(map[string]bool, len(changes))
 	for _, c := range changes {
 		touched[c.ID] = true
-		if c.Item != nil && c.Item.Pending != nil {
-			return true
-		}
 	}
-	for id, it := range prev {
+	for id, it := range items {
 		if it.Pending != nil && !touched[id] {
 			return true
 		}
@@ -337,34 +373,22 @@ func watchFrom(t *store.Txn, watchers []*config.Source, c Change, prev *store.It
 	return nil
 }
 
-// guardDeletes holds back a listing that would delete more than
-// max_delete_ratio of the tracked items until it has been seen on
-// confirm_polls consecutive polls: an upstream that briefly answers
-// `{"data": []}` must not fire thousands of deleted events.
-func guardDeletes(changes []Change, tracked int, src *config.Source, ss *store.SourceState) ([]Change, int) {
-	deletes := 0
-	for _, c := range changes {
-		if c.Item == nil {
-			deletes++
-		}
-	}
+// holdDeletes reports whether a listing's deletes are held back: one that
+// would delete more than max_delete_ratio of the tracked items waits until
+// it has been seen on confirm_polls consecutive polls, so an upstream that
+// briefly answers `{"data": []}` does not fire thousands of deleted events.
+func holdDeletes(deletes, tracked int, src *config.Source, ss *store.SourceState) bool {
 	ratio := src.MaxDeleteRatio
 	if deletes == 0 || tracked == 0 || ratio <= 0 || float64(deletes) <= ratio*float64(tracked) {
 		ss.SuspectPolls = 0
-		return changes, 0
+		return false
 	}
 	ss.SuspectPolls++
 	if ss.SuspectPolls >= max(src.ConfirmPolls, 1) {
 		ss.SuspectPolls = 0
-		return changes, 0
+		return false
 	}
-	kept := changes[:0:0]
-	for _, c := range changes {
-		if c.Item != nil {
-			kept = append(kept, c)
-		}
-	}
-	return kept, deletes
+	return true
 }
 
 // StallRules returns the source's stalled rules by their index in its rule

@@ -33,20 +33,20 @@ func TestUnchangedListingSkipsTheComparison(t *testing.T) {
 	}
 }
 
-// Heads read in advance give the same outcome as Apply reading them.
-func TestPreloadedHeads(t *testing.T) {
+// An index read in advance gives the same outcome as Apply reading them.
+func TestPreloadedIndex(t *testing.T) {
 	d := newDB(t)
 	mustApply(t, d, digestSrc, Poll{Observations: listing(5, "queued"), Complete: true, Now: t0})
 	obs := listing(5, "queued")
 	obs[1] = ob("i01", "ready")
 	res := mustApply(t, d, digestSrc, Poll{Observations: obs, Complete: true, Now: t0.Add(time.Minute),
-		Heads: LoadHeads(d.st, "s", 5)})
+		Index: LoadIndex(d.st, parseSource(t, digestSrc), 5)})
 	if len(res.Events) != 1 || res.Changes != 1 || res.Tracked != 5 {
 		t.Fatalf("events %d, changes %d, tracked %d", len(res.Events), res.Changes, res.Tracked)
 	}
-	// Heads that go unused (an unchanged listing) are still waited for.
+	// An index that goes unused (an unchanged listing) are still waited for.
 	res = mustApply(t, d, digestSrc, Poll{Observations: obs, Complete: true, Now: t0.Add(2 * time.Minute),
-		Heads: LoadHeads(d.st, "s", 5)})
+		Index: LoadIndex(d.st, parseSource(t, digestSrc), 5)})
 	if res.Duplicates != -1 || res.Changes != 0 {
 		t.Fatalf("unchanged: duplicates %d, changes %d", res.Duplicates, res.Changes)
 	}

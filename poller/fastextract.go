@@ -10,6 +10,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
 )
 
 // parsePage decodes and extracts one page of a listing. It returns the
@@ -18,10 +19,15 @@ import (
 // from the body without building the document, which was most of the cost
 // of polling a large listing (see fastExtract).
 func parsePage(ctx context.Context, src *config.Source, p *config.Pagination, resp *response) ([]diff.Observation, any, error) {
-	needDoc := p != nil && (p.NextExpr != nil || p.NextURLExpr != nil)
-	if !needDoc {
+	next, needDoc := nextPath(p)
+	if !needDoc || next != nil {
 		if obs, ok := fastExtract(src, resp.body); ok {
-			return obs, nil, nil
+			if !needDoc {
+				return obs, nil, nil
+			}
+			if doc, ok := nextDoc(resp.body, next); ok {
+				return obs, doc, nil
+			}
 		}
 	}
 	doc, err := decode(resp.body, resp.status)
@@ -30,6 +36,51 @@ func parsePage(ctx context.Context, src *config.Source, p *config.Pagination, re
 	}
 	obs, err := extract(ctx, src, doc)
 	return obs, doc, err
+}
+
+// nextPath returns the field path of a `next` or `next_url` expression
+// that is one; needDoc reports whether pagination reads the document.
+func nextPath(p *config.Pagination) (path []string, needDoc bool) {
+	switch {
+	case p == nil:
+		return nil, false
+	case p.NextExpr != nil:
+		return p.NextExpr.Path(), true
+	case p.NextURLExpr != nil:
+		return p.NextURLExpr.Path(), true
+	}
+	return nil, false
+}
+
+// nextDoc stands in for a page's decoded document when pagination reads
+// only one field path of it: a document holding just that value at that
+// path, which the path's jq expression reads the same. Decoding a whole
+// page into Go values for one field cost more than extracting its items
+// and kept several times the page's size alive while the listing was
+// fetched. It reports false where jq would fail (a non-object on the
+// path), so the general path reports the error.
+func nextDoc(body []byte, path []string) (any, bool) {
+	v := gjson.ParseBytes(body)
+	for _, k := range path {
+		if !v.Exists() || v.Type == gjson.Null {
+			return map[string]any{}, true // null.k is null in jq
+		}
+		if !v.IsObject() {
+			return nil, false
+		}
+		v = v.Get(k)
+	}
+	var val any
+	if v.Exists() {
+		var err error
+		if val, err = jqexpr.Decode([]byte(v.Raw)); err != nil {
+			return nil, false
+		}
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		val = map[string]any{path[i]: val}
+	}
+	return val, true
 }
 
 // fastExtract extracts a listing whose items are `.path[]`, whose id and

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/benchdata"
+	"github.com/pollrelay/pollrelay/jqexpr"
 )
 
 // The fast path must agree with the general one wherever it answers, and
@@ -101,5 +103,36 @@ func objectOf(o diff.Observation) json.RawMessage {
 		return o.ObjectFunc()
 	default:
 		return diff.CanonicalText(o.ObjectRaw)
+	}
+}
+
+// The stand-in document nextDoc builds reads the same through the `next`
+// path as the page decoded whole, or is refused where jq would fail.
+func TestNextDocAgreesWithJQ(t *testing.T) {
+	bodies := []string{
+		`{"next":"c2","data":[]}`, `{"next":null}`, `{}`, `{"next":12345678901234567890}`,
+		`{"next":{"a":[1,"x"]}}`, `{"links":{"next":"/p?x=1"}}`, `{"links":null}`, `{"links":{}}`,
+		`{"links":[1]}`, `{"links":"s"}`, `[1,2]`, `{"links":{"next":"\u00e9\n"}}`,
+	}
+	for _, expr := range []string{".next", ".links.next"} {
+		e := jqexpr.MustCompile(expr)
+		for _, body := range bodies {
+			full, err := jqexpr.Decode([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantErr := e.First(context.Background(), full)
+			doc, ok := nextDoc([]byte(body), e.Path())
+			if !ok {
+				if wantErr == nil {
+					t.Errorf("%s on %s: refused, but jq reads %v", expr, body, want)
+				}
+				continue
+			}
+			got, err := e.First(context.Background(), doc)
+			if err != nil || wantErr != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s on %s: got %#v (%v), want %#v (%v)", expr, body, got, err, want, wantErr)
+			}
+		}
 	}
 }

@@ -88,7 +88,7 @@ type loop struct {
 	dups int
 	// preload is true when the last poll compared its listing with the
 	// stored items, so the next is likely to as well: it then reads them
-	// while fetching (diff.LoadHeads). A listing that keeps matching the
+	// while fetching (diff.LoadIndex). A listing that keeps matching the
 	// stored digest skips the comparison, and reading would be wasted.
 	preload bool
 }
@@ -276,12 +276,17 @@ func (l *loop) poll(ctx context.Context) error {
 			l.log.Warn("read stored validators; polling unconditionally", "error", err.Error())
 		}
 	}
-	var heads *diff.Heads
+	tracked := l.status().ItemsTracked
+	s := &stream{now: start, load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src, tracked) }}
 	if l.preload {
-		heads = diff.LoadHeads(l.m.st, l.src.Name, l.status().ItemsTracked)
-		defer heads.Wait() // whether Apply used them or not
+		s.index = s.load()
 	}
-	lst, err := fetchListing(ctx, l.src, l.f, val)
+	defer func() {
+		if s.index != nil {
+			s.index.Wait() // whether Apply used it or not
+		}
+	}()
+	lst, err := fetchListing(ctx, l.src, l.f, val, s)
 	var res diff.Result
 	outcome := OutcomeSuccess
 	if err == nil {
@@ -290,7 +295,7 @@ func (l *loop) poll(ctx context.Context) error {
 			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
 			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
 			Watchers:   l.m.watchersOf(l.src.Name),
-			Heads:      heads,
+			Index:      s.index,
 		}
 		if lst.notModified {
 			outcome = OutcomeNotModified

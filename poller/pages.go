@@ -41,14 +41,70 @@ type listing struct {
 // and extracted. complete is false when max_pages cut the listing short;
 // an error means the poll decides nothing.
 func Fetch(ctx context.Context, src *config.Source, f *fetcher) (obs []diff.Observation, complete bool, err error) {
-	l, err := fetchListing(ctx, src, f, diff.Validators{})
+	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil)
 	return l.obs, l.complete, err
+}
+
+// streamAfter is how many bytes of page bodies a listing keeps before the
+// pages after them are filtered through the stored items' index as they
+// arrive. Observations point into their page's body, so a listing kept
+// whole costs its size in memory: a million items in a thousand pages is
+// over 300 MiB. Below it the listing is kept, so an unchanged one can be
+// recognised by its digest without reading the stored items at all.
+var streamAfter = 16 << 20
+
+// stream lets fetchListing filter a long listing page by page.
+type stream struct {
+	now time.Time
+	// index is the source's index, if loaded in advance; load starts
+	// loading it.
+	index *diff.Index
+	load  func() *diff.Index
+	// kept is about what the unfiltered observations hold alive, and
+	// filtered how many observations at the start have been filtered.
+	kept     int
+	filtered int
+	on       bool
+}
+
+// page takes a page's observations into out. With more pages to come and
+// too much kept, what is not filtered yet is filtered; once filtering has
+// begun every page is.
+func (s *stream) page(out *listing, obs []diff.Observation, body int, more bool) error {
+	out.obs = append(out.obs, obs...)
+	if s == nil {
+		return nil
+	}
+	if len(obs) > 0 && obs[0].ObjectRaw == "" {
+		// Extracted from the page decoded into Go values, which take
+		// several times the size of its text.
+		body *= 8
+	}
+	s.kept += body
+	if !s.on && (!more || s.kept <= streamAfter) {
+		return nil
+	}
+	if !s.on {
+		s.on = true
+		if s.index == nil {
+			s.index = s.load()
+		}
+	}
+	kept, err := s.index.Filter(out.obs[s.filtered:], s.now)
+	if err != nil {
+		return err
+	}
+	clear(out.obs[s.filtered:])
+	out.obs = append(out.obs[:s.filtered], kept...)
+	s.filtered, s.kept = len(out.obs), 0
+	return nil
 }
 
 // fetchListing fetches every page. Conditional requests (val) are made
 // only for sources without pagination: a 304 on a first page says nothing
-// about the pages after it.
-func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.Validators) (listing, error) {
+// about the pages after it. s, when set, filters a long listing as it
+// arrives (see streamAfter).
+func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.Validators, s *stream) (listing, error) {
 	var out listing
 	p := src.Pagination
 	maxPages := 1
@@ -82,9 +138,9 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 		if err != nil {
 			return out, pageErr(err, n)
 		}
-		out.obs = append(out.obs, obs...)
 		out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
 		if p == nil {
+			out.obs = append(out.obs, obs...)
 			out.etag, out.lastModified = resp.header.Get("ETag"), resp.header.Get("Last-Modified")
 			out.complete = true
 			return out, nil
@@ -92,6 +148,9 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 		more, err := nextPage(ctx, src, p, next, resp, doc, n, len(obs))
 		if err != nil {
 			return out, pageErr(err, n)
+		}
+		if err := s.page(&out, obs, len(resp.body), more != "" && n+1 < maxPages); err != nil {
+			return out, &PollError{Outcome: OutcomeStore, Err: err}
 		}
 		if more == "" {
 			out.complete = true
@@ -288,7 +347,7 @@ func fingerprint(s *config.Source) config.Source {
 // listing was complete, and the pages fetched.
 func Probe(ctx context.Context, src *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
 	f := newFetcher(src, log, func(int) {}, nil)
-	l, err := fetchListing(ctx, src, f, diff.Validators{})
+	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil)
 	return l.obs, l.complete, l.pages, redactError(err, sourceSecrets(src))
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pollrelay/pollrelay/diff"
 )
@@ -138,7 +139,7 @@ func TestPaginationStyles(t *testing.T) {
 			api := newPagedAPI(t, tc.items)
 			src := source(t, fmt.Sprintf("  - {name: s, url: '%s%s', items: '.data[]', pagination: %s}\n", api.srv.URL, tc.path, tc.pagination))
 			f := newFetcher(src, testLogger(t), func(int) {}, nil)
-			lst, err := fetchListing(context.Background(), src, f, diff.Validators{})
+			lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,7 +259,7 @@ func TestPaginationStaysOnTheSourceHost(t *testing.T) {
 	defer up.Close()
 	src := source(t, fmt.Sprintf("  - {name: s, url: '%s', items: '.data[]', auth: {bearer: tok}, pagination: {next_url: .next}}\n", up.URL))
 	f := newFetcher(src, testLogger(t), func(int) {}, nil)
-	_, err := fetchListing(context.Background(), src, f, diff.Validators{})
+	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
 	if pe, ok := err.(*PollError); !ok || pe.Outcome != OutcomeExtract {
 		t.Fatalf("err = %v, want an extract_error refusing the link", err)
 	}
@@ -279,5 +280,70 @@ func TestNextLink(t *testing.T) {
 		if got := nextLink(h); got != tc.want {
 			t.Errorf("nextLink(%q) = %q, want %q", tc.header, got, tc.want)
 		}
+	}
+}
+
+// TestLongListingFilteredPageByPage runs a paginated source with every
+// page after the first filtered through the stored items' index as it
+// arrives, as a listing longer than streamAfter is: changes, a repeated
+// id, a new item and a deleted one come out as they do for a listing kept
+// whole, across a restart too; and the listing fetched that way holds only
+// the items that may change.
+func TestLongListingFilteredPageByPage(t *testing.T) {
+	defer func(v int) { streamAfter = v }(streamAfter)
+	streamAfter = 0
+	api := newPagedAPI(t, 45)
+	srcs := sources(t, fmt.Sprintf(`  - name: s
+    url: '%s/cursor'
+    items: '.data[]'
+    pagination: {next: .next_cursor, param: cursor}
+`, api.srv.URL))
+	h := newHarness(t, nil)
+	h.start(srcs)
+	defer h.close()
+	h.mustPoll("s")
+
+	api.mu.Lock()
+	api.items[3].status = "ready"
+	api.items[27].status = "failed"
+	api.items = slices.Delete(api.items, 40, 41)
+	api.items = append(api.items, pagedItem{"t12", "ready"}, pagedItem{"t99", "queued"})
+	api.mu.Unlock()
+	h.mustPoll("s")
+	want := []string{"s.changed:t03", "s.changed:t27", "s.created:t99", "s.deleted:t40"}
+	if got := types(h.events()); !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v (t12's repeat on the last page loses to its first occurrence)", got, want)
+	}
+	if got := h.status("s").ItemsTracked; got != 45 {
+		t.Errorf("tracked %d, want 45", got)
+	}
+
+	// After a restart nothing is read in advance: the index is read when
+	// the listing grows long.
+	h.restart(srcs)
+	api.mu.Lock()
+	api.items[5].status = "ready"
+	api.mu.Unlock()
+	h.mustPoll("s")
+	if got := types(h.events()); !slices.Equal(got, append(want, "s.changed:t05")) {
+		t.Fatalf("events after restart = %v", got)
+	}
+
+	api.mu.Lock()
+	api.items[30].status = "ready"
+	api.mu.Unlock()
+	src := &srcs[0]
+	s := &stream{now: time.Now(), load: func() *diff.Index { return diff.LoadIndex(h.st, src, 45) }}
+	f := newFetcher(src, testLogger(t), func(int) {}, nil)
+	lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ob := range lst.obs {
+		got = append(got, ob.ID)
+	}
+	if !slices.Equal(got, []string{"t30"}) || !lst.complete {
+		t.Errorf("filtered listing holds %v (complete %v), want only t30", got, lst.complete)
 	}
 }

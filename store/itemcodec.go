@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -80,6 +81,20 @@ func decodeItem(v []byte, it *Item, withObject bool) error {
 	return nil
 }
 
+// decodeItemInto decodes a record into it, reusing its slices; the byte
+// fields alias v and the object is left out.
+func decodeItemInto(v []byte, it *Item) error {
+	if len(v) == 0 || v[0] != itemV1 {
+		*it = Item{}
+		err := json.Unmarshal(v, it)
+		it.Object = nil
+		return err
+	}
+	err := parseItem(v[1:], it)
+	it.Object = nil
+	return err
+}
+
 // ownFields copies the byte fields of it, except the object, into one new
 // buffer, so they no longer alias Badger's value.
 func ownFields(it *Item) {
@@ -109,22 +124,24 @@ func parseItem(b []byte, it *Item) error {
 	it.State = d.bytes()
 	it.Object = d.bytes()
 	it.Since = d.time()
+	it.History = it.History[:0]
 	if n := d.uvarint(); n > 0 && d.err == nil {
 		if n > uint64(len(d.b)) {
 			return errShortItem
 		}
-		it.History = make([]HistoryEntry, n)
+		it.History = slices.Grow(it.History[:0], int(n))[:n]
 		for i := range it.History {
 			it.History[i] = HistoryEntry{State: d.bytes(), At: d.time()}
 		}
 	}
 	it.Pending = d.bytes()
 	it.PendingCount = int(d.uvarint())
+	it.Stalled = it.Stalled[:0]
 	if n := d.uvarint(); n > 0 && d.err == nil {
 		if n > uint64(len(d.b)) {
 			return errShortItem
 		}
-		it.Stalled = make([]int, n)
+		it.Stalled = slices.Grow(it.Stalled, int(n))[:n]
 		for i := range it.Stalled {
 			it.Stalled[i] = int(d.uvarint())
 		}

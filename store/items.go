@@ -114,6 +114,22 @@ func (t *Txn) items(source string, withObject bool, fn func(id string, it *Item)
 	})
 }
 
+// ScanItemHeads calls fn for every item of source in id order, without
+// its object and without copying: id and every field of it alias Badger's
+// buffers and it is reused, so both are valid only during fn. It is for a
+// reader that keeps a compact digest of each item (diff's Index), where a
+// copy of each of a million records would be most of the memory it uses.
+func (t *Txn) ScanItemHeads(source string, fn func(id []byte, it *Item) error) error {
+	p := itemPrefix(source)
+	var it Item
+	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
+		if err := decodeItemInto(v, &it); err != nil {
+			return false, fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err)
+		}
+		return true, fn(k[len(p):], &it)
+	})
+}
+
 // CountItems returns how many items source tracks.
 func (t *Txn) CountItems(source string) (int, error) {
 	n := 0

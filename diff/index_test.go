@@ -1,0 +1,155 @@
+package diff
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// streamSource settles, deletes and has a stalled rule, so every part of
+// what the index keeps (state, pending, when a stall fires) matters.
+const streamSource = `  - name: s
+    url: https://x.test/s
+    items: '.data[]'
+    settle: %d
+    max_delete_ratio: 1
+    events:
+      - {type: job.stuck, on: stalled, state: queued, after: 3m}
+      - {type: 'job.{current}', on: changed}
+      - {type: job.gone, on: deleted}
+`
+
+// TestFilteredPagesMatchCompare runs random sequences of polls, with ids
+// repeated, missing, new and changing, into two stores: one Apply is given
+// each listing whole, the other has it filtered page by page through the
+// index as the poller does with a long listing. Before every poll, the
+// pure Compare over all stored records says what must happen; both must
+// report exactly those transitions and store exactly its records.
+func TestFilteredPagesMatchCompare(t *testing.T) {
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			src := parseSource(t, fmt.Sprintf(streamSource, 1+seed%2))
+			whole, paged := newDB(t), newDB(t)
+			states := []string{"queued", "processing", "ready"}
+			now := t0
+			for poll := range 8 {
+				now = now.Add(time.Duration(1+rng.IntN(3)) * time.Minute)
+				var obs []Observation
+				for i := range 60 {
+					if rng.IntN(5) == 0 {
+						continue // absent this time
+					}
+					obs = append(obs, ob(fmt.Sprintf("i%03d", i), states[rng.IntN(len(states))]))
+					if rng.IntN(12) == 0 {
+						obs = append(obs, ob(fmt.Sprintf("i%03d", i), states[rng.IntN(len(states))]))
+					}
+				}
+				rng.Shuffle(len(obs), func(i, j int) { obs[i], obs[j] = obs[j], obs[i] })
+				complete := rng.IntN(4) != 0
+
+				want, wantItems := reference(t, whole, src.Settle, complete, obs, now)
+				got := mustApply(t, whole, fmt.Sprintf(streamSource, 1+seed%2), Poll{Observations: slices.Clone(obs), Complete: complete, Now: now})
+
+				x := LoadIndex(paged.st, src, 0)
+				var kept []Observation
+				for page := range slices.Chunk(obs, 1+rng.IntN(20)) {
+					k, err := x.Filter(page, now)
+					if err != nil {
+						t.Fatal(err)
+					}
+					kept = append(kept, k...)
+				}
+				streamed, err := Apply(context.Background(), paged.st, src, Poll{Observations: kept, Complete: complete, Now: now, Index: x})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g := transitions(got.Transitions); !slices.Equal(g, want) {
+					t.Fatalf("poll %d, whole listing:\n got %v\nwant %v", poll, g, want)
+				}
+				if g := transitions(streamed.Transitions); !slices.Equal(g, want) {
+					t.Fatalf("poll %d, filtered pages:\n got %v\nwant %v", poll, g, want)
+				}
+				if got.Tracked != streamed.Tracked || got.Changes != streamed.Changes {
+					t.Fatalf("poll %d: tracked %d/%d, changes %d/%d", poll, got.Tracked, streamed.Tracked, got.Changes, streamed.Changes)
+				}
+				for _, d := range []*db{whole, paged} {
+					if got := dump(t, d); !slices.Equal(got, wantItems) {
+						t.Fatalf("poll %d: stored items\n got %v\nwant %v", poll, got, wantItems)
+					}
+				}
+			}
+		})
+	}
+}
+
+// reference is what the pure Compare makes of obs against every stored
+// record of d's source "s": its transitions and the records it leaves.
+func reference(t *testing.T, d *db, settle int, complete bool, obs []Observation, now time.Time) ([]string, []string) {
+	t.Helper()
+	prev := map[string]*store.Item{}
+	if err := d.st.View(func(tx *store.Txn) error {
+		return tx.Items("s", func(id string, it *store.Item) error {
+			prev[id] = it
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src := parseSource(t, fmt.Sprintf(streamSource, settle))
+	ss := d.sourceState("s")
+	changes := Compare(prev, obs, Options{
+		Baseline: !ss.Baselined, Complete: complete, Deletes: true,
+		Settle: settle, Stalls: StallRules(src), Now: now,
+	})
+	for _, c := range changes {
+		if c.Item == nil {
+			delete(prev, c.ID)
+		} else {
+			prev[c.ID] = c.Item
+		}
+	}
+	var items []string
+	for _, id := range slices.Sorted(maps.Keys(prev)) {
+		items = append(items, storedRecord(id, prev[id]))
+	}
+	return transitions(changes), items
+}
+
+func storedRecord(id string, it *store.Item) string {
+	return fmt.Sprintf("%s %s %s %v %v %s %d %v", id, it.State, it.Object, it.Since.UTC(), it.History, it.Pending, it.PendingCount, it.Stalled)
+}
+
+func transitions[T Change | Transition](in []T) []string {
+	var out []string
+	for _, v := range in {
+		switch v := any(v).(type) {
+		case Change:
+			out = append(out, transitions(v.Transitions)...)
+		case Transition:
+			out = append(out, fmt.Sprintf("%s %s %s→%s %s", v.Kind, v.ID, v.Previous, v.Current, v.Object))
+		}
+	}
+	return out
+}
+
+// dump lists every stored item of source "s" with all its fields.
+func dump(t *testing.T, d *db) []string {
+	t.Helper()
+	var out []string
+	if err := d.st.View(func(tx *store.Txn) error {
+		return tx.Items("s", func(id string, it *store.Item) error {
+			out = append(out, storedRecord(id, it))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
