@@ -92,7 +92,11 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		return Result{}, fmt.Errorf("load %s: %w", src.Name, err)
 	}
 	if p.Replay {
-		return retry(func(int) (Result, error) { return replay(ctx, st, src, ss, p) })
+		x := p.Index
+		if x == nil {
+			x = LoadIndex(st, src, ss.ListingTracked)
+		}
+		return retry(func(int) (Result, error) { return replay(ctx, st, src, ss, x, p) })
 	}
 	digest := ""
 	if p.Complete && (p.Index == nil || !p.Index.filtered) {
@@ -208,31 +212,42 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 	})
 }
 
-// replay re-observes every stored item, with its object, as a 304 asks.
-func replay(ctx context.Context, st *store.Store, src *config.Source, ss store.SourceState, p Poll) (Result, error) {
+// replay re-observes the stored items, as a 304 asks: only stalled rules
+// can fire and unsettled states are dropped as flickers, so only items
+// settling or due for a stalled rule are read whole.
+func replay(ctx context.Context, st *store.Store, src *config.Source, ss store.SourceState, x *Index, p Poll) (Result, error) {
+	if err := x.Wait(); err != nil {
+		return Result{}, err
+	}
 	prev := map[string]*store.Item{}
 	var obs []Observation
 	err := st.View(func(t *store.Txn) error {
-		return t.Items(src.Name, func(id string, it *store.Item) error {
-			prev[id] = it
-			obs = append(obs, Observation{ID: id, State: it.State, Object: it.Object})
-			return nil
-		})
+		for _, id := range x.due(p.Now) {
+			it, err := t.Item(src.Name, id)
+			if err != nil {
+				return err
+			}
+			if it != nil {
+				prev[id] = it
+				obs = append(obs, Observation{ID: id, State: it.State, Object: it.Object})
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("load %s: %w", src.Name, err)
 	}
 	changes, _ := compare(prev, obs, Options{
-		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting, Complete: true,
+		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting,
 		Settle: src.Settle, Stalls: StallRules(src), Now: p.Now,
 	})
 	newSS := ss
-	holdDeletes(0, len(prev), src, &newSS)
+	holdDeletes(0, x.Len(), src, &newSS)
 	res := Result{Duplicates: -1}
 	return res, write(ctx, st, src, p, &res, changes, prev, writeState{
-		old: ss, new: newSS, settled: !pendingChange(changes) && !untouchedPending(prev, changes),
+		old: ss, new: newSS, settled: !pendingChange(changes),
 		val:     Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor},
-		tracked: len(prev),
+		tracked: x.Len(),
 	})
 }
 
@@ -328,21 +343,6 @@ func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Va
 // pendingChange reports whether a change leaves an item settling.
 func pendingChange(changes []Change) bool {
 	return slices.ContainsFunc(changes, func(c Change) bool { return c.Item != nil && c.Item.Pending != nil })
-}
-
-// untouchedPending reports whether a stored item that no change touches
-// is settling.
-func untouchedPending(items map[string]*store.Item, changes []Change) bool {
-	touched := make(map[string]bool, len(changes))
-	for _, c := range changes {
-		touched[c.ID] = true
-	}
-	for id, it := range items {
-		if it.Pending != nil && !touched[id] {
-			return true
-		}
-	}
-	return false
 }
 
 // watchFrom starts a watch in each watcher for an item that entered a

@@ -232,6 +232,18 @@ func own(ob Observation) Observation {
 	}
 }
 
+// due returns the ids of stored items that are settling or due for a
+// stalled rule at now: all that re-observing the stored states can change.
+func (x *Index) due(now time.Time) []string {
+	var out []string
+	for i := range x.ends {
+		if x.pending.get(i) || x.fireAt != nil && now.UnixNano() >= x.fireAt[i] {
+			out = append(out, string(x.id(i)))
+		}
+	}
+	return out
+}
+
 // unseen returns the ids of stored items the listing did not name.
 func (x *Index) unseen() []string {
 	var out []string

@@ -321,7 +321,7 @@ func SyncConfigWatches(st *store.Store, ws *config.Source, now time.Time) (added
 func WatchListed(st *store.Store, ws *config.Source, now time.Time) (int, error) {
 	var ids []string
 	err := st.View(func(t *store.Txn) error {
-		return t.Items(ws.WatchFrom, func(id string, it *store.Item) error {
+		return t.ItemHeads(ws.WatchFrom, func(id string, it *store.Item) error {
 			if !IsTerminal(ws, it.State) {
 				ids = append(ids, id)
 			}

@@ -299,7 +299,7 @@ func (l *loop) poll(ctx context.Context) error {
 		}
 		if lst.notModified {
 			outcome = OutcomeNotModified
-			p = diff.Poll{Replay: true, Now: p.Now}
+			p = diff.Poll{Replay: true, Now: p.Now, Index: s.index}
 		}
 		if !lst.notModified || diff.StallRules(l.src) != nil {
 			res, err = diff.Apply(ctx, l.m.st, l.src, p)

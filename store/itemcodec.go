@@ -18,6 +18,12 @@ import (
 // took longer than the rest of the poll together.
 const itemV1 = 0x01
 
+// itemV2 marks a record in the v1 layout whose object is stored apart,
+// under objectKey. A poll reads every item's record but only the objects of
+// the few that change: with the objects inline, reading a million records
+// mapped the whole database into memory.
+const itemV2 = 0x02
+
 var errShortItem = errors.New("truncated item record")
 
 // encodeItem appends it's compact encoding to b:
@@ -27,9 +33,18 @@ var errShortItem = errors.New("truncated item record")
 // Byte strings are a uvarint length and the bytes; an empty one is nil.
 // Times are a varint of Unix seconds and a uvarint of nanoseconds, in UTC.
 func encodeItem(b []byte, it *Item) []byte {
-	b = append(b, itemV1)
+	return encodeRecord(b, it, itemV1, it.Object)
+}
+
+// encodeHead appends it's record without its object (itemV2).
+func encodeHead(b []byte, it *Item) []byte {
+	return encodeRecord(b, it, itemV2, nil)
+}
+
+func encodeRecord(b []byte, it *Item, version byte, object []byte) []byte {
+	b = append(b, version)
 	b = appendBytes(b, it.State)
-	b = appendBytes(b, it.Object)
+	b = appendBytes(b, object)
 	b = appendTime(b, it.Since)
 	b = binary.AppendUvarint(b, uint64(len(it.History)))
 	for _, h := range it.History {
@@ -59,7 +74,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // fields then alias one copy of v. Without withObject the object is left
 // out, and so is its copy.
 func decodeItem(v []byte, it *Item, withObject bool) error {
-	if len(v) == 0 || v[0] != itemV1 {
+	if !binaryRecord(v) {
 		err := json.Unmarshal(v, it)
 		if !withObject {
 			it.Object = nil
@@ -81,10 +96,15 @@ func decodeItem(v []byte, it *Item, withObject bool) error {
 	return nil
 }
 
+func binaryRecord(v []byte) bool { return len(v) > 0 && (v[0] == itemV1 || v[0] == itemV2) }
+
+// separateObject reports whether a record's object is stored apart.
+func separateObject(v []byte) bool { return len(v) > 0 && v[0] == itemV2 }
+
 // decodeItemInto decodes a record into it, reusing its slices; the byte
 // fields alias v and the object is left out.
 func decodeItemInto(v []byte, it *Item) error {
-	if len(v) == 0 || v[0] != itemV1 {
+	if !binaryRecord(v) {
 		*it = Item{}
 		err := json.Unmarshal(v, it)
 		it.Object = nil

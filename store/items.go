@@ -60,6 +60,10 @@ func itemKey(source, id string) []byte {
 	return append(itemPrefix(source), id...)
 }
 
+// objectKey is where an item's object is stored, apart from the rest of
+// its record (see itemV2).
+func objectKey(source, id string) []byte { return []byte("b/" + source + "\x00" + id) }
+
 // Item returns the stored item, or nil.
 func (t *Txn) Item(source, id string) (*Item, error) {
 	v, err := t.get(itemKey(source, id))
@@ -70,36 +74,62 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 	if err := decodeItem(v, &it, true); err != nil {
 		return nil, fmt.Errorf("decode item %s/%s: %w", source, id, err)
 	}
+	if separateObject(v) {
+		if it.Object, err = t.get(objectKey(source, id)); err != nil {
+			return nil, fmt.Errorf("read item %s/%s: %w", source, id, err)
+		}
+	}
 	return &it, nil
 }
 
-// PutItem stores an item.
+// PutItem stores an item: its record and, apart, its object.
 func (t *Txn) PutItem(source, id string, it *Item) error {
-	return wrap(t.set(itemKey(source, id), encodeItem(nil, it)), "write item %s/%s", source, id)
+	if err := t.set(itemKey(source, id), encodeHead(nil, it)); err != nil {
+		return fmt.Errorf("write item %s/%s: %w", source, id, err)
+	}
+	var err error
+	if it.Object != nil {
+		err = t.set(objectKey(source, id), it.Object)
+	} else {
+		err = t.del(objectKey(source, id))
+	}
+	return wrap(err, "write item %s/%s", source, id)
 }
 
 // DeleteItem forgets an item.
 func (t *Txn) DeleteItem(source, id string) error {
-	return wrap(t.del(itemKey(source, id)), "delete item %s/%s", source, id)
+	if err := t.del(itemKey(source, id)); err != nil {
+		return fmt.Errorf("delete item %s/%s: %w", source, id, err)
+	}
+	return wrap(t.del(objectKey(source, id)), "delete item %s/%s", source, id)
 }
 
-// Items calls fn for every item of source in id order.
+// Items calls fn for every item of source in id order, with its object.
 func (t *Txn) Items(source string, fn func(id string, it *Item) error) error {
-	return t.items(source, true, fn)
+	p := itemPrefix(source)
+	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
+		id := string(k[len(p):])
+		it := new(Item)
+		if err := decodeItem(v, it, true); err != nil {
+			return false, fmt.Errorf("decode item %s/%s: %w", source, id, err)
+		}
+		if separateObject(v) {
+			var err error
+			if it.Object, err = t.get(objectKey(source, id)); err != nil {
+				return false, fmt.Errorf("read item %s/%s: %w", source, id, err)
+			}
+		}
+		return true, fn(id, it)
+	})
 }
 
 // ItemHeads is Items without each item's Object: a diff reads every item
 // but needs the object only of the few that change (see Item), and the
 // object is most of a record.
 func (t *Txn) ItemHeads(source string, fn func(id string, it *Item) error) error {
-	return t.items(source, false, fn)
-}
-
-func (t *Txn) items(source string, withObject bool, fn func(id string, it *Item) error) error {
 	p := itemPrefix(source)
-	// Items come from a slab: a poll of a large listing reads every item,
-	// and one allocation per 256 of them instead of one each is a
-	// measurable part of it.
+	// Items come from a slab: one allocation per 256 of them instead of
+	// one each.
 	var slab []Item
 	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
 		if len(slab) == 0 {
@@ -107,7 +137,7 @@ func (t *Txn) items(source string, withObject bool, fn func(id string, it *Item)
 		}
 		it := &slab[0]
 		slab = slab[1:]
-		if err := decodeItem(v, it, withObject); err != nil {
+		if err := decodeItem(v, it, false); err != nil {
 			return false, fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err)
 		}
 		return true, fn(string(k[len(p):]), it)
