@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -76,6 +77,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(stderr, cfg.Log)
+	setMemoryLimit(cfg.MemoryLimitBytes, log)
 	b, err := NewBridge(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
@@ -98,6 +100,19 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit applies memory_limit_bytes, unless GOMEMLIMIT, which the
+// runtime has already applied, says otherwise.
+func setMemoryLimit(limit int64, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		log.Debug("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
+		return
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+		log.Debug("memory limit", "bytes", limit)
+	}
 }
 
 // newLogger builds the slog logger the config asks for.

@@ -22,6 +22,10 @@ type Config struct {
 	Delivery      Delivery       `koanf:"delivery"`
 	Sources       []Source       `koanf:"sources"`
 	Subscriptions []Subscription `koanf:"subscriptions"`
+	// MemoryLimitBytes is the Go runtime's soft memory limit: past it the
+	// garbage collector works harder rather than let the heap grow to
+	// twice what is live. 0 turns it off; GOMEMLIMIT, when set, wins.
+	MemoryLimitBytes int64 `koanf:"memory_limit_bytes"`
 }
 
 // Storage says where Badger keeps its files.

@@ -27,6 +27,9 @@ func validate(c *Config, p *problems) {
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
 		p.add("listen", "must be host:port, e.g. 127.0.0.1:8787")
 	}
+	if c.MemoryLimitBytes < 0 {
+		p.add("memory_limit_bytes", "must be 0 (no limit) or more")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
