@@ -53,6 +53,7 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(st.Collectors()...)
 	b := &Bridge{
 		log: log, st: st, reg: reg, ln: ln, cfg: cfg, started: make(chan struct{}),
 		poller: poller.NewManager(st, poller.NewMetrics(reg), log),

@@ -18,11 +18,26 @@ type change struct {
 	prev, next *store.Delivery
 }
 
+// recordRetry is how often outcomes the store refused are offered again.
+// A refused commit costs one statfs and no I/O, and no request is sent
+// meanwhile, so retrying often costs nothing and resumes within a second
+// of the disk having room again.
+const recordRetry = time.Second
+
 // commit records a batch of attempt outcomes in one transaction: each
 // attempt, what comes next for its delivery, and the endpoint's health.
 // New outbox events are fanned out in the same transaction: under load the
 // fsync per commit is the pipeline's cost, and this halves the count.
+// Outcomes an earlier commit could not record go first; batch may be nil
+// to retry just those.
 func (n *Notifier) commit(s *state, batch []result) {
+	if len(s.unrecorded) > 0 {
+		batch = append(s.unrecorded, batch...)
+		s.unrecorded = nil
+	}
+	if len(batch) == 0 {
+		return
+	}
 	now := n.now()
 	subs := n.subList()
 	var changes []change
@@ -92,30 +107,29 @@ func (n *Notifier) commit(s *state, batch []result) {
 		_, err := n.fanoutTxn(t, subs, now, added)
 		return err
 	})
-	for _, r := range batch {
-		k := key(r.sub, r.eventID)
-		rk, ok := s.inflight[k]
-		if !ok {
-			continue
-		}
-		delete(s.inflight, k)
-		if rk != "" {
-			if s.busyResources[rk]--; s.busyResources[rk] <= 0 {
-				delete(s.busyResources, rk)
-			}
-		}
-		n.mu.Lock()
-		if ss := n.subs[r.sub]; ss != nil {
-			ss.inflight--
-		}
-		n.mu.Unlock()
-	}
 	if err != nil {
-		// The deliveries stay due as they were and are attempted again:
-		// a duplicate at worst, never a loss.
-		n.log.Error("recording delivery outcomes failed", "error", err.Error(), "count", len(batch))
+		// Most likely the disk is full and the store refuses writes.
+		// Forgetting the outcomes would send every delivery again at once
+		// and fail to record it again: a loop hammering receivers with
+		// duplicates. Instead they are kept, their deliveries stay in
+		// flight (so nothing is sent twice, and a subscription whose
+		// max_in_flight is taken up sends nothing more), and Run offers
+		// them again every recordRetry. Should pollrelay stop first, the
+		// deliveries are still due in the store and are sent again after
+		// the restart, with the same webhook-id.
+		if !s.recordFailing {
+			n.log.Error("recording delivery outcomes failed; they are kept and recorded when the store takes writes again, and nothing more is sent meanwhile",
+				"error", err.Error(), "count", len(batch))
+			s.recordFailing = true
+		}
+		s.unrecorded, s.retryAt = batch, now.Add(recordRetry)
 		return
 	}
+	if s.recordFailing {
+		n.log.Info("delivery outcomes recorded again", "count", len(batch))
+		s.recordFailing = false
+	}
+	n.release(s, batch)
 	n.addPending(added)
 	n.mu.Lock()
 	for sub, h := range health {
@@ -139,6 +153,28 @@ func (n *Notifier) commit(s *state, batch []result) {
 		if c.next.State == store.Delivered && c.next.Attempts == c.next.Round {
 			n.metrics.lag.Observe(now.Sub(c.next.EventAt).Seconds())
 		}
+	}
+}
+
+// release frees the in-flight slots of a batch's deliveries.
+func (n *Notifier) release(s *state, batch []result) {
+	for _, r := range batch {
+		k := key(r.sub, r.eventID)
+		rk, ok := s.inflight[k]
+		if !ok {
+			continue
+		}
+		delete(s.inflight, k)
+		if rk != "" {
+			if s.busyResources[rk]--; s.busyResources[rk] <= 0 {
+				delete(s.busyResources, rk)
+			}
+		}
+		n.mu.Lock()
+		if ss := n.subs[r.sub]; ss != nil {
+			ss.inflight--
+		}
+		n.mu.Unlock()
 	}
 }
 

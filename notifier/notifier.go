@@ -87,6 +87,33 @@ type state struct {
 	// resource is the only one that may go, but a redelivery can put an
 	// older event back at the head while a later one is being sent.
 	busyResources map[string]int
+	// unrecorded are outcomes of attempts made whose commit the store
+	// refused, kept with their deliveries in flight until retryAt; see
+	// commit. recordFailing is set from the first refusal to the next
+	// success, so each is logged once.
+	unrecorded    []result
+	retryAt       time.Time
+	recordFailing bool
+	// lastErr is the fan-out or dispatch failure last logged, by stage,
+	// so a store that keeps refusing is not logged every second.
+	lastErr map[string]string
+}
+
+// sending counts attempts still out, not counting those whose outcome is
+// held unrecorded.
+func (s *state) sending() int { return len(s.inflight) - len(s.unrecorded) }
+
+// failed logs a stage's failure when it differs from the last one logged,
+// and the stage's recovery (err nil) once.
+func (s *state) failed(stage string, err error) {
+	switch {
+	case err == nil && s.lastErr[stage] != "":
+		s.n.log.Info(stage+" works again", "after", s.lastErr[stage])
+		delete(s.lastErr, stage)
+	case err != nil && err.Error() != s.lastErr[stage]:
+		s.n.log.Error(stage+" failed", "error", err.Error())
+		s.lastErr[stage] = err.Error()
+	}
 }
 
 // New returns a notifier. Call SetSubscriptions, then Run.
@@ -236,21 +263,30 @@ func (n *Notifier) do(ctx context.Context, op func(*state) error) error {
 // unfinished stays due in the store and is sent after the next start.
 func (n *Notifier) Run(ctx context.Context) error {
 	defer close(n.done)
-	s := &state{n: n, inflight: map[string]string{}, busyResources: map[string]int{}}
+	s := &state{n: n, inflight: map[string]string{}, busyResources: map[string]int{}, lastErr: map[string]string{}}
 	if err := n.load(); err != nil {
 		return err
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		more, err := n.fanout()
-		if err != nil {
-			n.log.Error("fan-out failed", "error", err.Error())
+		if len(s.unrecorded) > 0 && !n.now().Before(s.retryAt) {
+			n.commit(s, nil)
 		}
+		more, ferr := n.fanout()
+		s.failed("fan-out", ferr)
 		next, err := n.dispatch(s)
+		s.failed("dispatch", err)
 		if err != nil {
-			n.log.Error("dispatch failed", "error", err.Error())
 			next = n.now().Add(time.Second)
+		}
+		if ferr != nil {
+			// The outbox still holds what failed: look again soon rather
+			// than at the next event, which may be far off.
+			next = earliest(next, n.now().Add(time.Second))
+		}
+		if len(s.unrecorded) > 0 {
+			next = earliest(next, s.retryAt)
 		}
 		n.updateGauges()
 		wait := time.Hour
@@ -283,6 +319,14 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 }
 
+// earliest is the earlier of two times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
 // collect gathers r and whatever other results are ready, so a burst of
 // outcomes is committed with one fsync.
 func (n *Notifier) collect(r result) []result {
@@ -300,14 +344,15 @@ func (n *Notifier) collect(r result) []result {
 
 // drain waits for in-flight deliveries until the grace period ends, then
 // cancels the rest. A cancelled attempt is not recorded, so its delivery
-// stays due as it was and is sent after the next start.
+// stays due as it was and is sent after the next start; so is one whose
+// outcome the store still refuses at the end.
 func (n *Notifier) drain(s *state) error {
-	if len(s.inflight) > 0 {
-		n.log.Info("waiting for in-flight deliveries", "count", len(s.inflight), "grace", n.grace.String())
+	if s.sending() > 0 {
+		n.log.Info("waiting for in-flight deliveries", "count", s.sending(), "grace", n.grace.String())
 	}
 	deadline := time.NewTimer(n.grace)
 	defer deadline.Stop()
-	for len(s.inflight) > 0 {
+	for s.sending() > 0 {
 		select {
 		case r := <-n.results:
 			n.commit(s, n.collect(r))
@@ -315,6 +360,13 @@ func (n *Notifier) drain(s *state) error {
 			n.cancelSend()
 			deadline.Reset(time.Hour)
 		}
+	}
+	n.commit(s, nil)
+	if len(s.unrecorded) > 0 {
+		n.log.Warn("stopping with delivery outcomes the store refused; those deliveries are sent again after the restart, with the same webhook-id",
+			"count", len(s.unrecorded))
+		n.release(s, s.unrecorded)
+		s.unrecorded = nil
 	}
 	n.cancelSend()
 	n.workers.Wait()

@@ -51,6 +51,7 @@ type Store struct {
 	onEvent []func() // called after a commit that added events to the outbox
 
 	floors floors // where queue scans may start; see floors.go
+	space  *space // refuses writes as the disk fills; nil in memory
 }
 
 // Open opens (or creates) the database. Badger replays its log on open, so a
@@ -98,7 +99,11 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	return &Store{db: db, log: log}, nil
+	s := &Store{db: db, log: log}
+	if !opts.InMemory {
+		s.space = newSpace(opts.Path, log)
+	}
+	return s, nil
 }
 
 // checkDir gives a clear error for a directory that can't be used, before
@@ -122,8 +127,12 @@ func checkDir(path string) error {
 	return checkSpace(path)
 }
 
-// Close flushes and closes the database.
+// Close flushes and closes the database. On a device too full for the
+// flush it leaves the database as a killed process would; see spaceToClose.
 func (s *Store) Close() error {
+	if err := s.spaceToClose(); err != nil {
+		return err
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -162,6 +171,9 @@ type Txn struct {
 	written map[string][]byte // lowest key written per floored range
 	// maxSize and maxCount are where Full says stop: half Badger's limits.
 	maxSize, maxCount int64
+	// newData is set by a write that is not delivery bookkeeping: such a
+	// commit is refused sooner as the disk fills (see ReserveSpace).
+	newData bool
 }
 
 // Update runs fn in a read-write transaction and commits it, retrying on a
@@ -170,6 +182,9 @@ func (s *Store) Update(fn func(*Txn) error) error {
 	for attempt := 0; ; attempt++ {
 		t := s.newTxn(true)
 		err := fn(t)
+		if err == nil {
+			err = s.admit(t)
+		}
 		if err == nil {
 			err = t.txn.Commit()
 		}
@@ -240,7 +255,10 @@ func (b *Batch) commit() error {
 	}
 	t := b.t
 	b.t = nil
-	err := t.txn.Commit()
+	err := b.s.admit(t)
+	if err == nil {
+		err = t.txn.Commit()
+	}
 	t.txn.Discard()
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -260,11 +278,42 @@ func (b *Batch) Discard() {
 	}
 }
 
+// admit checks a commit against the free space before Badger writes it
+// into its mapped files, where a full disk is a SIGBUS, not an error. A
+// transaction that wrote nothing (the notifier fans out an empty outbox on
+// every turn of its loop) commits nothing, so it is neither checked nor
+// refused, and an idle pollrelay makes no statfs calls.
+func (s *Store) admit(t *Txn) error {
+	if t.count == 0 {
+		return nil
+	}
+	return s.space.admit(t.newData)
+}
+
 func (t *Txn) set(key, val []byte) error {
 	t.size += int64(len(key) + len(val) + 32)
 	t.count++
 	t.track(key)
+	if !deliveryRecord(key) {
+		t.newData = true
+	}
 	return t.txn.Set(key, val)
+}
+
+// deliveryRecord reports whether key is part of delivering events already
+// stored (a delivery, its schedule and resource order, its attempts, its
+// subscription's health), which may still be written while the disk is
+// too full for new data: finishing deliveries is what a full disk should
+// not stop. Deletes never count as new data.
+func deliveryRecord(key []byte) bool {
+	if len(key) < 2 || key[1] != '/' {
+		return false
+	}
+	switch key[0] {
+	case 'd', 'q', 'r', 'a', 'u':
+		return true
+	}
+	return false
 }
 
 func (t *Txn) del(key []byte) error {
