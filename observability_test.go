@@ -42,7 +42,8 @@ func TestMetricsLint(t *testing.T) {
 		"pollrelay_transitions_total", "pollrelay_deliveries_total", "pollrelay_delivery_duration_seconds",
 		"pollrelay_delivery_queue", "pollrelay_upstream_requests_total", "pollrelay_source_up",
 		"pollrelay_source_last_success_timestamp_seconds", "pollrelay_config_last_reload_successful",
-		"pollrelay_config_last_reload_success_timestamp_seconds", "go_goroutines", "process_resident_memory_bytes",
+		"pollrelay_config_last_reload_success_timestamp_seconds", "pollrelay_store_free_bytes",
+		"pollrelay_store_writes_refused_total", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !have[name] {
 			t.Errorf("metric %s is not exposed", name)

@@ -69,7 +69,6 @@ sources:
     url: %s/v1/tasks
     interval: 1s
     timeout: 900ms
-    max_backoff: 1s
     items: '.data[]'
 subscriptions:
   - name: app

@@ -200,8 +200,9 @@ func (l *loop) setAsked(d time.Duration) {
 	l.st.Interval = max(l.src.Interval, d).String()
 }
 
-// nextPoll is the next grid slot, pushed back after consecutive failures
-// (exponentially, up to max_backoff) or for as long as a 429/503 asked.
+// nextPoll is the next grid slot, pushed back after consecutive upstream
+// failures (exponentially, up to max_backoff) or for as long as a 429/503
+// asked.
 // A watch round spreads its requests over the interval itself, so rounds
 // follow each other an interval apart (at once if one overran): each id
 // is polled once per interval.
@@ -230,6 +231,12 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 	if pe, ok := errors.AsType[*PollError](err); ok && pe.RetryAfter > 0 {
 		l.st.PausedUntil = now.Add(pe.RetryAfter)
 		return l.st.PausedUntil
+	}
+	// A store that refused the poll's writes (a full disk, say) is not the
+	// upstream's fault: backing off would only delay noticing that it takes
+	// writes again.
+	if pe, ok := errors.AsType[*PollError](err); ok && pe.Outcome == OutcomeStore {
+		return next
 	}
 	if l.st.Failures > 1 {
 		back := iv << min(l.st.Failures-1, 16)
