@@ -156,7 +156,26 @@ func (n *Notifier) commit(s *state, batch []result) {
 	}
 }
 
-// release frees the in-flight slots of a batch's deliveries.
+// answered frees the request slots (max_in_flight) of attempts that have
+// their answer. Their deliveries stay in flight, and their resources busy,
+// until the outcome is recorded (release): Run sends the next requests
+// before it commits these outcomes, so the receiver works while the
+// commit waits for its fsync, instead of one after the other.
+func (n *Notifier) answered(s *state, batch []result) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, r := range batch {
+		if _, ok := s.inflight[key(r.sub, r.eventID)]; !ok {
+			continue
+		}
+		if ss := n.subs[r.sub]; ss != nil && ss.inflight > 0 {
+			ss.inflight--
+		}
+	}
+}
+
+// release forgets the deliveries of a batch whose outcomes are recorded,
+// so they and the next events of their resources may be sent.
 func (n *Notifier) release(s *state, batch []result) {
 	for _, r := range batch {
 		k := key(r.sub, r.eventID)
@@ -170,11 +189,6 @@ func (n *Notifier) release(s *state, batch []result) {
 				delete(s.busyResources, rk)
 			}
 		}
-		n.mu.Lock()
-		if ss := n.subs[r.sub]; ss != nil {
-			ss.inflight--
-		}
-		n.mu.Unlock()
 	}
 }
 

@@ -35,8 +35,13 @@ func resourceKey(d *store.Delivery) string {
 
 // dispatch starts every due delivery that may go now and returns when the
 // next one falls due (zero if none is queued). Disabled subscriptions are
-// skipped whole: their deliveries stay queued until re-enabled.
+// skipped whole: their deliveries stay queued until re-enabled. Nothing
+// is sent while outcomes wait to be recorded (see commit): sending more
+// would only pile up outcomes the store refuses.
 func (n *Notifier) dispatch(s *state) (time.Time, error) {
+	if len(s.unrecorded) > 0 {
+		return time.Time{}, nil
+	}
 	now := n.now()
 	var next time.Time
 	for _, ss := range n.subList() {

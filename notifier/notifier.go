@@ -304,7 +304,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case <-n.wake:
 		case <-timer.C:
 		case r := <-n.results:
-			n.commit(s, n.collect(r))
+			batch := n.collect(r)
+			n.answered(s, batch)
+			// The next requests go out before this batch's fsync.
+			_, err := n.dispatch(s)
+			s.failed("dispatch", err)
+			n.commit(s, batch)
 		case op := <-n.ops:
 			if err := op(s); err != nil {
 				n.log.Debug("operation failed", "error", err.Error())
@@ -355,7 +360,9 @@ func (n *Notifier) drain(s *state) error {
 	for s.sending() > 0 {
 		select {
 		case r := <-n.results:
-			n.commit(s, n.collect(r))
+			batch := n.collect(r)
+			n.answered(s, batch)
+			n.commit(s, batch)
 		case <-deadline.C:
 			n.cancelSend()
 			deadline.Reset(time.Hour)
