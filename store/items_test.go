@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/event"
 )
 
 // An item's object is stored apart from its record; every way of reading
@@ -81,6 +83,51 @@ func TestItemObjectStoredApart(t *testing.T) {
 			t.Errorf("a's object outlived it: %s", v)
 		}
 		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// EventMeta picks out the same fields a full decode gives, whatever they
+// hold.
+func TestEventMetaMatchesEvent(t *testing.T) {
+	s := openStore(t)
+	events := []*event.Event{
+		{ID: "01A", Type: "video.ready", Kind: "changed", Source: "videos", ItemID: "v_1", CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC),
+			Current: json.RawMessage(`{"type":"not this","id":"nor this"}`), Object: json.RawMessage(`{"item_id":"x"}`)},
+		{ID: "01B", Type: "a\"b\\c é\n", Kind: "created", Source: "s", ItemID: "\u2028id", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))},
+		{ID: "01C"},
+	}
+	err := s.Update(func(tx *Txn) error {
+		for _, e := range events {
+			if err := tx.AddEvent(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Txn) error {
+		for _, e := range events {
+			full, err := tx.Event(e.ID)
+			if err != nil {
+				return err
+			}
+			meta, err := tx.EventMeta(e.ID)
+			if err != nil {
+				return err
+			}
+			want := event.Event{ID: full.ID, Type: full.Type, Kind: full.Kind, Source: full.Source, ItemID: full.ItemID}
+			got := *meta
+			got.CreatedAt = time.Time{}
+			if !reflect.DeepEqual(got, want) || !meta.CreatedAt.Equal(full.CreatedAt) {
+				t.Errorf("EventMeta(%s) = %+v, want %+v at %v", e.ID, meta, want, full.CreatedAt)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
