@@ -166,7 +166,13 @@ type env struct {
 // cleanup) shuts both down.
 func start(t *testing.T, dir string, subs []*Subscription, o Options) *env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return startLogging(t, dir, subs, o, slog.LevelDebug)
+}
+
+// startLogging is start with the notifier's log lines below level dropped.
+func startLogging(t *testing.T, dir string, subs []*Subscription, o Options, level slog.Level) *env {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	st, err := store.Open(store.Options{Path: dir, Logger: log})
 	if err != nil {
 		t.Fatal(err)
