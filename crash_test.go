@@ -23,6 +23,15 @@ var (
 )
 
 // binary builds the pollrelay binary once per test run.
+// TestMain removes the binary the tests built, which outlives any one test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func binary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
