@@ -103,7 +103,12 @@ func (x *Index) load(st *store.Store, sizeHint int) error {
 			if !ok {
 				s = uint32(len(x.states))
 				x.states = append(x.states, bytes.Clone(it.State))
-				known[string(it.State)] = s
+				// A source whose states are unique to each item (objects
+				// with a timestamp, say) would make the map cost more than
+				// it saves.
+				if len(known) < 4096 {
+					known[string(it.State)] = s
+				}
 			}
 			x.state = append(x.state, s)
 			if it.Pending != nil {
