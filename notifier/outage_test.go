@@ -125,6 +125,9 @@ type memSample struct {
 // Not parallel: the heap is the process's, and another test running beside
 // this one would be measured with it.
 func TestReceiverOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tens of thousands of attempts: ~25 s, ~110 s with -race")
+	}
 	synctest.Test(t, func(t *testing.T) {
 		const (
 			pollEvery = 10 * time.Second
