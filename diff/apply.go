@@ -205,8 +205,14 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 		Now:          l.p.Now,
 	})
 	settled := l.p.Complete && l.held == 0 && !pendingChange(changes) && !(l.gone == nil && l.x.pendingUnseen())
-	tracked := l.x.Len() + added - len(l.gone)
-	res := Result{HeldDeletes: l.held}
+	tracked := l.x.Len() + l.x.early + added - len(l.gone)
+	res := Result{HeldDeletes: l.held, Changes: l.x.early}
+	for ws, n := range l.x.earlyWatches {
+		if res.WatchesAdded == nil {
+			res.WatchesAdded = map[string]int{}
+		}
+		res.WatchesAdded[ws] += n
+	}
 	return res, write(ctx, st, l.src, l.p, &res, changes, prev, writeState{
 		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked,
 	})

@@ -2,6 +2,7 @@ package diff
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -52,6 +53,14 @@ type Index struct {
 	next     int
 	filtered bool
 	dups     duplicates
+
+	// baseline is set when the poll records the source's baseline without
+	// events: its new items may then be stored ahead (StoreNew). early
+	// counts the items so stored, and earlyWatches the watches they
+	// started, for Apply's result.
+	baseline     bool
+	early        int
+	earlyWatches map[string]int
 }
 
 type bitset []uint64
@@ -92,6 +101,11 @@ func (x *Index) load(st *store.Store, sizeHint int) error {
 	rules := sortedKeys(stalls)
 	known := map[string]uint32{}
 	err := st.View(func(t *store.Txn) error {
+		ss, err := t.SourceState(x.src.Name)
+		if err != nil {
+			return err
+		}
+		x.baseline = !ss.Baselined && !x.src.EmitExisting
 		return t.ScanItemHeads(x.src.Name, func(id []byte, it *store.Item) error {
 			i := len(x.ends)
 			if len(x.ids)+len(id) > math.MaxUint32 {
@@ -222,6 +236,65 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 		out = append(out, own(ob))
 	}
 	return out, nil
+}
+
+// StoreNew stores, ahead of the rest of the listing, the items of obs
+// (what Filter returned) that are not stored yet, when the poll records
+// the source's baseline without events; it returns the observations left
+// for Apply. A baseline keeps every item it sees, with its object, until
+// it is written: a first poll of a million items held over a GiB. Writing
+// them page by page decides nothing early, because a baseline emits
+// nothing: if the poll fails later, the items are there, unchanged, for
+// the next baseline to find; watch_from watches start for items that
+// exist. The baseline flag is still written last, by Apply.
+func (x *Index) StoreNew(ctx context.Context, st *store.Store, obs []Observation, now time.Time, watchers []*config.Source) ([]Observation, error) {
+	if !x.baseline {
+		return obs, nil
+	}
+	var rest []Observation
+	var changes []Change
+	for _, ob := range obs {
+		if x.find(ob.ID) >= 0 {
+			rest = append(rest, ob)
+			continue
+		}
+		changes = append(changes, created(ob, Options{Baseline: true, Now: now}))
+	}
+	if len(changes) == 0 {
+		return rest, nil
+	}
+	var res Result
+	_, err := retry(func(int) (Result, error) {
+		res = Result{}
+		b := st.NewBatch()
+		defer b.Discard()
+		for _, c := range changes {
+			err := b.Group(func(t *store.Txn) error {
+				if err := t.PutItem(x.src.Name, c.ID, c.Item); err != nil {
+					return err
+				}
+				return watchFrom(t, watchers, c, nil, now, &res)
+			})
+			if err != nil {
+				return Result{}, fmt.Errorf("write %s: %w", x.src.Name, err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			return Result{}, fmt.Errorf("write %s: %w", x.src.Name, err)
+		}
+		return Result{}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	x.early += len(changes)
+	for ws, n := range res.WatchesAdded {
+		if x.earlyWatches == nil {
+			x.earlyWatches = map[string]int{}
+		}
+		x.earlyWatches[ws] += n
+	}
+	return rest, ctx.Err()
 }
 
 // own copies what an observation shares with its page.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -26,11 +27,12 @@ const streamSource = `  - name: s
 `
 
 // TestFilteredPagesMatchCompare runs random sequences of polls, with ids
-// repeated, missing, new and changing, and 304 answers, into two stores: one Apply is given
-// each listing whole, the other has it filtered page by page through the
-// index as the poller does with a long listing. Before every poll, the
-// pure Compare over all stored records says what must happen; both must
-// report exactly those transitions and store exactly its records.
+// repeated, missing, new and changing, and 304 answers, into two stores:
+// one Apply is given each listing whole, the other has it filtered page
+// by page through the index as the poller does with a long listing (a
+// baseline's new items stored page by page). Before every poll, the pure
+// Compare over all stored records says what must happen; both must report
+// exactly those transitions and store exactly its records.
 func TestFilteredPagesMatchCompare(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -70,6 +72,9 @@ func TestFilteredPagesMatchCompare(t *testing.T) {
 						break
 					}
 					k, err := x.Filter(page, now)
+					if err == nil {
+						k, err = x.StoreNew(context.Background(), paged.st, k, now, nil)
+					}
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -176,4 +181,90 @@ func dump(t *testing.T, d *db) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A baseline filtered page by page stores its new items as the pages
+// come, starting their watch_from watches, and Apply then records the
+// baseline with the right counts and no events. A poll that fails after
+// storing some pages leaves those items for the next baseline, which
+// still emits nothing.
+func TestBaselineStoredAhead(t *testing.T) {
+	ctx := context.Background()
+	list := parseSource(t, "  - {name: l, url: 'https://x.test/l', items: '.data[]'}\n")
+	ws := parseSource(t, "  - {name: w, url: 'https://x.test/t/{id}', terminal: [ready]}\n")
+	ws.WatchFrom = "l"
+	watchers := []*config.Source{ws}
+	var obs []Observation
+	for i := range 30 {
+		obs = append(obs, ob(fmt.Sprintf("i%02d", i), []string{"queued", "ready", "processing"}[i%3]))
+	}
+	pages := slices.Collect(slices.Chunk(obs, 7))
+
+	// The whole poll, page by page.
+	d := newDB(t)
+	x := LoadIndex(d.st, list, 0)
+	var rest []Observation
+	for i, page := range pages {
+		k, err := x.Filter(page, t0)
+		if err == nil {
+			k, err = x.StoreNew(ctx, d.st, k, t0, watchers)
+		}
+		if err != nil || len(k) != 0 {
+			t.Fatalf("page %d: %d left for Apply, %v", i, len(k), err)
+		}
+		if got := d.count("l"); got != min(7*(i+1), 30) {
+			t.Fatalf("after page %d, %d items stored", i, got)
+		}
+		rest = append(rest, k...)
+	}
+	res, err := Apply(ctx, d.st, list, Poll{Observations: rest, Complete: true, Now: t0, Index: x, Watchers: watchers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Baseline || res.Tracked != 30 || res.Changes != 30 || len(res.Events) != 0 || res.WatchesAdded["w"] != 20 {
+		t.Fatalf("baseline %v, tracked %d, changes %d, events %d, watches %v", res.Baseline, res.Tracked, res.Changes, len(res.Events), res.WatchesAdded)
+	}
+	if !d.sourceState("l").Baselined || d.watch("i00") == nil || d.watch("i01") != nil {
+		t.Fatalf("baselined %v, i00 watched %v, i01 (ready) watched %v", d.sourceState("l").Baselined, d.watch("i00") != nil, d.watch("i01") != nil)
+	}
+	if it := d.item("l", "i05"); it == nil || string(it.Object) != string(obs[5].Object) {
+		t.Fatalf("i05 stored as %+v", it)
+	}
+
+	// The same poll failing after two pages: the next baseline, given the
+	// listing whole, finds those two pages stored and still emits nothing.
+	d = newDB(t)
+	x = LoadIndex(d.st, list, 0)
+	for _, page := range pages[:2] {
+		k, err := x.Filter(page, t0)
+		if err == nil {
+			_, err = x.StoreNew(ctx, d.st, k, t0, watchers)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.sourceState("l").Baselined || d.count("l") != 14 {
+		t.Fatalf("a failed poll marked the baseline, or stored %d items", d.count("l"))
+	}
+	res, err = Apply(ctx, d.st, list, Poll{Observations: obs, Complete: true, Now: t0.Add(time.Minute), Watchers: watchers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Baseline || res.Tracked != 30 || len(res.Events) != 0 || len(d.events()) != 0 {
+		t.Fatalf("the next baseline: baseline %v, tracked %d, events %v", res.Baseline, res.Tracked, d.events())
+	}
+}
+
+func (d *db) item(source, id string) *store.Item {
+	d.t.Helper()
+	var it *store.Item
+	if err := d.st.View(func(t *store.Txn) error {
+		var err error
+		it, err = t.Item(source, id)
+		return err
+	}); err != nil {
+		d.t.Fatal(err)
+	}
+	return it
 }

@@ -168,6 +168,89 @@ func BenchmarkTrackedMillion(b *testing.B) {
 		return nil
 	})
 
+	src, f := millionUpstream(b, n, pageSize, log)
+
+	if st, err = store.Open(store.Options{Path: dir, Logger: log}); err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	// Return what writing the items used to the OS, so the RSS is the
+	// reopened store's; and reset the peak so it covers only the poll.
+	debug.FreeOSMemory()
+	idle := procStatus(b, "VmRSS:")
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	ctx := context.Background()
+	peaks := samplePeaks(b)
+	b.ResetTimer()
+	for b.Loop() {
+		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src, n) }}
+		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
+		if err != nil || !lst.complete {
+			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
+		}
+		res, err := diff.Apply(ctx, st, src, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
+		if err != nil || res.Changes != 0 || res.Tracked != n {
+			b.Fatalf("poll: %d changes, %d tracked, %v", res.Changes, res.Tracked, err)
+		}
+	}
+	peakAnon, peakFile := peaks()
+	// ResetTimer drops reported metrics, so all are reported here.
+	b.ReportMetric(float64(disk)/(1<<20), "disk-MiB")
+	b.ReportMetric(idle, "idle-rss-MiB")
+	b.ReportMetric(peakAnon, "anon-MiB")
+	b.ReportMetric(peakFile, "file-MiB")
+	b.ReportMetric(procStatus(b, "VmHWM:"), "rss-MiB")
+}
+
+// BenchmarkBaselineMillion is a source's first poll of 1,000,000 items in
+// 1,000 pages into an empty store: the baseline, whose new items are
+// stored page by page. It reports the peak RSS (as BenchmarkTrackedMillion
+// does) and how long the poll took.
+//
+//	go test ./poller/ -run '^$' -bench BaselineMillion -benchtime 1x
+func BenchmarkBaselineMillion(b *testing.B) {
+	const n, pageSize = 1_000_000, 1_000
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(config.DefaultMemoryLimit))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	src, f := millionUpstream(b, n, pageSize, log)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		st, err := store.Open(store.Options{Path: b.TempDir(), Logger: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		debug.FreeOSMemory()
+		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+		peaks := samplePeaks(b)
+		b.StartTimer()
+		now := time.Now()
+		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src, 0) },
+			store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
+				return x.StoreNew(ctx, st, obs, now, nil)
+			}}
+		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
+		if err != nil || !lst.complete {
+			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
+		}
+		res, err := diff.Apply(ctx, st, src, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
+		if err != nil || !res.Baseline || res.Tracked != n || len(res.Events) != 0 {
+			b.Fatalf("poll: baseline %v, %d tracked, %d events, %v", res.Baseline, res.Tracked, len(res.Events), err)
+		}
+		b.StopTimer()
+		peakAnon, peakFile := peaks()
+		b.ReportMetric(peakAnon, "anon-MiB")
+		b.ReportMetric(peakFile, "file-MiB")
+		b.ReportMetric(procStatus(b, "VmHWM:"), "rss-MiB")
+		st.Close()
+		b.StartTimer()
+	}
+}
+
+// millionUpstream serves n generated items in pages of pageSize with a
+// `next` cursor, and returns a paginated source for it with its fetcher.
+func millionUpstream(b *testing.B, n, pageSize int, log *slog.Logger) (*config.Source, *fetcher) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		from, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
 		page := []byte(`{"data":[`)
@@ -187,21 +270,16 @@ func BenchmarkTrackedMillion(b *testing.B) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(page)
 	}))
-	defer upstream.Close()
+	b.Cleanup(upstream.Close)
 	src := source(&testing.T{}, strings.Replace(benchSource, "http://127.0.0.1:1/v1/videos", upstream.URL, 1)+
 		"    pagination: {next: .next, param: cursor, max_pages: 2000}\n")
-	f := newFetcher(src, log, func(int) {}, nil)
+	return src, newFetcher(src, log, func(int) {}, nil)
+}
 
-	if st, err = store.Open(store.Options{Path: dir, Logger: log}); err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	// Return what writing the items used to the OS, so the RSS is the
-	// reopened store's; and reset the peak so it covers only the poll.
-	debug.FreeOSMemory()
-	idle := procStatus(b, "VmRSS:")
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	ctx := context.Background()
+// samplePeaks samples the process's anonymous and file-backed RSS until
+// the function it returns is called, which returns their peaks in MiB:
+// VmHWM gives only their sum.
+func samplePeaks(b *testing.B) func() (anon, file float64) {
 	var peakAnon, peakFile float64
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
@@ -219,26 +297,11 @@ func BenchmarkTrackedMillion(b *testing.B) {
 			}
 		}
 	}()
-	b.ResetTimer()
-	for b.Loop() {
-		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src, n) }}
-		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
-		if err != nil || !lst.complete {
-			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
-		}
-		res, err := diff.Apply(ctx, st, src, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
-		if err != nil || res.Changes != 0 || res.Tracked != n {
-			b.Fatalf("poll: %d changes, %d tracked, %v", res.Changes, res.Tracked, err)
-		}
+	return func() (float64, float64) {
+		close(stop)
+		<-sampled
+		return peakAnon, peakFile
 	}
-	close(stop)
-	<-sampled
-	// ResetTimer drops reported metrics, so all are reported here.
-	b.ReportMetric(float64(disk)/(1<<20), "disk-MiB")
-	b.ReportMetric(idle, "idle-rss-MiB")
-	b.ReportMetric(peakAnon, "anon-MiB")
-	b.ReportMetric(peakFile, "file-MiB")
-	b.ReportMetric(procStatus(b, "VmHWM:"), "rss-MiB")
 }
 
 // procStatus reads a kB field of /proc/self/status in MiB.

@@ -60,6 +60,9 @@ type stream struct {
 	// loading it.
 	index *diff.Index
 	load  func() *diff.Index
+	// store, when set, stores what a baseline may store ahead of Apply
+	// (Index.StoreNew).
+	store func(*diff.Index, []diff.Observation) ([]diff.Observation, error)
 	// kept is about what the unfiltered observations hold alive, and
 	// filtered how many observations at the start have been filtered.
 	kept     int
@@ -91,6 +94,9 @@ func (s *stream) page(out *listing, obs []diff.Observation, body int, more bool)
 		}
 	}
 	kept, err := s.index.Filter(out.obs[s.filtered:], s.now)
+	if err == nil && s.store != nil {
+		kept, err = s.store(s.index, kept)
+	}
 	if err != nil {
 		return err
 	}
