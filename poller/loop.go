@@ -80,6 +80,9 @@ type loop struct {
 	// lastErr is the failure last logged, so a repeated failure is logged
 	// once and its recovery once; truncated likewise for max_pages.
 	lastErr string
+	// storeErrs are the store failures of watch rounds last logged, by
+	// what failed (see noteStoreErr).
+	storeErrs map[string]string
 	// secrets are the source's credentials, cut from every error shown.
 	secrets   []string
 	truncated bool

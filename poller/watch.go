@@ -195,10 +195,9 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 	}
 	l.setPaused(time.Time{})
 	if l.sched != nil {
-		if err := l.saveHistograms(); err != nil {
-			// Only the learning is lost; the round's results are stored.
-			l.log.Warn("save histograms", "error", err.Error())
-		}
+		// Only the learning is lost on a failure; the round's results are
+		// stored.
+		l.noteStoreErr("save histograms", l.saveHistograms())
 	}
 	if ok > 0 {
 		l.setAsked(asked)
@@ -277,10 +276,27 @@ func (l *loop) applyWatches(obs []diff.WatchObservation) error {
 	l.mu.Unlock()
 	l.m.metrics.tracked.WithLabelValues(l.src.Name).Set(float64(tracked))
 	l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(active))
-	if err != nil {
-		l.log.Warn("write watch results", "error", err.Error())
-	}
+	l.noteStoreErr("write watch results", err)
 	return err
+}
+
+// noteStoreErr logs a failure to store a watch round's results or
+// learning once until it changes, and the next success once: a store that
+// refuses writes (a full disk) would otherwise be logged every round.
+func (l *loop) noteStoreErr(what string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.storeErrs == nil {
+		l.storeErrs = map[string]string{}
+	}
+	switch {
+	case err != nil && err.Error() != l.storeErrs[what]:
+		l.log.Warn(what, "error", err.Error())
+		l.storeErrs[what] = err.Error()
+	case err == nil && l.storeErrs[what] != "":
+		l.log.Info(what + " works again")
+		delete(l.storeErrs, what)
+	}
 }
 
 // noteFailures logs a round in which some watches failed, once until the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,5 +359,31 @@ func TestReloadChangesWatchSources(t *testing.T) {
 	}
 	if got := h.status("task").WatchesActive; got != 3 {
 		t.Errorf("watches active = %d, want 3", got)
+	}
+}
+
+// A store that keeps refusing a watch round's writes is logged once, not
+// every round, and its recovery once.
+func TestWatchStoreErrorsLoggedOnce(t *testing.T) {
+	log, buf := captureLogger()
+	h := newHarnessLog(t, nil, log)
+	l := newLoop(h.m, source(t, "  - {name: w, url: 'http://127.0.0.1:1/t/{id}', ids: [a]}\n"))
+	full := errors.New("store /data: less than 64 MiB free: no space left on device")
+	for range 5 {
+		l.noteStoreErr("write watch results", full)
+		l.noteStoreErr("write watch results", full)
+		l.noteStoreErr("save histograms", full)
+	}
+	l.noteStoreErr("write watch results", nil)
+	l.noteStoreErr("write watch results", nil)
+	out := buf.String()
+	if n := strings.Count(out, `msg="write watch results"`); n != 1 {
+		t.Errorf("the refusal was logged %d times:\n%s", n, out)
+	}
+	if n := strings.Count(out, `msg="save histograms"`); n != 1 {
+		t.Errorf("the histograms' refusal was logged %d times:\n%s", n, out)
+	}
+	if n := strings.Count(out, "write watch results works again"); n != 1 {
+		t.Errorf("the recovery was logged %d times:\n%s", n, out)
 	}
 }
