@@ -306,9 +306,14 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case r := <-n.results:
 			batch := n.collect(r)
 			n.answered(s, batch)
-			// The next requests go out before this batch's fsync.
-			_, err := n.dispatch(s)
-			s.failed("dispatch", err)
+			// The next requests go out before this batch's fsync, unless
+			// an attempt failed: its outcome may disable the subscription
+			// (410, disable_after), which must be known before sending
+			// anything more to it.
+			if allSucceeded(batch) {
+				_, err := n.dispatch(s)
+				s.failed("dispatch", err)
+			}
 			n.commit(s, batch)
 		case op := <-n.ops:
 			if err := op(s); err != nil {
@@ -322,6 +327,15 @@ func (n *Notifier) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func allSucceeded(batch []result) bool {
+	for _, r := range batch {
+		if r.outcome != OutcomeSuccess {
+			return false
+		}
+	}
+	return true
 }
 
 // earliest is the earlier of two times, zero meaning none.
