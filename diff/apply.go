@@ -48,7 +48,9 @@ type Poll struct {
 	// max_pages cut the listing short, which updates what was seen but
 	// deletes nothing.
 	Complete bool
-	Now      time.Time
+	// Now is when the listing was seen. A listing already filtered through
+	// an Index is judged at the time of its last Filter instead.
+	Now time.Time
 	// Validators are stored only when the result is fully stored: with a
 	// state still settling or deletes held back, the next poll must see the
 	// body again, so a 304 can't stand in for it.
@@ -118,7 +120,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest}
+	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest, late: x.dueSince(cands, p.Now)}
 	if p.Complete && src.DeletesEnabled() && ss.Baselined {
 		l.gone = x.unseen()
 	}
@@ -158,6 +160,10 @@ type listingPoll struct {
 	gone      []string
 	held      int
 	digest    string
+	// late are items Filter dropped that a stalled rule fell due for
+	// between the filtering and p.Now: re-observed in their stored state,
+	// as a poll judged at p.Now sees them.
+	late []string
 }
 
 func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (Result, error) {
@@ -166,7 +172,18 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 	// committed it.
 	prev := make(map[string]*store.Item, len(l.cands)+len(l.gone))
 	added := 0
+	cands := l.cands
 	err := st.View(func(t *store.Txn) error {
+		for _, id := range l.late {
+			it, err := t.Item(l.src.Name, id)
+			if err != nil {
+				return err
+			}
+			if it != nil {
+				prev[id] = it
+				cands = append(cands, Observation{ID: id, State: it.State, Object: it.Object})
+			}
+		}
 		read := func(id string) error {
 			it, err := t.Item(l.src.Name, id)
 			if it != nil {
@@ -195,7 +212,7 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 	if err != nil {
 		return Result{}, fmt.Errorf("load %s: %w", l.src.Name, err)
 	}
-	changes, _ := compare(prev, l.cands, Options{
+	changes, _ := compare(prev, cands, Options{
 		Baseline:     !l.ss.Baselined,
 		EmitExisting: l.src.EmitExisting,
 		Complete:     true,

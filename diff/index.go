@@ -52,7 +52,10 @@ type Index struct {
 	// id order, and then the next id is found without a search.
 	next     int
 	filtered bool
-	dups     duplicates
+	// at is the time the last page was filtered at: Apply judges a
+	// filtered listing at it (see Poll.Now).
+	at   time.Time
+	dups duplicates
 
 	// baseline is set when the poll records the source's baseline without
 	// events: its new items may then be stored ahead (StoreNew). early
@@ -206,7 +209,7 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 	if err := x.Wait(); err != nil {
 		return nil, err
 	}
-	x.filtered = true
+	x.filtered, x.at = true, now
 	nowNano := now.UnixNano()
 	var out []Observation
 	for _, ob := range obs {
@@ -320,6 +323,31 @@ func (x *Index) due(now time.Time) []string {
 		}
 	}
 	return out
+}
+
+// dueSince returns the ids of items the last Filter dropped that a
+// stalled rule falls due for after it ran and by now, leaving out those in
+// cands. Filter judged them at its own time; a poll judged at now must see
+// them stalled.
+func (x *Index) dueSince(cands []Observation, now time.Time) []string {
+	if !x.filtered || x.fireAt == nil || !now.After(x.at) {
+		return nil
+	}
+	from, to := x.at.UnixNano(), now.UnixNano()
+	var out []string
+	for i := range x.ends {
+		if x.seen.get(i) && !x.pending.get(i) && x.fireAt[i] > from && x.fireAt[i] <= to {
+			out = append(out, string(x.id(i)))
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	kept := make(map[string]bool, len(cands))
+	for _, ob := range cands {
+		kept[ob.ID] = true
+	}
+	return slices.DeleteFunc(out, func(id string) bool { return kept[id] })
 }
 
 // unseen returns the ids of stored items the listing did not name.

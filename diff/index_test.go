@@ -268,3 +268,47 @@ func (d *db) item(source, id string) *store.Item {
 	}
 	return it
 }
+
+// A listing filtered page by page is judged at Apply's Now like a listing
+// given whole: a stalled rule that fell due after Filter dropped its item
+// still fires in this poll, and only for the item it fell due for.
+func TestFilteredListingJudgedAtNow(t *testing.T) {
+	ctx := context.Background()
+	const yaml = `  - name: s
+    url: https://x.test/s
+    items: '.data[]'
+    events:
+      - {type: job.stuck, on: stalled, state: queued, after: 3m}
+`
+	src := parseSource(t, yaml)
+	d := newDB(t)
+	mustApply(t, d, yaml, Poll{Observations: []Observation{ob("a", "queued"), ob("b", "queued"), ob("c", "queued")}, Complete: true, Now: t0})
+	// b entered its state a minute later, so its rule falls due at 4m.
+	d.update(func(tx *store.Txn) error {
+		it, err := tx.Item("s", "b")
+		if err != nil {
+			return err
+		}
+		it.Since = t0.Add(time.Minute)
+		return tx.PutItem("s", "b", it)
+	})
+	filtered, now := t0.Add(2*time.Minute+50*time.Second), t0.Add(3*time.Minute+20*time.Second)
+	x := LoadIndex(d.st, src, 0)
+	// c changes, so Filter keeps it; a and b are dropped.
+	kept, err := x.Filter([]Observation{ob("a", "queued"), ob("b", "queued"), ob("c", "ready")}, filtered)
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("kept %d, %v", len(kept), err)
+	}
+	if _, err := Apply(ctx, d.st, src, Poll{Observations: kept, Complete: true, Now: now, Index: x}); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.events(); !slices.Equal(got, []string{"job.stuck:a"}) {
+		t.Fatalf("events = %v, want a's stall alone", got)
+	}
+	if it := d.item("s", "c"); string(it.State) != `"ready"` {
+		t.Fatalf("c stored as %+v", it)
+	}
+	if it := d.item("s", "a"); !slices.Equal(it.Stalled, []int{0}) || string(it.Object) != string(ob("a", "queued").Object) {
+		t.Fatalf("a stored as %+v", it)
+	}
+}

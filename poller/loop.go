@@ -289,7 +289,7 @@ func (l *loop) poll(ctx context.Context) error {
 	tracked := l.status().ItemsTracked
 	s := &stream{now: start, load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src, tracked) },
 		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
-			return x.StoreNew(ctx, l.m.st, obs, l.m.now(), l.m.watchersOf(l.src.Name))
+			return x.StoreNew(ctx, l.m.st, obs, start, l.m.watchersOf(l.src.Name))
 		}}
 	if l.preload {
 		s.index = s.load()
