@@ -121,11 +121,12 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		return Result{}, err
 	}
 	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest, late: x.dueSince(cands, p.Now)}
-	if p.Complete && src.DeletesEnabled() && ss.Baselined {
-		l.gone = x.unseen()
+	silent := !ss.Baselined && !src.EmitExisting
+	if p.Complete && (src.DeletesEnabled() && ss.Baselined || silent) {
+		l.gone = x.unseen() // a baseline's are left by one that failed
 	}
 	l.newSS = ss
-	if holdDeletes(len(l.gone), x.Len(), src, &l.newSS) {
+	if !silent && holdDeletes(len(l.gone), x.Len(), src, &l.newSS) {
 		l.held, l.gone = len(l.gone), nil
 	}
 	res, err := retry(func(attempt int) (Result, error) { return l.apply(ctx, st, attempt) })

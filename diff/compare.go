@@ -136,7 +136,8 @@ func compare(prev map[string]*store.Item, obs []Observation, o Options) ([]Chang
 			out = append(out, c)
 		}
 	}
-	if o.Complete && o.Deletes && !o.Baseline {
+	silent := o.Baseline && !o.EmitExisting
+	if o.Complete && o.Deletes && (!o.Baseline || silent) {
 		var gone []string
 		for id := range prev {
 			if _, ok := seen[id]; !ok {
@@ -146,6 +147,10 @@ func compare(prev map[string]*store.Item, obs []Observation, o Options) ([]Chang
 		slices.Sort(gone) // map order must not leak into event order
 		for _, id := range gone {
 			old := prev[id]
+			if silent {
+				out = append(out, Change{ID: id}) // see silentBaseline
+				continue
+			}
 			out = append(out, Change{ID: id, Transitions: []Transition{{
 				Kind: event.Deleted, ID: id, Previous: old.State, Current: event.Null, Object: old.Object,
 			}}})
@@ -173,6 +178,9 @@ func created(ob Observation, o Options) Change {
 // observed handles an item seen again. It reports false when nothing about
 // the stored record changes.
 func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
+	if o.Baseline && !o.EmitExisting {
+		return silentBaseline(ob, old, o)
+	}
 	if bytes.Equal(ob.State, old.State) {
 		// Nothing changes for almost every item of a large listing: copy
 		// the record only when it does, so the copy doesn't escape to the
@@ -218,6 +226,25 @@ func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 	return Change{ID: ob.ID, Item: enter(old, ob, o.Now), Transitions: []Transition{{
 		Kind: event.Changed, ID: ob.ID, Previous: old.State, Current: ob.State, Object: ob.object(),
 	}}}, true
+}
+
+// silentBaseline handles an item already stored when a baseline that
+// emits nothing sees it. Only an earlier baseline that did not finish (a
+// crash, or a failed page after pages were stored ahead) leaves items
+// before the baseline is recorded, so what it stored is brought up to what
+// this listing shows without a transition: a state taken at once, no
+// stalled rule fired; and with deletes on, items the complete listing no
+// longer names are forgotten without a `deleted` (see compare).
+func silentBaseline(ob Observation, old *store.Item, o Options) (Change, bool) {
+	if bytes.Equal(ob.State, old.State) {
+		if old.Pending == nil {
+			return Change{}, false
+		}
+		it := *old
+		it.Pending, it.PendingCount = nil, 0
+		return Change{ID: ob.ID, Item: &it}, true
+	}
+	return Change{ID: ob.ID, Item: enter(old, ob, o.Now)}, true
 }
 
 // enter is old's record once the item entered the observed state: a new

@@ -95,11 +95,20 @@ func TestCompare(t *testing.T) {
 			write: map[string]string{"a": "queued"},
 		},
 		{
-			name: "baseline deletes nothing",
-			prev: map[string]*store.Item{"z": it("queued")},
-			obs:  []Observation{ob("a", "queued")},
+			name: "baseline forgets silently what an unfinished baseline left",
+			prev: map[string]*store.Item{"z": it("queued"), "y": it("queued")},
+			obs:  []Observation{ob("a", "queued"), ob("y", "ready")},
 			o:    opt(func(o *Options) { o.Baseline = true }),
-			// z was written by a baseline that crashed half-way: kept.
+			// z and y were written by a baseline that did not finish: z is
+			// gone upstream and y moved on since, and neither was ever
+			// announced, so neither gets an event.
+			write: map[string]string{"a": "queued", "y": "ready", "z": "forgotten"},
+		},
+		{
+			name:  "incomplete baseline forgets nothing",
+			prev:  map[string]*store.Item{"z": it("queued")},
+			obs:   []Observation{ob("a", "queued")},
+			o:     opt(func(o *Options) { o.Baseline, o.Complete = true, false }),
 			write: map[string]string{"a": "queued"},
 		},
 		{

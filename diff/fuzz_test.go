@@ -116,6 +116,9 @@ func FuzzCompare(f *testing.F) {
 					t.Fatalf("unexpected %s for %q (no stalled rules)", tr.Kind, c.ID)
 				}
 			}
+			if o.Baseline && !o.EmitExisting && len(c.Transitions) > 0 {
+				t.Fatalf("%q: %v during a silent baseline", c.ID, c.Transitions)
+			}
 			if known && seen && bytes.Equal(old.State, cur) && len(c.Transitions) > 0 {
 				t.Fatalf("%q unchanged but got %v", c.ID, c.Transitions)
 			}

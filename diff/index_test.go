@@ -231,8 +231,10 @@ func TestBaselineStoredAhead(t *testing.T) {
 		t.Fatalf("i05 stored as %+v", it)
 	}
 
-	// The same poll failing after two pages: the next baseline, given the
-	// listing whole, finds those two pages stored and still emits nothing.
+	// The same poll failing after two pages; meanwhile i00 moves on and i01
+	// disappears upstream. The next baseline, given the listing whole,
+	// finds the two pages stored, brings i00 up to date and forgets i01,
+	// and still emits nothing; nothing about either comes later.
 	d = newDB(t)
 	x = LoadIndex(d.st, list, 0)
 	for _, page := range pages[:2] {
@@ -247,12 +249,23 @@ func TestBaselineStoredAhead(t *testing.T) {
 	if d.sourceState("l").Baselined || d.count("l") != 14 {
 		t.Fatalf("a failed poll marked the baseline, or stored %d items", d.count("l"))
 	}
-	res, err = Apply(ctx, d.st, list, Poll{Observations: obs, Complete: true, Now: t0.Add(time.Minute), Watchers: watchers})
+	next := append([]Observation{ob("i00", "ready")}, obs[2:]...)
+	res, err = Apply(ctx, d.st, list, Poll{Observations: next, Complete: true, Now: t0.Add(time.Minute), Watchers: watchers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Baseline || res.Tracked != 30 || len(res.Events) != 0 || len(d.events()) != 0 {
+	if !res.Baseline || res.Tracked != 29 || len(res.Events) != 0 || len(d.events()) != 0 {
 		t.Fatalf("the next baseline: baseline %v, tracked %d, events %v", res.Baseline, res.Tracked, d.events())
+	}
+	if it := d.item("l", "i00"); string(it.State) != `"ready"` || d.item("l", "i01") != nil || d.count("l") != 29 {
+		t.Fatalf("after the baseline: i00 %s, i01 stored %v, %d items", it.State, d.item("l", "i01") != nil, d.count("l"))
+	}
+	res, err = Apply(ctx, d.st, list, Poll{Observations: append(slices.Clone(next), ob("i99", "queued")), Complete: true, Now: t0.Add(2 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.events(); !slices.Equal(got, []string{"l.created:i99"}) || res.Tracked != 30 {
+		t.Fatalf("the poll after: events %v, tracked %d", got, res.Tracked)
 	}
 }
 
