@@ -24,7 +24,8 @@ type Config struct {
 	Subscriptions []Subscription `koanf:"subscriptions"`
 	// MemoryLimitBytes is the Go runtime's soft memory limit: past it the
 	// garbage collector works harder rather than let the heap grow to
-	// twice what is live. 0 turns it off; GOMEMLIMIT, when set, wins.
+	// twice what is live. 0 (the default) sets none; GOMEMLIMIT, when set,
+	// wins. See RecommendedMemoryLimit.
 	MemoryLimitBytes int64 `koanf:"memory_limit_bytes"`
 }
 
