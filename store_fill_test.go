@@ -10,14 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/pollrelay/pollrelay/internal/tmpfs"
 	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store"
 )
@@ -38,11 +36,7 @@ import (
 // none invented. Mounting needs root; elsewhere the test is skipped.
 func TestStoreFillsWhileRunning(t *testing.T) {
 	bin := binary(t)
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() }) // after the process is killed
+	mnt := tmpfs.Mount(t, "96m") // unmounted after the process is killed
 	data := filepath.Join(mnt, "data")
 
 	items := map[string]string{}
@@ -134,8 +128,8 @@ subscriptions:
 	waitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.tried(b) })
 
 	// The disk fills past the reserve: pollrelay writes nothing at all.
-	removeLow := fillDevice(t, mnt, 48<<20)
-	removeFull := fillDevice(t, mnt, 16<<20)
+	removeLow := tmpfs.Fill(t, mnt, 48<<20)
+	removeFull := tmpfs.Fill(t, mnt, 16<<20)
 	if free := metric(freeGauge); free >= store.ReserveSpace {
 		t.Fatalf("filled to %.1f MiB free, want below 32", free/(1<<20))
 	}
@@ -327,43 +321,6 @@ func metricValue(text, name string) (float64, bool) {
 	return 0, false
 }
 
-// fillDevice writes a filler file into dir until its device has about
-// target bytes free, and returns what removes it (also done at cleanup).
-func fillDevice(t *testing.T, dir string, target uint64) (remove func()) {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := st.Bavail * uint64(st.Bsize)
-	if free <= target {
-		t.Fatalf("only %d bytes free, cannot fill to %d", free, target)
-	}
-	f, err := os.CreateTemp(dir, "filler")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for left := free - target; left > 0; {
-		n := min(left, uint64(len(chunk)))
-		if _, err := f.Write(chunk[:n]); err != nil {
-			t.Fatalf("fill: %v", err)
-		}
-		left -= n
-	}
-	var once sync.Once
-	remove = func() {
-		once.Do(func() {
-			if err := os.Remove(f.Name()); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(remove)
-	return remove
-}
-
 // TestStoreFullAtShutdown stops the real binary (SIGTERM) while its device
 // is full to the last byte. Badger's Close would flush the memtable through
 // a mapped file and die of SIGBUS; pollrelay must instead exit 1 saying
@@ -372,11 +329,7 @@ func fillDevice(t *testing.T, dir string, target uint64) (remove func()) {
 // while full is delivered once.
 func TestStoreFullAtShutdown(t *testing.T) {
 	bin := binary(t)
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	mnt := tmpfs.Mount(t, "96m")
 	up := newUpstream(t, map[string]string{"a": "queued", "b": "queued"})
 	secret := signature.NewSecret()
 	rc := newReceiver(t, secret)

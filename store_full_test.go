@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/tmpfs"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -18,11 +19,7 @@ import (
 // Mounting needs root; elsewhere the test is skipped.
 func TestStoreDiskFull(t *testing.T) {
 	bin := binary(t)
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs here: %v %s", err, out)
-	}
-	defer exec.Command("umount", mnt).Run()
+	mnt := tmpfs.Mount(t, "64k")
 	cfg := filepath.Join(t.TempDir(), "pollrelay.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`
 listen: 127.0.0.1:0

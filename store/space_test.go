@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/sys/unix"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/tmpfs"
 )
 
 // TestSpaceGuard runs a store on a 96 MiB tmpfs and fills the device under
@@ -29,11 +27,7 @@ import (
 // refusals read as ENOSPC, are logged once per change and counted.
 // Mounting needs root; elsewhere the test is skipped.
 func TestSpaceGuard(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	mnt := tmpfs.Mount(t, "96m")
 	dir := filepath.Join(mnt, "data")
 	logs := &syncBuffer{}
 	s, err := Open(Options{Path: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -82,7 +76,7 @@ func TestSpaceGuard(t *testing.T) {
 	}
 
 	// Below MinFreeSpace: new data is refused, deliveries go on.
-	removeLow := fillTo(t, mnt, 48<<20)
+	removeLow := tmpfs.Fill(t, mnt, 48<<20)
 	if f := free(); f >= MinFreeSpace || f < ReserveSpace {
 		t.Fatalf("filled to %.1f MiB free, want between 32 and 64", f/(1<<20))
 	}
@@ -112,7 +106,7 @@ func TestSpaceGuard(t *testing.T) {
 	}
 
 	// Below ReserveSpace: nothing is written.
-	removeCritical := fillTo(t, mnt, 16<<20)
+	removeCritical := tmpfs.Fill(t, mnt, 16<<20)
 	if f := free(); f >= ReserveSpace {
 		t.Fatalf("filled to %.1f MiB free, want less than 32", f/(1<<20))
 	}
@@ -163,43 +157,6 @@ func TestSpaceGuardInMemory(t *testing.T) {
 	}
 	e := &event.Event{ID: event.NewID(time.Now()), Type: "t", CreatedAt: time.Now()}
 	mustUpdate(t, s, func(tx *Txn) error { return tx.AddEvent(e) })
-}
-
-// fillTo writes a filler file into dir until the device has about target
-// bytes free, and returns what removes it.
-func fillTo(t *testing.T, dir string, target uint64) (remove func()) {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := st.Bavail * uint64(st.Bsize)
-	if free <= target {
-		t.Fatalf("only %d bytes free, cannot fill to %d", free, target)
-	}
-	f, err := os.CreateTemp(dir, "filler")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for left := free - target; left > 0; {
-		n := min(left, uint64(len(chunk)))
-		if _, err := f.Write(chunk[:n]); err != nil {
-			t.Fatalf("fill: %v", err)
-		}
-		left -= n
-	}
-	var once sync.Once
-	remove = func() {
-		once.Do(func() {
-			if err := os.Remove(f.Name()); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(remove)
-	return remove
 }
 
 type syncBuffer struct {

@@ -1,0 +1,64 @@
+// Package tmpfs gives tests a small file system of their own to fill up:
+// how pollrelay behaves on a full disk can only be seen on a device that
+// fills, and a tmpfs is one that fills fast and goes away cleanly.
+package tmpfs
+
+import (
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount mounts a tmpfs of size (as mount's size= option: "96m", "64k") on
+// a new temporary directory and returns it; it is unmounted at cleanup,
+// after the cleanups the test registers later. Mounting needs root: where
+// it fails the test is skipped.
+func Mount(t testing.TB, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a %s tmpfs here: %v %s", size, err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// Fill writes a filler file into dir until its device has about target
+// bytes free, and returns what removes it (also done at cleanup).
+func Fill(t testing.TB, dir string, target uint64) (remove func()) {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free <= target {
+		t.Fatalf("only %d bytes free, cannot fill to %d", free, target)
+	}
+	f, err := os.CreateTemp(dir, "filler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for left := free - target; left > 0; {
+		n := min(left, uint64(len(chunk)))
+		if _, err := f.Write(chunk[:n]); err != nil {
+			t.Fatalf("fill: %v", err)
+		}
+		left -= n
+	}
+	var once sync.Once
+	remove = func() {
+		once.Do(func() {
+			if err := os.Remove(f.Name()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(remove)
+	return remove
+}
