@@ -5,28 +5,11 @@ import (
 	"context"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/internal/syncbuf"
 )
-
-// syncBuffer is written by the demo's receiver and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemoShowsVerifiedWebhooks is the newcomer's first run: within ten
 // seconds the receiver must print verified webhooks and reject none.
@@ -36,9 +19,9 @@ func TestDemoShowsVerifiedWebhooks(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- runDemo(ctx, out, &syncBuffer{}) }()
+	go func() { done <- runDemo(ctx, out, &syncbuf.Buffer{}) }()
 	verified := regexp.MustCompile(`(?m)^✓ .*signature verified, webhook-id evt_`)
 	for len(verified.FindAllString(out.String(), -1)) < 3 && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)

@@ -233,8 +233,9 @@ func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 // crash, or a failed page after pages were stored ahead) leaves items
 // before the baseline is recorded, so what it stored is brought up to what
 // this listing shows without a transition: a state taken at once, no
-// stalled rule fired; and with deletes on, items the complete listing no
-// longer names are forgotten without a `deleted` (see compare).
+// stalled rule fired; and items a complete listing no longer names are
+// forgotten without a `deleted` (see compare; Apply asks for that whatever
+// the source's deletes setting, since nothing about them was announced).
 func silentBaseline(ob Observation, old *store.Item, o Options) (Change, bool) {
 	if bytes.Equal(ob.State, old.State) {
 		if old.Pending == nil {

@@ -1,7 +1,6 @@
 package poller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -317,24 +317,7 @@ func quietLogger(t *testing.T) *slog.Logger {
 }
 
 // captureLogger logs into a buffer, for asserting what logs contain.
-func captureLogger() (*slog.Logger, *syncBuffer) {
-	b := &syncBuffer{}
+func captureLogger() (*slog.Logger, *syncbuf.Buffer) {
+	b := &syncbuf.Buffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,14 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/internal/tmpfs"
 )
 
@@ -29,7 +28,7 @@ import (
 func TestSpaceGuard(t *testing.T) {
 	mnt := tmpfs.Mount(t, "96m")
 	dir := filepath.Join(mnt, "data")
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s, err := Open(Options{Path: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -157,21 +156,4 @@ func TestSpaceGuardInMemory(t *testing.T) {
 	}
 	e := &event.Event{ID: event.NewID(time.Now()), Type: "t", CreatedAt: time.Now()}
 	mustUpdate(t, s, func(tx *Txn) error { return tx.AddEvent(e) })
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
