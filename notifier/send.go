@@ -53,8 +53,11 @@ func Body(ctx context.Context, e *event.Event, payload *jqexpr.Expr) ([]byte, er
 		return nil, errors.New("event has no type")
 	}
 	env, err := e.EnvelopeJSON()
-	if err != nil || payload == nil || payload.IsIdentity() {
-		return env, err
+	if err != nil {
+		return nil, err
+	}
+	if payload == nil || payload.IsIdentity() {
+		return jsForm(env)
 	}
 	v, err := jqexpr.Decode(env)
 	if err != nil {
@@ -73,7 +76,18 @@ func Body(ctx context.Context, e *event.Event, payload *jqexpr.Expr) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
-	return b, nil
+	return jsForm(b)
+}
+
+// jsForm puts a body in the form JSON.stringify(JSON.parse(body)) gives
+// back, so receivers that sign the re-serialised body (Glossi's Node
+// sample does) verify the bytes that were signed.
+func jsForm(b []byte) ([]byte, error) {
+	out, err := event.JSCompact(b)
+	if err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	return out, nil
 }
 
 // clientPolicy is what a subscription's HTTP client is built from; when
