@@ -143,6 +143,7 @@ var invalidCases = map[string][]string{
 	"invalid-retry-every.yaml": {
 		"subscriptions[0].retry: set either schedule or every/for, not both",
 		"subscriptions[1].retry: every must be more than 0 and for at least every",
+		"subscriptions[2].retry.jitter: must be from 0 to 1 (0 = the exact schedule, 0.2 = ±20%)",
 	},
 	"invalid-watch.yaml": {
 		"sources[0].watch_ttl: only valid on a watch source (a URL with {id})",

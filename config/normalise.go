@@ -186,6 +186,10 @@ func normaliseSubscription(s *Subscription, path string, p *problems) {
 		// Absent: the default. An explicit `schedule: []` means no retries.
 		s.Retry.Schedule = slices.Clone(DefaultRetrySchedule)
 	}
+	if s.Retry.Jitter == nil {
+		j := DefaultRetryJitter
+		s.Retry.Jitter = &j
+	}
 	s.Secrets = secrets(path+".secret", s.Secret, p)
 	s.SigScheme = sigScheme(path+".signature", s.Signature, p)
 	if payload := strings.TrimSpace(s.Payload); payload != "" && payload != "." {

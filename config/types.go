@@ -203,7 +203,15 @@ type Retry struct {
 	// Every apart. Normalisation expands them into Schedule.
 	Every time.Duration `koanf:"every"`
 	For   time.Duration `koanf:"for"`
+	// Jitter spreads each delay by ±this fraction so deliveries that
+	// failed together don't return as one wave; 0 keeps a vendor's exact
+	// documented delays. Absent means DefaultRetryJitter.
+	Jitter *float64 `koanf:"jitter"`
 }
+
+// DefaultRetryJitter is the spread of retry delays when a subscription
+// sets none: ±20%.
+const DefaultRetryJitter = 0.2
 
 // SigScheme is a normalised `signature:` setting.
 type SigScheme struct {

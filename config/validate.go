@@ -293,6 +293,9 @@ func validateSubscription(s *Subscription, path string, seen map[string]bool, p 
 	if len(s.Retry.Schedule) > maxRetrySchedule {
 		p.add(path+".retry.schedule", "at most %d entries", maxRetrySchedule)
 	}
+	if j := s.Retry.Jitter; j != nil && (*j < 0 || *j > 1 || *j != *j) {
+		p.add(path+".retry.jitter", "must be from 0 to 1 (0 = the exact schedule, 0.2 = ±20%%)")
+	}
 	for j, d := range s.Retry.Schedule {
 		if d <= 0 {
 			p.add(fmt.Sprintf("%s.retry.schedule[%d]", path, j), "must be more than 0")

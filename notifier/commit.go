@@ -203,25 +203,30 @@ func (n *Notifier) decide(d *store.Delivery, r result, now time.Time) {
 	}
 	// A subscription removed while its attempt was out keeps the default
 	// schedule, so its deliveries wait for it to come back rather than die.
-	schedule := config.DefaultRetrySchedule
+	schedule, jitter := config.DefaultRetrySchedule, config.DefaultRetryJitter
 	if ss := n.sub(d.Subscription); ss != nil {
-		schedule = ss.sub.Schedule
+		schedule, jitter = ss.sub.Schedule, ss.sub.Jitter
 	}
 	if r.permanent || d.Round > len(schedule) {
 		d.State = store.Dead
 		return
 	}
 	d.State = store.Retrying
-	d.NextAt = now.Add(RetryDelay(schedule[d.Round-1], r.retryAfter))
+	d.NextAt = now.Add(RetryDelay(schedule[d.Round-1], jitter, r.retryAfter))
 }
 
-// RetryDelay is the wait before a retry: the scheduled delay ±20%, so
-// deliveries that failed together don't return as one synchronized wave. A
+// RetryDelay is the wait before a retry: the scheduled delay ±jitter (a
+// fraction; 0.2 by default), so deliveries that failed together don't
+// return as one synchronized wave, or exact with jitter 0 for recipes that
+// reproduce a vendor's documented delays. A
 // receiver's Retry-After can lengthen the wait but never beyond twice the
 // scheduled delay, so it can slow retries down but neither hurry them (a
 // shorter Retry-After leaves the jittered schedule alone) nor stall them.
-func RetryDelay(scheduled, retryAfter time.Duration) time.Duration {
-	d := time.Duration(float64(scheduled) * (0.8 + 0.4*rand.Float64()))
+func RetryDelay(scheduled time.Duration, jitter float64, retryAfter time.Duration) time.Duration {
+	d := scheduled
+	if jitter > 0 {
+		d = time.Duration(float64(scheduled) * (1 - jitter + 2*jitter*rand.Float64()))
+	}
 	if retryAfter > d {
 		d = min(retryAfter, 2*scheduled)
 	}

@@ -15,19 +15,23 @@ func TestRetryDelay(t *testing.T) {
 	const s = 10 * time.Second
 	cases := []struct {
 		name       string
+		jitter     float64
 		retryAfter time.Duration
 		min, max   time.Duration
 	}{
-		{"no Retry-After: ±20% jitter", 0, 8 * time.Second, 12 * time.Second},
-		{"shorter Retry-After leaves the schedule", time.Second, 8 * time.Second, 12 * time.Second},
-		{"Retry-After within twice the schedule", 15 * time.Second, 15 * time.Second, 15 * time.Second},
-		{"Retry-After capped at twice the schedule", time.Hour, 20 * time.Second, 20 * time.Second},
+		{"no Retry-After: ±20% jitter", 0.2, 0, 8 * time.Second, 12 * time.Second},
+		{"jitter 0: the exact delay", 0, 0, s, s},
+		{"jitter 0.5", 0.5, 0, 5 * time.Second, 15 * time.Second},
+		{"shorter Retry-After leaves the schedule", 0.2, time.Second, 8 * time.Second, 12 * time.Second},
+		{"Retry-After within twice the schedule", 0.2, 15 * time.Second, 15 * time.Second, 15 * time.Second},
+		{"Retry-After capped at twice the schedule", 0.2, time.Hour, 20 * time.Second, 20 * time.Second},
+		{"Retry-After with no jitter", 0, 15 * time.Second, 15 * time.Second, 15 * time.Second},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			lo, hi := time.Duration(1<<62), time.Duration(0)
 			for range 2000 {
-				d := RetryDelay(s, c.retryAfter)
+				d := RetryDelay(s, c.jitter, c.retryAfter)
 				lo, hi = min(lo, d), max(hi, d)
 			}
 			if lo < c.min || hi > c.max {

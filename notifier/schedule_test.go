@@ -243,3 +243,30 @@ func TestDisableAfter(t *testing.T) {
 		}
 	})
 }
+
+// retry.jitter: 0 keeps a vendor's documented delays to the millisecond
+// (CSM: 2 s, 4 s, 8 s), where the default would move each by up to ±20%.
+func TestRetryExactWithoutJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubbleReceiver(t)
+		b.rc.setAnswer(func(_ *hit, w http.ResponseWriter, _ *http.Request) int {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return -1
+		})
+		subs := parseSubs(t, `name: app
+			url: `+bubbleURL+`
+			secret: `+testSecret+`
+			retry: {schedule: [2s, 4s, 8s], jitter: 0}`)
+		e := start(t, t.TempDir(), subs, Options{Transport: b.tr})
+		e.emit("task.ready", "a")
+		var at []time.Time
+		for range 4 {
+			at = append(at, b.rc.next(t).At)
+		}
+		for i, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second} {
+			if gap := at[i+1].Sub(at[i]); gap != want {
+				t.Errorf("retry %d came %s after the previous attempt, want exactly %s", i+1, gap, want)
+			}
+		}
+	})
+}

@@ -21,6 +21,7 @@ type Subscription struct {
 	Payload     *jqexpr.Expr // nil = the default envelope
 	Timeout     time.Duration
 	Schedule    []time.Duration
+	Jitter      float64 // ± fraction of each scheduled delay
 	Ordered     bool // ordering: resource
 	MaxInFlight int
 	// DisableAfter disables the subscription after this long of nothing
@@ -53,12 +54,22 @@ func FromConfig(c *config.Subscription) (*Subscription, error) {
 		Payload:            c.PayloadExpr,
 		Timeout:            c.Timeout,
 		Schedule:           c.Retry.Schedule,
+		Jitter:             jitterOf(c.Retry),
 		Ordered:            c.Ordering != "none",
 		MaxInFlight:        max(c.MaxInFlight, 1),
 		DisableAfter:       c.DisableAfter,
 		ManagedBy:          "config",
 		InsecureSkipVerify: c.InsecureSkipVerify,
 	}, nil
+}
+
+// jitterOf is a retry policy's jitter; an entry built without
+// normalisation gets the default.
+func jitterOf(r config.Retry) float64 {
+	if r.Jitter == nil {
+		return config.DefaultRetryJitter
+	}
+	return *r.Jitter
 }
 
 // Wants reports whether the subscription receives events of type typ.
