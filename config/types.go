@@ -187,6 +187,11 @@ type Subscription struct {
 
 	DisableAfter       time.Duration `koanf:"disable_after"`
 	InsecureSkipVerify bool          `koanf:"insecure_skip_verify"`
+	// TestEvent is the vendor's own test event type (DAM's LOADER_PING).
+	// Set, a ping goes out under it through the payload program, as the
+	// vendor's test would; empty, a ping is a pollrelay.ping in
+	// pollrelay's envelope, so it can never look like a transition.
+	TestEvent string `koanf:"test_event"`
 
 	// Derived by normalisation.
 	Secrets     []string     `koanf:"-"`

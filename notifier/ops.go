@@ -113,9 +113,10 @@ func (n *Notifier) counted(changes []change) {
 	}
 }
 
-// Ping sends a test event of type pollrelay.ping to one subscription,
-// through the normal pipeline (signature, payload, retries; a disabled
-// subscription queues it). The event is logged like any other, so its
+// Ping sends a test event to one subscription through the normal pipeline
+// (signature, retries; a disabled subscription queues it): a
+// pollrelay.ping in pollrelay's envelope, or the subscription's
+// test_event reshaped by its payload program. The event is logged like any other, so its
 // attempts show in the API; it returns its id. Pings are unordered: a
 // failing earlier ping never holds a new one back.
 func (n *Notifier) Ping(ctx context.Context, subID string) (string, error) {
@@ -126,9 +127,13 @@ func (n *Notifier) Ping(ctx context.Context, subID string) (string, error) {
 			return fmt.Errorf("ping %s: %w", subID, ErrNotFound)
 		}
 		now := n.now()
+		typ := PingType
+		if ss.sub.TestEvent != "" {
+			typ = ss.sub.TestEvent
+		}
 		e := &event.Event{
 			ID:        event.NewID(now),
-			Type:      PingType,
+			Type:      typ,
 			Kind:      event.Ping,
 			Source:    PingSource,
 			ItemID:    subID,

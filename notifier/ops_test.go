@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -215,4 +216,32 @@ func TestReplay(t *testing.T) {
 			t.Errorf("Replay(unknown) = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// A ping to a vendor-shaped subscription keeps pollrelay's own envelope,
+// so an app never reads it as a transition; with test_event it goes out as
+// the vendor's test event, reshaped like any other.
+func TestPingShape(t *testing.T) {
+	const csm = `payload: '{type: "session_status_changed", payload: {session_id: .data.id, old_status: .data.previous, new_status: .data.current}}'`
+	for _, c := range []struct{ name, extra, wantType, wantBody string }{
+		{"vendor payload, no test event", csm, PingType, `"data":{"source":"pollrelay"`},
+		{"test event named", "test_event: LOADER_PING", "LOADER_PING", `"data":{"source":"pollrelay"`},
+		{"test event through the payload", "payload: '{type: .type, event: .type, id: .data.id}'\ntest_event: webhook.test", "webhook.test", `"event":"webhook.test","id":"app"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBubbleReceiver(t)
+				subs := parseSubs(t, "name: app\nurl: "+bubbleURL+"\nsecret: "+testSecret+"\n"+c.extra)
+				e := start(t, t.TempDir(), subs, Options{Transport: b.tr})
+				if _, err := e.n.Ping(t.Context(), "app"); err != nil {
+					t.Fatal(err)
+				}
+				h := b.rc.next(t)
+				var env struct{ Type string }
+				if err := json.Unmarshal(h.Body, &env); err != nil || env.Type != c.wantType || !strings.Contains(string(h.Body), c.wantBody) {
+					t.Errorf("ping body %s, want type %s and %s", h.Body, c.wantType, c.wantBody)
+				}
+			})
+		})
+	}
 }

@@ -22,7 +22,7 @@ type Subscription struct {
 	Timeout     time.Duration
 	Schedule    []time.Duration
 	Jitter      float64 // ± fraction of each scheduled delay
-	Ordered     bool // ordering: resource
+	Ordered     bool    // ordering: resource
 	MaxInFlight int
 	// DisableAfter disables the subscription after this long of nothing
 	// but failed attempts; 0 = never.
@@ -30,6 +30,9 @@ type Subscription struct {
 	// ManagedBy is "config" or "api".
 	ManagedBy          string
 	InsecureSkipVerify bool
+	// TestEvent is the type a ping goes out under, reshaped by Payload;
+	// empty: pollrelay.ping in the default envelope.
+	TestEvent string
 	// AllowPrivate lets an API-created subscription reach private and
 	// loopback addresses (delivery.allow_private_networks); config ones
 	// always may, since a sidecar usually delivers to localhost.
@@ -60,6 +63,7 @@ func FromConfig(c *config.Subscription) (*Subscription, error) {
 		DisableAfter:       c.DisableAfter,
 		ManagedBy:          "config",
 		InsecureSkipVerify: c.InsecureSkipVerify,
+		TestEvent:          c.TestEvent,
 	}, nil
 }
 
