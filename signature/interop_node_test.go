@@ -45,14 +45,51 @@ func TestNodeLibraryAccepts(t *testing.T) {
 		line, _ := json.Marshal(map[string]any{"secret": c.verifyWith[0], "body": string(body), "headers": headers})
 		in.Write(append(line, '\n'))
 	}
-	cmd := exec.Command("node", "verify.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = &in
+	if got := strings.Join(runNode(t, "verify.mjs", &in), " "); got != "ok ok ok" {
+		t.Errorf("the JavaScript library said: %s", got)
+	}
+}
+
+// TestGlossiNodeSampleAcceptsRotation runs Glossi's documented Node.js
+// check against hmac-sha256 deliveries, during a rotation too: the header
+// must hold one MAC (timingSafeEqual throws on two), from the newest
+// secret, over a body JSON.stringify reproduces.
+func TestGlossiNodeSampleAcceptsRotation(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node is required in CI")
+		}
+		t.Skip("node not installed")
+	}
+	const oldSecret, newSecret = "glossi-old-secret", "glossi-new-secret"
+	body := []byte(`{"event":"model.processed","timestamp":"2025-01-15T10:30:00.000Z","data":{"modelId":"m1","name":"Chair <v2> & co"}}`)
+	var in bytes.Buffer
+	for _, secrets := range [][]string{{oldSecret}, {newSecret, oldSecret}} {
+		s, err := NewSigner(Scheme{Name: SchemeHMACSHA256, Header: "X-Glossi-Signature"}, secrets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := http.Header{}
+		s.Sign(h, "evt_1", time.Now(), body)
+		line, _ := json.Marshal(map[string]any{"secret": secrets[0], "body": string(body),
+			"headers": map[string]string{"x-glossi-signature": h.Get("X-Glossi-Signature")}})
+		in.Write(append(line, '\n'))
+	}
+	if got := strings.Join(runNode(t, "glossi-sample.mjs", &in), " "); got != "ok ok" {
+		t.Errorf("Glossi's sample said: %s", got)
+	}
+}
+
+// runNode runs a script of testdata/interop over in and returns the lines
+// it printed.
+func runNode(t *testing.T, script string, in *bytes.Buffer) []string {
+	t.Helper()
+	cmd := exec.Command("node", script)
+	cmd.Dir = filepath.Join("..", "testdata", "interop")
+	cmd.Stdin = in
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
+		t.Fatalf("node %s: %v\n%s", script, err, out)
 	}
-	if got := strings.Fields(string(out)); strings.Join(got, " ") != "ok ok ok" {
-		t.Errorf("the JavaScript library said:\n%s", out)
-	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }

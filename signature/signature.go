@@ -93,9 +93,10 @@ type Signer interface {
 }
 
 // NewSigner returns a Signer for scheme s keyed by secrets. Several secrets
-// mean rotation: standard and hmac-sha256 emit one signature per secret, in
-// order; token sends only the first secret, because a header can carry only
-// one token.
+// mean rotation: standard emits one signature per secret, in order, as the
+// Standard Webhooks spec lets receivers pick theirs; hmac-sha256 and token
+// send one value, from the first secret, because receivers of those vendor
+// shapes read the header as a single value.
 func NewSigner(s Scheme, secrets []string) (Signer, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("signature: no secret configured")

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -16,32 +15,28 @@ import (
 type hmacSigner struct {
 	header   string
 	encoding string // EncodingHex or EncodingBase64
-	keys     [][]byte
+	key      []byte
 }
 
+// newHMACSigner keys the signer with the first (newest) secret only:
+// receivers of this shape read the header as one MAC (Glossi's sample
+// compares it with timingSafeEqual, which throws on two), so rotation
+// happens on the receiver's side, which accepts the old and the new
+// secret while the first one listed changes.
 func newHMACSigner(header, encoding string, secrets []string) *hmacSigner {
-	s := &hmacSigner{header: header, encoding: encoding, keys: make([][]byte, len(secrets))}
-	for i, sec := range secrets {
-		s.keys[i] = []byte(sec)
-	}
-	return s
+	return &hmacSigner{header: header, encoding: encoding, key: []byte(secrets[0])}
 }
 
-// Sign sets the configured header to one encoded MAC per secret, joined by
-// ", " during rotation. It sets no other header: the vendor shape has none,
-// and the notifier adds webhook-id itself for deduplication.
+// Sign sets the configured header to the encoded MAC. It sets no other
+// header: the vendor shape has none, and the notifier adds webhook-id
+// itself for deduplication.
 func (s *hmacSigner) Sign(h http.Header, _ string, _ time.Time, body []byte) {
-	vals := make([]string, len(s.keys))
-	for i, k := range s.keys {
-		vals[i] = encodeMAC(s.encoding, macSHA256(k, body))
-	}
-	h.Set(s.header, strings.Join(vals, ", "))
+	h.Set(s.header, encodeMAC(s.encoding, macSHA256(s.key, body)))
 }
 
 // String describes the signer without key material, so it is safe to log.
 func (s *hmacSigner) String() string {
-	return fmt.Sprintf("signature.Signer{scheme: hmac-sha256, header: %s, encoding: %s, keys: %d}",
-		s.header, s.encoding, len(s.keys))
+	return fmt.Sprintf("signature.Signer{scheme: hmac-sha256, header: %s, encoding: %s}", s.header, s.encoding)
 }
 
 // GoString keeps %#v from dumping the keys.
