@@ -409,3 +409,32 @@ func TestAPIReload(t *testing.T) {
 		t.Errorf("after removing a source: %v", srcs.Data)
 	}
 }
+
+// delivery.require_https: the API refuses an http:// subscription URL with
+// a 422 that says why, and takes an https:// one.
+func TestAPIRequireHTTPS(t *testing.T) {
+	up := newUpstream(t, map[string]string{"a": "queued"})
+	b, _ := startBridge(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+api_token: %s
+storage: {path: %q}
+delivery: {allow_private_networks: true, require_https: true}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1h
+    items: '.data[]'
+`, apiToken, t.TempDir(), up.srv.URL))
+	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+	var res map[string]any
+	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "plain", "url": "http://127.0.0.1:9/hook"}, &res); code != 422 ||
+		!strings.Contains(fmt.Sprint(res["error"]), "url: must be https:// (delivery.require_https is on)") {
+		t.Errorf("http:// under require_https: %d %v", code, res)
+	}
+	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "tls", "url": "https://127.0.0.1:9/hook"}, &res); code != 201 {
+		t.Errorf("https:// under require_https: %d %v", code, res)
+	}
+	if code := c.do("PATCH", "/v1/subscriptions/tls", map[string]any{"url": "http://127.0.0.1:9/hook"}, &res); code != 422 {
+		t.Errorf("PATCH to http:// under require_https: %d %v", code, res)
+	}
+}

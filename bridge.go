@@ -252,6 +252,7 @@ func (b *Bridge) subscriptions(cfg *config.Config) ([]*notifier.Subscription, er
 		if err != nil {
 			return nil, err
 		}
+		s.RequireHTTPS = cfg.Delivery.RequireHTTPS
 		subs = append(subs, s)
 		names[s.ID] = true
 	}
@@ -273,6 +274,7 @@ func (b *Bridge) subscriptions(cfg *config.Config) ([]*notifier.Subscription, er
 			}
 			s.ManagedBy = "api"
 			s.AllowPrivate = cfg.Delivery.AllowPrivateNetworks
+			s.RequireHTTPS = cfg.Delivery.RequireHTTPS
 			subs = append(subs, s)
 			return nil
 		})

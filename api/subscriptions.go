@@ -264,7 +264,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "name: a subscription named "+quote(name)+" exists")
 		return
 	}
-	if err := s.checkDestination(c.URL); err != nil {
+	if err := s.checkTarget(c.URL); err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "url: "+err.Error())
 		return
 	}
@@ -329,7 +329,7 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 			invalid(w, err)
 			return
 		}
-		if err := s.checkDestination(nc.URL); err != nil {
+		if err := s.checkTarget(nc.URL); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "url: "+err.Error())
 			return
 		}

@@ -140,6 +140,9 @@ var invalidCases = map[string][]string{
 		"subscriptions[0].ordering: must be resource or none",
 		"subscriptions[0].timeout: must be more than 0",
 	},
+	"invalid-require-https.yaml": {
+		"subscriptions[0].url: must be https:// (delivery.require_https is on)",
+	},
 	"invalid-retry-every.yaml": {
 		"subscriptions[0].retry: set either schedule or every/for, not both",
 		"subscriptions[1].retry: every must be more than 0 and for at least every",

@@ -52,6 +52,9 @@ type Delivery struct {
 	// RotationOverlap is how long an API subscription's old secret keeps
 	// signing after rotate-secret.
 	RotationOverlap time.Duration `koanf:"rotation_overlap"`
+	// RequireHTTPS refuses http:// subscription URLs: in the config, at
+	// the API, and at delivery for any stored before it was set.
+	RequireHTTPS bool `koanf:"require_https"`
 }
 
 // Source is one upstream endpoint to poll.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -59,8 +60,24 @@ func validate(c *Config, p *problems) {
 	}
 	seen = map[string]bool{}
 	for i := range c.Subscriptions {
-		validateSubscription(&c.Subscriptions[i], fmt.Sprintf("subscriptions[%d]", i), seen, p)
+		path := fmt.Sprintf("subscriptions[%d]", i)
+		validateSubscription(&c.Subscriptions[i], path, seen, p)
+		if c.Delivery.RequireHTTPS {
+			if err := RequireHTTPS(c.Subscriptions[i].URL); err != nil {
+				p.add(path+".url", "%s", err.Error())
+			}
+		}
 	}
+}
+
+// RequireHTTPS refuses a subscription URL that is not https://, for
+// delivery.require_https; the API applies it to the subscriptions it
+// creates.
+func RequireHTTPS(raw string) error {
+	if u, err := url.Parse(raw); err == nil && !strings.EqualFold(u.Scheme, "https") {
+		return errors.New("must be https:// (delivery.require_https is on)")
+	}
+	return nil
 }
 
 func validPort(s string) bool {

@@ -87,3 +87,39 @@ func TestEgressPolicyChangeRebuildsClient(t *testing.T) {
 		t.Fatal("client kept after allow_private_networks was turned off")
 	}
 }
+
+// delivery.require_https also holds at send time, for a subscription
+// stored before it was set: the attempt fails saying why and nothing
+// leaves in plain text; an https:// receiver is reached.
+func TestRequireHTTPSAtSend(t *testing.T) {
+	var hits atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	plain, tls := httptest.NewServer(h), httptest.NewTLSServer(h)
+	defer plain.Close()
+	defer tls.Close()
+
+	subs := parseSubs(t, "name: plain\nurl: "+plain.URL+"\nsecret: "+testSecret+"\nretry: {schedule: [1h]}",
+		"name: tls\nurl: "+tls.URL+"\nsecret: "+testSecret+"\ninsecure_skip_verify: true")
+	for _, s := range subs {
+		s.RequireHTTPS = true
+	}
+	e := start(t, t.TempDir(), subs, Options{})
+	ev := e.emit("task.ready", "a")
+	e.waitState("tls", ev.ID, store.Delivered)
+	e.waitState("plain", ev.ID, store.Retrying)
+	var plainAttempts []string
+	for _, a := range e.attempts(ev.ID) {
+		if a.Subscription == "plain" {
+			plainAttempts = append(plainAttempts, a.Outcome+": "+a.Error)
+		}
+	}
+	if len(plainAttempts) != 1 || !strings.Contains(plainAttempts[0], "delivery.require_https") {
+		t.Errorf("attempts of the http:// subscription: %v", plainAttempts)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d requests arrived, want 1 (the https:// one)", n)
+	}
+}

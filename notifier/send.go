@@ -99,6 +99,7 @@ type clientPolicy struct {
 	// subscriptions, whose URL came from whoever holds the API token.
 	guarded      bool
 	allowPrivate bool
+	httpsOnly    bool
 }
 
 // policyOf returns the client policy for s. Config subscriptions are
@@ -108,6 +109,7 @@ func policyOf(s *Subscription) clientPolicy {
 		insecure:     s.InsecureSkipVerify,
 		guarded:      s.ManagedBy == "api",
 		allowPrivate: s.AllowPrivate,
+		httpsOnly:    s.RequireHTTPS,
 	}
 }
 
@@ -130,6 +132,9 @@ func newHTTPClient(p clientPolicy, rt http.RoundTripper) *http.Client {
 			tr.Proxy = nil
 		}
 		rt = tr
+	}
+	if p.httpsOnly {
+		rt = httpsOnly{rt}
 	}
 	return &http.Client{
 		Transport: rt,
@@ -228,4 +233,22 @@ func stripURL(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// errPlainHTTP fails an attempt at an http:// URL under
+// delivery.require_https; the delivery retries on its schedule, so fixing
+// the subscription's URL lets it through.
+var errPlainHTTP = errors.New("refused: the URL is not https:// and delivery.require_https is on")
+
+// httpsOnly refuses requests that would leave in plain text.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errPlainHTTP
+	}
+	return h.next.RoundTrip(req)
 }

@@ -37,6 +37,9 @@ type Subscription struct {
 	// loopback addresses (delivery.allow_private_networks); config ones
 	// always may, since a sidecar usually delivers to localhost.
 	AllowPrivate bool
+	// RequireHTTPS refuses to send anywhere but https:// URLs
+	// (delivery.require_https).
+	RequireHTTPS bool
 }
 
 // FromConfig builds a subscription from a validated config entry.

@@ -1,0 +1,15 @@
+package api
+
+import "github.com/pollrelay/pollrelay/config"
+
+// checkTarget is every rule a subscription URL from the API must pass:
+// https:// under delivery.require_https, and an address the egress guard
+// allows.
+func (s *Server) checkTarget(raw string) error {
+	if s.opts.Control.Config().Delivery.RequireHTTPS {
+		if err := config.RequireHTTPS(raw); err != nil {
+			return err
+		}
+	}
+	return s.checkDestination(raw)
+}
