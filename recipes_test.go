@@ -280,7 +280,7 @@ func TestRecipeGlossi(t *testing.T) {
 	names := eventNames(got, "event")
 	want := map[int][]string{
 		1: {"job.complete", "model.processed"},
-		2: {"model.failed", "render.complete"},
+		2: {"model.failed", "project.created", "render.complete"},
 		3: {"job.failed", "render.failed"},
 	}
 	for step, w := range want {
@@ -431,6 +431,7 @@ func TestRecipeGumnut(t *testing.T) {
 		"2 album.updated alb_1",
 		"2 asset.deleted ast_103",
 		"3 album.deleted alb_2",
+		"3 person.identified per_2",
 	}
 	if fmt.Sprint(lines) != fmt.Sprint(want) {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
