@@ -125,21 +125,32 @@ func (p *jsParser) array(depth int) error {
 		if err := p.value(depth + 1); err != nil {
 			return err
 		}
-		p.skipSpace()
-		if p.pos >= len(p.in) {
-			return errJSEnd
+		if done, err := p.after(']'); done || err != nil {
+			if err == nil {
+				p.out = append(p.out, ']')
+			}
+			return err
 		}
-		switch p.in[p.pos] {
-		case ',':
-			p.pos++
-			p.out = append(p.out, ',')
-		case ']':
-			p.pos++
-			p.out = append(p.out, ']')
-			return nil
-		default:
-			return fmt.Errorf("js form: expected , or ] at offset %d", p.pos)
-		}
+	}
+}
+
+// after reads what follows a member: a comma (written; done false) or
+// the closing byte (read, not written; done true).
+func (p *jsParser) after(closing byte) (done bool, err error) {
+	p.skipSpace()
+	if p.pos >= len(p.in) {
+		return false, errJSEnd
+	}
+	switch p.in[p.pos] {
+	case ',':
+		p.pos++
+		p.out = append(p.out, ',')
+		return false, nil
+	case closing:
+		p.pos++
+		return true, nil
+	default:
+		return false, fmt.Errorf("js form: expected , or %c at offset %d", closing, p.pos)
 	}
 }
 
@@ -184,23 +195,16 @@ func (p *jsParser) object(depth int) error {
 			reorder = idx || seen.repeats(p.out, members, key)
 		}
 		members = append(members, m)
-		p.skipSpace()
-		if p.pos >= len(p.in) {
-			return errJSEnd
+		done, err := p.after('}')
+		if err != nil {
+			return err
 		}
-		switch p.in[p.pos] {
-		case ',':
-			p.pos++
-			p.out = append(p.out, ',')
-		case '}':
-			p.pos++
+		if done {
 			if reorder {
 				p.rewrite(start, members)
 			}
 			p.out = append(p.out, '}')
 			return nil
-		default:
-			return fmt.Errorf("js form: expected , or } at offset %d", p.pos)
 		}
 	}
 }
@@ -337,25 +341,15 @@ func (p *jsParser) escape() error {
 	c := p.in[p.pos+1]
 	p.pos += 2
 	var r rune
-	switch c {
-	case '"', '\\', '/':
-		r = rune(c)
-	case 'b':
-		r = '\b'
-	case 'f':
-		r = '\f'
-	case 'n':
-		r = '\n'
-	case 'r':
-		r = '\r'
-	case 't':
-		r = '\t'
-	case 'u':
+	switch {
+	case c == 'u':
 		u, err := p.hex4()
 		if err != nil {
 			return err
 		}
 		r = p.pairSurrogate(u)
+	case c < utf8.RuneSelf && unescape[c] != 0:
+		r = rune(unescape[c])
 	default:
 		return fmt.Errorf("js form: bad escape \\%c at offset %d", c, p.pos-2)
 	}
@@ -394,27 +388,26 @@ func (p *jsParser) hex4() (rune, error) {
 // in ECMA-262): short escapes, \u00xx for other controls, a lone surrogate
 // as \udxxx, everything else as itself.
 func appendJSUnit(out []byte, r rune) []byte {
-	switch r {
-	case '"':
-		return append(out, '\\', '"')
-	case '\\':
-		return append(out, '\\', '\\')
-	case '\b':
-		return append(out, '\\', 'b')
-	case '\f':
-		return append(out, '\\', 'f')
-	case '\n':
-		return append(out, '\\', 'n')
-	case '\r':
-		return append(out, '\\', 'r')
-	case '\t':
-		return append(out, '\\', 't')
+	if r < utf8.RuneSelf {
+		if c := shortEscape[r]; c != 0 {
+			return append(out, '\\', c)
+		}
 	}
 	if r < 0x20 || utf16.IsSurrogate(r) {
 		return fmt.Appendf(out, `\u%04x`, r)
 	}
 	return utf8.AppendRune(out, r)
 }
+
+// shortEscape is the letter JSON.stringify escapes a character with, and
+// unescape its reverse (plus '/', which JSON lets input escape).
+var shortEscape, unescape = func() (esc, unesc [128]byte) {
+	for c, letter := range map[byte]byte{'"': '"', '\\': '\\', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't'} {
+		esc[c], unesc[letter] = letter, c
+	}
+	unesc['/'] = '/'
+	return esc, unesc
+}()
 
 // number reads a number and writes it as Number::toString would.
 func (p *jsParser) number() error {
