@@ -79,6 +79,9 @@ func TestNoSecretLeaks(t *testing.T) {
 		upstreamToken = "upstream-token-SECRET-1"
 		basicPassword = "basic-pass-SECRET-2"
 		token         = "api-token-SECRET-3"
+		accessToken   = "oauth-access-SECRET-4"
+		clientSecret  = "oauth-client-SECRET-5"
+		queryKey      = "query-key-SECRET-6"
 	)
 	webhookSecret := signature.NewSecret()
 	var calls atomic.Int64
@@ -86,9 +89,21 @@ func TestNoSecretLeaks(t *testing.T) {
 	bad := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		// An upstream that echoes credentials in its error page.
-		http.Error(w, "denied for "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Api-Key"), http.StatusForbidden)
+		http.Error(w, "denied for "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Api-Key")+" "+r.URL.RawQuery, http.StatusForbidden)
 	})
 	badSrv := newServer(t, bad)
+	// An OAuth 2.0 token endpoint: /ok issues the access token, /down
+	// fails echoing the client credentials it was sent.
+	tokenSrv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/down" {
+			id, sec, _ := r.BasicAuth()
+			r.ParseForm()
+			http.Error(w, "cannot issue for "+id+":"+sec+" "+r.Header.Get("Authorization")+" "+r.PostForm.Encode(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, accessToken)
+	}))
 	rc := newReceiver(t, webhookSecret)
 	rc.fail = func(delivery, int) int { return 500 }
 	yaml := fmt.Sprintf(`
@@ -112,12 +127,25 @@ sources:
     url: %s/x
     interval: 1h
     auth: {basic: {username: u, password: %s}}
+  - name: oauthed
+    url: {{BAD}}/x
+    interval: 1h
+    auth: {oauth2: {token_url: '{{TOKEN}}/ok', client_id: c, client_secret: {{CS}}}}
+  - name: oauthdown
+    url: {{BAD}}/x
+    interval: 1h
+    auth: {oauth2: {token_url: '{{TOKEN}}/down', client_id: c, client_secret: {{CS}}}}
+  - name: keyed
+    url: {{BAD}}/x
+    interval: 1h
+    auth: {query: {name: key, value: {{QK}}}}
 subscriptions:
   - name: app
     url: %s/hook
     secret: %s
     retry: {schedule: [100ms]}
 `, token, t.TempDir(), up.srv.URL, upstreamToken, upstreamToken, badSrv, upstreamToken, upstreamToken, badSrv, basicPassword, rc.srv.URL, webhookSecret)
+	yaml = strings.NewReplacer("{{BAD}}", badSrv, "{{TOKEN}}", tokenSrv, "{{CS}}", clientSecret, "{{QK}}", queryKey).Replace(yaml)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +169,9 @@ subscriptions:
 	up.set(func(m map[string]string) { m["a"] = "ready" })
 	record("POST", "/v1/sources/tasks/poll", nil)
 	record("POST", "/v1/sources/denied/poll", nil)
+	for _, name := range []string{"oauthed", "oauthdown", "keyed"} {
+		record("POST", "/v1/sources/"+name+"/poll", nil)
+	}
 	rc.next(t)
 	rc.next(t) // the retry
 	created := map[string]any{}
@@ -167,7 +198,8 @@ subscriptions:
 		t.Fatalf("setup: secret %q, denied calls %d", subSecret, calls.Load())
 	}
 	for name, text := range map[string]string{"logs": logs.String(), "API answers": answers.String(), "metrics": string(metrics)} {
-		for _, secret := range []string{upstreamToken, basicPassword, token, webhookSecret, subSecret, webhookSecret[len("whsec_"):]} {
+		for _, secret := range []string{upstreamToken, basicPassword, token, webhookSecret, subSecret, webhookSecret[len("whsec_"):],
+			accessToken, clientSecret, queryKey} {
 			if strings.Contains(text, secret) {
 				i := strings.Index(text, secret)
 				t.Errorf("%s contain a secret (%d chars) near %q", name, len(secret), text[max(0, i-120):i])

@@ -170,9 +170,13 @@ var invalidCases = map[string][]string{
 		"sources[0].events[1].type: unknown placeholder {curent} (want {source}, {previous}, {current}, {kind} or {member})",
 	},
 	"invalid-auth.yaml": {
-		"sources[0].auth: set bearer or basic",
-		"sources[1].auth: choose bearer or basic, not both",
+		"sources[0].auth: set one of bearer, basic, oauth2 or query",
+		"sources[1].auth: choose one of bearer, basic, oauth2 or query",
 		"sources[2].auth.basic.username: required",
+		"sources[3].auth.oauth2.client_id: required",
+		"sources[3].auth.oauth2.client_secret: required for the client-credentials grant (or set refresh_token)",
+		"sources[3].auth.oauth2.token_url: must be an absolute http or https URL",
+		"sources[4].auth.query.value: required",
 	},
 	"invalid-no-sources.yaml": {
 		"sources: at least one source is required",

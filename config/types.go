@@ -124,10 +124,29 @@ func (s *Source) IsWatch() bool { return containsIDPlaceholder(s.URL) }
 // deleted (default true).
 func (s *Source) DeletesEnabled() bool { return s.Deletes == nil || *s.Deletes }
 
-// Auth adds credentials to upstream requests.
+// Auth adds credentials to upstream requests; exactly one kind is set.
 type Auth struct {
-	Bearer string     `koanf:"bearer"`
-	Basic  *BasicAuth `koanf:"basic"`
+	Bearer string      `koanf:"bearer"`
+	Basic  *BasicAuth  `koanf:"basic"`
+	OAuth2 *OAuth2Auth `koanf:"oauth2"`
+	Query  *QueryAuth  `koanf:"query"`
+}
+
+// OAuth2Auth fetches access tokens from an OAuth 2.0 token endpoint: the
+// client-credentials grant, or the refresh-token grant when RefreshToken
+// is set.
+type OAuth2Auth struct {
+	TokenURL     string   `koanf:"token_url"`
+	ClientID     string   `koanf:"client_id"`
+	ClientSecret string   `koanf:"client_secret"`
+	Scopes       []string `koanf:"scopes"`
+	RefreshToken string   `koanf:"refresh_token"`
+}
+
+// QueryAuth sends an API key as a query parameter.
+type QueryAuth struct {
+	Name  string `koanf:"name"`
+	Value string `koanf:"value"`
 }
 
 // BasicAuth is HTTP basic authentication.

@@ -97,16 +97,8 @@ func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 		p.add(path+".method", "must be GET, POST or PUT")
 	}
 	checkHeaders(path+".headers", s.Headers, p)
-	if a := s.Auth; a != nil {
-		if a.Bearer == "" && a.Basic == nil {
-			p.add(path+".auth", "set bearer or basic")
-		}
-		if a.Bearer != "" && a.Basic != nil {
-			p.add(path+".auth", "choose bearer or basic, not both")
-		}
-		if a.Basic != nil && a.Basic.Username == "" {
-			p.add(path+".auth.basic.username", "required")
-		}
+	if s.Auth != nil {
+		validateAuth(s.Auth, path+".auth", p)
 	}
 
 	if s.Interval < time.Second {
@@ -492,4 +484,42 @@ func fmtDuration(d time.Duration) string {
 func validGlob(g string) bool {
 	_, err := path.Match(g, "")
 	return err == nil
+}
+
+// validateAuth checks a source's auth: one kind, with what that kind needs.
+func validateAuth(a *Auth, path string, p *problems) {
+	kinds := 0
+	for _, set := range []bool{a.Bearer != "", a.Basic != nil, a.OAuth2 != nil, a.Query != nil} {
+		if set {
+			kinds++
+		}
+	}
+	switch {
+	case kinds == 0:
+		p.add(path, "set one of bearer, basic, oauth2 or query")
+	case kinds > 1:
+		p.add(path, "choose one of bearer, basic, oauth2 or query")
+	}
+	if a.Basic != nil && a.Basic.Username == "" {
+		p.add(path+".basic.username", "required")
+	}
+	if o := a.OAuth2; o != nil {
+		if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(path+".oauth2.token_url", "must be an absolute http or https URL")
+		}
+		if o.ClientID == "" {
+			p.add(path+".oauth2.client_id", "required")
+		}
+		if o.RefreshToken == "" && o.ClientSecret == "" {
+			p.add(path+".oauth2.client_secret", "required for the client-credentials grant (or set refresh_token)")
+		}
+	}
+	if q := a.Query; q != nil {
+		if q.Name == "" {
+			p.add(path+".query.name", "required")
+		}
+		if q.Value == "" {
+			p.add(path+".query.value", "required")
+		}
+	}
 }

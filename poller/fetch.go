@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -41,7 +42,7 @@ const (
 // Outcomes lists every outcome, so metrics can create label values up front.
 var Outcomes = []string{
 	OutcomeSuccess, OutcomeNotModified, OutcomeHTTPError, OutcomeNetwork,
-	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore,
+	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth,
 }
 
 // PollError is a failed poll with the reason that labels it.
@@ -73,6 +74,8 @@ type fetcher struct {
 	client *retryablehttp.Client
 	// limiter holds requests to the source's `rate`; nil = unlimited.
 	limiter *rate.Limiter
+	// tokens is the OAuth 2.0 access token of auth.oauth2; nil without.
+	tokens *tokens
 }
 
 // newFetcher builds a source's HTTP client. rt replaces the network
@@ -88,6 +91,9 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 		hc.Transport = rt
 	}
 	f := &fetcher{src: src}
+	if src.Auth != nil && src.Auth.OAuth2 != nil {
+		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
+	}
 	if src.RateLimit > 0 {
 		// A burst of one: `rate: 5/s` never sends two requests closer than
 		// 200ms, so the upstream sees the budget in any window it measures.
@@ -132,10 +138,32 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
-// do performs one request and reads the body up to the source's cap. It
+// do performs one request and reads the body up to the source's cap. With
+// auth.oauth2 a 401 gets one more try with a fresh token: the cached one
+// may have been revoked before it expired.
+func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr http.Header) (*response, error) {
+	if f.tokens == nil {
+		return f.once(ctx, rawURL, reqBody, hdr, nil)
+	}
+	for try := 0; ; try++ {
+		tok, err := f.tokens.Token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r, err := f.once(ctx, rawURL, reqBody, hdr, tok)
+		if pe, ok := errors.AsType[*PollError](err); ok && pe.Status == http.StatusUnauthorized && try == 0 {
+			f.tokens.Refused(tok)
+			continue
+		}
+		// An upstream may echo the token it was sent into an error page.
+		return r, redactError(err, []string{tok.AccessToken})
+	}
+}
+
+// once performs one request, with tok as its credentials when set. It
 // waits for the rate budget first, outside the request's timeout: a slow
 // budget is not a slow upstream.
-func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr http.Header) (*response, error) {
+func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr http.Header, tok *oauth2.Token) (*response, error) {
 	if f.limiter != nil {
 		if err := f.limiter.Wait(ctx); err != nil {
 			return nil, pollErr(OutcomeNetwork, "wait for rate budget: %w", err)
@@ -165,7 +193,12 @@ func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr htt
 			req.Header.Set("Authorization", "Bearer "+a.Bearer)
 		case a.Basic != nil:
 			req.SetBasicAuth(a.Basic.Username, a.Basic.Password)
+		case a.Query != nil:
+			setQuery(req.URL, a.Query.Name, a.Query.Value)
 		}
+	}
+	if tok != nil {
+		tok.SetAuthHeader(req.Request)
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs
@@ -344,6 +377,17 @@ func validatorsFor(src *config.Source) string {
 		if a.Basic != nil {
 			put(a.Basic.Username)
 			put(a.Basic.Password)
+		}
+		if o := a.OAuth2; o != nil {
+			// Another client may see another account; a new token for
+			// the same client sees the same listing.
+			put(o.TokenURL)
+			put(o.ClientID)
+			put(strings.Join(o.Scopes, " "))
+		}
+		if q := a.Query; q != nil {
+			put(q.Name)
+			put(q.Value)
 		}
 	}
 	put(src.Items)

@@ -24,6 +24,14 @@ func sourceSecrets(src *config.Source) []string {
 		if a.Basic != nil {
 			add(a.Basic.Password)
 		}
+		if o := a.OAuth2; o != nil {
+			add(o.ClientSecret)
+			add(o.RefreshToken)
+		}
+		if a.Query != nil {
+			add(a.Query.Value)
+			add(url.QueryEscape(a.Query.Value))
+		}
 	}
 	for _, v := range src.Headers {
 		add(v)
