@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,11 +31,18 @@ type Bridge struct {
 	api      *api.Server
 	ln       net.Listener
 
-	reloadOK   prometheus.Gauge
-	reloadTime prometheus.Gauge
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	reloadPending *prometheus.GaugeVec
+	// level is the logger's level when run built it, so a reload can
+	// change log.level; nil leaves the level fixed.
+	level *slog.LevelVar
 
-	mu      sync.Mutex
-	cfg     *config.Config
+	mu  sync.Mutex
+	cfg *config.Config
+	// boot is the config the process started with: the keys only a
+	// restart applies are compared with it, not with the last reload.
+	boot    *config.Config
 	path    string // config file, for reloads; empty when built in code
 	started chan struct{}
 }
@@ -55,7 +63,7 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(st.Collectors()...)
 	b := &Bridge{
-		log: log, st: st, reg: reg, ln: ln, cfg: cfg, started: make(chan struct{}),
+		log: log, st: st, reg: reg, ln: ln, cfg: cfg, boot: cfg, started: make(chan struct{}),
 		poller: poller.NewManager(st, poller.NewMetrics(reg), log),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pollrelay_config_last_reload_successful", Help: "1 if the last config reload succeeded.",
@@ -63,8 +71,12 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pollrelay_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful config load.",
 		}),
+		reloadPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pollrelay_config_restart_required",
+			Help: "1 for each config key a reload changed that takes effect only after a restart.",
+		}, []string{"key"}),
 	}
-	reg.MustRegister(b.reloadOK, b.reloadTime)
+	reg.MustRegister(b.reloadOK, b.reloadTime, b.reloadPending)
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
 	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: cfg.Delivery.ShutdownGrace})
@@ -105,19 +117,20 @@ func (b *Bridge) SubscriptionsChanged() error {
 }
 
 // ReloadFile loads the config file again and applies it; on any problem
-// the running config stays and the problems are returned.
-func (b *Bridge) ReloadFile() error {
+// the running config stays and the problems are returned. restart lists
+// the changed keys that wait for a restart.
+func (b *Bridge) ReloadFile() (restart []string, err error) {
 	if b.path == "" {
-		return errors.New("reload: pollrelay was not started from a config file")
+		return nil, errors.New("reload: pollrelay was not started from a config file")
 	}
 	next, err := config.Load(b.path)
 	if err == nil {
-		err = b.Reload(next)
+		restart, err = b.Reload(next)
 	}
 	if err != nil {
 		b.ReloadFailed(err)
 	}
-	return err
+	return restart, err
 }
 
 // Started is closed once Run has started the pollers and the notifier.
@@ -213,18 +226,35 @@ func (b *Bridge) pruneLoop(ctx context.Context) {
 }
 
 // Reload applies a new, already validated config: changed sources restart,
-// unchanged ones keep running, removed ones stop, and the subscriptions are
-// replaced. Settings that need a restart (listen, storage) are reported.
-func (b *Bridge) Reload(cfg *config.Config) error {
+// unchanged ones keep running, removed ones stop, the subscriptions are
+// replaced, and api_token, log.level and memory_limit_bytes change at once.
+// The changed keys a running process cannot apply are logged, counted in
+// pollrelay_config_restart_required and returned.
+func (b *Bridge) Reload(cfg *config.Config) ([]string, error) {
 	subs, err := b.subscriptions(cfg)
 	if err != nil {
 		b.reloadOK.Set(0)
-		return err
+		return nil, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if cfg.Listen != b.cfg.Listen || cfg.Storage != b.cfg.Storage {
-		b.log.Warn("listen and storage changes take effect after a restart")
+	restart := config.RestartKeys(b.boot, cfg)
+	b.reloadPending.Reset()
+	for _, k := range restart {
+		b.reloadPending.WithLabelValues(k).Set(1)
+	}
+	if len(restart) > 0 {
+		b.log.Warn("config keys changed that take effect only after a restart", "keys", strings.Join(restart, ", "))
+	}
+	if cfg.APIToken != b.cfg.APIToken {
+		b.api.SetToken(cfg.APIToken)
+		b.log.Info("api_token changed; the previous token is refused from now on", "api", map[bool]string{true: "off", false: "on"}[cfg.APIToken == ""])
+	}
+	if b.level != nil {
+		b.level.Set(parseLevel(cfg.Log.Level))
+	}
+	if cfg.MemoryLimitBytes != b.cfg.MemoryLimitBytes {
+		setMemoryLimit(cfg.MemoryLimitBytes, b.log)
 	}
 	b.poller.Apply(cfg.Sources)
 	b.notifier.SetSubscriptions(subs)
@@ -232,7 +262,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
 	b.log.Info("config reloaded", "sources", len(cfg.Sources), "subscriptions", len(cfg.Subscriptions))
-	return nil
+	return restart, nil
 }
 
 // ReloadFailed records a reload whose config did not load.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -76,14 +77,16 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	log := newLogger(stderr, cfg.Log)
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.Log.Level))
+	log := newLevelLogger(stderr, cfg.Log.Format, level)
 	setMemoryLimit(cfg.MemoryLimitBytes, log)
 	b, err := NewBridge(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
-	b.path = path
+	b.path, b.level = path, level
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -92,7 +95,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	go func() {
 		for range hup {
 			log.Info("SIGHUP: reloading config", "path", path)
-			_ = b.ReloadFile() // a failure is logged and keeps the running config
+			_, _ = b.ReloadFile() // a failure is logged and keeps the running config
 		}
 	}()
 	if err := b.Run(ctx); err != nil {
@@ -102,26 +105,39 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	return 0
 }
 
-// setMemoryLimit applies memory_limit_bytes, unless GOMEMLIMIT, which the
-// runtime has already applied, says otherwise.
+// setMemoryLimit applies memory_limit_bytes (0: none), unless GOMEMLIMIT,
+// which the runtime has already applied, says otherwise.
 func setMemoryLimit(limit int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		log.Debug("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
 		return
 	}
-	if limit > 0 {
-		debug.SetMemoryLimit(limit)
-		log.Debug("memory limit", "bytes", limit)
+	if limit <= 0 {
+		limit = math.MaxInt64 // the runtime's "no limit"
 	}
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit", "bytes", limit)
 }
 
 // newLogger builds the slog logger the config asks for.
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
+	lv := new(slog.LevelVar)
+	lv.Set(parseLevel(c.Level))
+	return newLevelLogger(w, c.Format, lv)
+}
+
+// newLevelLogger builds a logger whose level lv can change while it runs.
+func newLevelLogger(w io.Writer, format string, lv *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// parseLevel reads log.level; validation has already refused other values.
+func parseLevel(s string) slog.Level {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(s))
+	return level
 }

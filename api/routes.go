@@ -410,12 +410,18 @@ func (s *Server) watchError(w http.ResponseWriter, r *http.Request, err error, s
 	return true
 }
 
+// reload answers which changed keys still wait for a restart, so a caller
+// is not told "reloaded" about a listen address that did not move.
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	if err := s.opts.Control.ReloadFile(); err != nil {
+	restart, err := s.opts.Control.ReloadFile()
+	if err != nil {
 		invalid(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	if restart == nil {
+		restart = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "restart_required": restart})
 }
 
 // checkDestination refuses webhook targets that must never be reached

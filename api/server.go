@@ -50,9 +50,10 @@ type Control interface {
 	// SubscriptionsChanged rebuilds the notifier's subscriptions after the
 	// API created, changed or deleted one.
 	SubscriptionsChanged() error
-	// Reload loads and applies the config file; a bad file keeps the old
-	// one running and its problems are returned.
-	ReloadFile() error
+	// ReloadFile loads and applies the config file; a bad file keeps the
+	// old one running and its problems are returned. Restart lists the
+	// changed keys that take effect only after a restart.
+	ReloadFile() (restart []string, err error)
 }
 
 // Options are the server's dependencies.
@@ -75,10 +76,12 @@ const maxBody = 1 << 20
 
 // Server is the HTTP handler set.
 type Server struct {
-	opts   Options
-	ready  atomic.Bool
-	mux    *http.ServeMux
-	token  [32]byte
+	opts  Options
+	ready atomic.Bool
+	mux   *http.ServeMux
+	// token is the SHA-256 of api_token, or nil while /v1 is off; a reload
+	// swaps it, so a revoked token is refused from the next request on.
+	token  atomic.Pointer[[32]byte]
 	routes []string // "METHOD /pattern" of every /v1 route, for the OpenAPI check
 }
 
@@ -93,7 +96,8 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Server{opts: o, mux: http.NewServeMux(), token: sha256.Sum256([]byte(o.Token))}
+	s := &Server{opts: o, mux: http.NewServeMux()}
+	s.SetToken(o.Token)
 	s.mux.HandleFunc("/healthz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -107,17 +111,21 @@ func New(o Options) *Server {
 	if o.Gatherer != nil {
 		s.mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
-	if o.Token == "" {
-		s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "the management API is off: set api_token to enable it")
-		})
-		return s
-	}
 	s.routesV1()
 	s.mux.HandleFunc("/v1/", s.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+r.URL.Path)
 	}))
 	return s
+}
+
+// SetToken replaces the bearer token /v1 requires; "" turns /v1 off.
+func (s *Server) SetToken(token string) {
+	if token == "" {
+		s.token.Store(nil)
+		return
+	}
+	sum := sha256.Sum256([]byte(token))
+	s.token.Store(&sum)
 }
 
 // SetReady marks the store open and the config loaded (or not).
@@ -165,9 +173,14 @@ func method(m string, h http.HandlerFunc) http.HandlerFunc {
 // first, so not even the token's length leaks through timing.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		want := s.token.Load()
+		if want == nil {
+			writeError(w, http.StatusNotFound, "the management API is off: set api_token to enable it")
+			return
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pollrelay"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
