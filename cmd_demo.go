@@ -35,7 +35,7 @@ sources:
     object: '{id, status, progress, error}'
     events:
       - {type: job.created, on: created}
-      - {type: 'job.{current}', on: changed, to: [processing, ready, errored]}
+      - {type: 'job.{current}', on: [created, changed], to: [processing, ready, errored]}
       - {type: job.deleted, on: deleted}
 subscriptions:
   - name: app

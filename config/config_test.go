@@ -163,6 +163,12 @@ var invalidCases = map[string][]string{
 		`subscriptions[3].signature.scheme: unknown scheme "rsa" (want standard, hmac-sha256 or token)`,
 		"subscriptions[4].secret: signing key has 4 bytes, want 64 (private key) or 32 (seed)",
 	},
+	"invalid-on.yaml": {
+		"sources[0].events[0].on: must be one of changed, created, deleted, stalled, member_added, member_removed",
+		"sources[0].events[1].on: stalled cannot be combined with other kinds: give it a rule of its own",
+		"sources[0].events[2].on: member_added and member_removed combine only with each other: give the other kinds a rule of their own",
+		"sources[0].events[3].on: must be a list",
+	},
 	"invalid-stalled.yaml": {
 		"sources[0].events[0].after: must be more than 0 with on: stalled",
 		"sources[0].events[0].state: required with on: stalled",

@@ -67,7 +67,7 @@ func defaultSource() Source {
 }
 
 // defaultRule is what each element of a source's `events:` starts from.
-func defaultRule() Rule { return Rule{On: "changed"} }
+func defaultRule() Rule { return Rule{On: Kinds{"changed"}} }
 
 // defaultSubscription is what each element of `subscriptions:` starts from.
 // Retry.Schedule is left nil so normalisation can tell "absent" (use

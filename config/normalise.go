@@ -100,10 +100,16 @@ func normaliseSource(s *Source, path string, p *problems) {
 }
 
 func normaliseRule(r *Rule, path string, p *problems) {
-	r.On = strings.TrimSpace(r.On)
-	if r.On == "" {
-		r.On = event.Changed
+	var kinds Kinds
+	for _, k := range r.On {
+		if k = strings.TrimSpace(k); k != "" && !kinds.Has(k) {
+			kinds = append(kinds, k)
+		}
 	}
+	if len(kinds) == 0 {
+		kinds = Kinds{event.Changed}
+	}
+	r.On = kinds
 	r.FromMatch = matcher(path+".from", r.From, p)
 	r.ToMatch = matcher(path+".to", r.To, p)
 	r.StateMatch = matcher(path+".state", r.State, p)

@@ -46,7 +46,7 @@ subscriptions:
 	if pg := s.Pagination; pg.MaxPages != 100 || pg.Limit != 100 {
 		t.Errorf("pagination defaults = %+v", pg)
 	}
-	if r := s.Events[0]; r.On != "changed" || !r.FromMatch.MatchesAll() || !r.ToMatch.MatchesAll() || r.WhenExpr != nil {
+	if r := s.Events[0]; !slices.Equal(r.On, Kinds{"changed"}) || !r.FromMatch.MatchesAll() || !r.ToMatch.MatchesAll() || r.WhenExpr != nil {
 		t.Errorf("rule defaults = %+v", r)
 	}
 

@@ -6,6 +6,7 @@ package config
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/pollrelay/pollrelay/jqexpr"
@@ -174,7 +175,7 @@ type Pagination struct {
 // Rule turns a transition into an event when it matches.
 type Rule struct {
 	Type  string        `koanf:"type"`  // template: {source} {previous} {current}
-	On    string        `koanf:"on"`    // changed | created | deleted | stalled
+	On    Kinds         `koanf:"on"`    // changed | created | deleted | stalled | member_*, or a list
 	From  any           `koanf:"from"`  // value, list of values or glob; nil = any
 	To    any           `koanf:"to"`    // likewise
 	When  string        `koanf:"when"`  // jq over the event's data; truthy = fire
@@ -191,6 +192,16 @@ type Rule struct {
 	WhenExpr    *jqexpr.Expr `koanf:"-"`
 	MembersExpr *jqexpr.Expr `koanf:"-"`
 }
+
+// Kinds is a rule's `on:`: one transition kind or a list of them, such as
+// [created, changed] for an item that may first appear in its final state.
+type Kinds []string
+
+// Has reports whether kind is one of k.
+func (k Kinds) Has(kind string) bool { return slices.Contains(k, kind) }
+
+// Members reports whether k asks for member_added or member_removed events.
+func (k Kinds) Members() bool { return k.Has("member_added") || k.Has("member_removed") }
 
 // Subscription is an application endpoint receiving webhooks.
 type Subscription struct {

@@ -251,30 +251,52 @@ func validateRule(r *Rule, path string, p *problems) {
 			p.add(path+".type", "unknown placeholder %s (want {source}, {previous}, {current}, {kind} or {member})", ph)
 		}
 	}
-	switch r.On {
-	case event.Changed, event.Created, event.Deleted:
-		if r.State != nil {
-			p.add(path+".state", "only valid with on: stalled")
+	validateKinds(r, path, p)
+	if r.Members != "" && !r.On.Members() {
+		p.add(path+".members", "only valid with on: member_added or member_removed")
+	}
+}
+
+// validateKinds checks a rule's `on:`. created, changed and deleted combine
+// freely, as do member_added and member_removed; stalled stands alone, since
+// it needs state: and after:, which the others refuse.
+func validateKinds(r *Rule, path string, p *problems) {
+	plain, members := 0, 0
+	for _, k := range r.On {
+		switch k {
+		case event.Changed, event.Created, event.Deleted:
+			plain++
+		case event.MemberAdded, event.MemberRemoved:
+			members++
+		case event.Stalled:
+		default:
+			p.add(path+".on", "must be one of changed, created, deleted, stalled, member_added, member_removed")
+			return
 		}
-		if r.After != 0 {
-			p.add(path+".after", "only valid with on: stalled")
-		}
-	case event.MemberAdded, event.MemberRemoved:
-		if r.Members == "" {
-			p.add(path+".members", "required with on: %s (jq yielding a list in the state)", r.On)
-		}
-	case event.Stalled:
+	}
+	switch {
+	case r.On.Has(event.Stalled) && len(r.On) > 1:
+		p.add(path+".on", "stalled cannot be combined with other kinds: give it a rule of its own")
+	case plain > 0 && members > 0:
+		p.add(path+".on", "member_added and member_removed combine only with each other: give the other kinds a rule of their own")
+	case r.On.Has(event.Stalled):
 		if r.State == nil {
 			p.add(path+".state", "required with on: stalled")
 		}
 		if r.After <= 0 {
 			p.add(path+".after", "must be more than 0 with on: stalled")
 		}
+	case members > 0:
+		if r.Members == "" {
+			p.add(path+".members", "required with on: %s (jq yielding a list in the state)", strings.Join(r.On, ", "))
+		}
 	default:
-		p.add(path+".on", "must be one of changed, created, deleted, stalled, member_added, member_removed")
-	}
-	if r.Members != "" && r.On != event.MemberAdded && r.On != event.MemberRemoved {
-		p.add(path+".members", "only valid with on: member_added or member_removed")
+		if r.State != nil {
+			p.add(path+".state", "only valid with on: stalled")
+		}
+		if r.After != 0 {
+			p.add(path+".after", "only valid with on: stalled")
+		}
 	}
 }
 

@@ -420,7 +420,7 @@ func holdDeletes(deletes, tracked int, src *config.Source, ss *store.SourceState
 func StallRules(src *config.Source) map[int]config.Rule {
 	var m map[int]config.Rule
 	for i, r := range src.Events {
-		if r.On == event.Stalled {
+		if r.On.Has(event.Stalled) {
 			if m == nil {
 				m = map[int]config.Rule{}
 			}

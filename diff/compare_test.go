@@ -63,7 +63,7 @@ func stallRule(t *testing.T, state string, after time.Duration) map[int]config.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[int]config.Rule{0: {Type: "job.stuck", On: event.Stalled, StateMatch: m, After: after}}
+	return map[int]config.Rule{0: {Type: "job.stuck", On: config.Kinds{event.Stalled}, StateMatch: m, After: after}}
 }
 
 func TestCompare(t *testing.T) {

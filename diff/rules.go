@@ -41,16 +41,23 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 		if !Matches(r, i, t) {
 			continue
 		}
-		if r.On == event.MemberAdded || r.On == event.MemberRemoved {
-			evs, err := memberEvents(ctx, r, t, func(member json.RawMessage) *event.Event {
-				e := mk(strings.ReplaceAll(Render(r.Type, src.Name, t), "{member}", event.Text(member)))
-				e.Kind, e.Member = r.On, member
-				return e
-			})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("events[%d]: %w", i, err))
+		if r.On.Members() {
+			for _, kind := range []string{event.MemberAdded, event.MemberRemoved} {
+				if !r.On.Has(kind) {
+					continue
+				}
+				tk := t
+				tk.Kind = kind // {kind} names the member event, not the change it came from
+				evs, err := memberEvents(ctx, r, kind, t, func(member json.RawMessage) *event.Event {
+					e := mk(strings.ReplaceAll(Render(r.Type, src.Name, tk), "{member}", event.Text(member)))
+					e.Kind, e.Member = kind, member
+					return e
+				})
+				if err != nil {
+					errs = append(errs, fmt.Errorf("events[%d]: %w", i, err))
+				}
+				out = append(out, evs...)
 			}
-			out = append(out, evs...)
 			continue
 		}
 		e := mk(Render(r.Type, src.Name, t))
@@ -74,12 +81,12 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 
 // Matches reports whether rule r (at index i of its source) applies to t.
 func Matches(r *config.Rule, i int, t Transition) bool {
-	if r.On == event.MemberAdded || r.On == event.MemberRemoved {
+	if r.On.Members() {
 		// Membership is read from a changed state: an item's first state
 		// is in its created event, its last in its deleted one.
 		return t.Kind == event.Changed && r.FromMatch.Match(t.Previous) && r.ToMatch.Match(t.Current)
 	}
-	if r.On != t.Kind {
+	if !r.On.Has(t.Kind) {
 		return false
 	}
 	if t.Kind == event.Stalled {
@@ -116,7 +123,7 @@ func when(ctx context.Context, expr *jqexpr.Expr, e *event.Event) (bool, error) 
 // memberEvents makes one event per element of the rule's members list that
 // joined (member_added) or left (member_removed) between the previous and
 // the current state, in list order. Elements compare as canonical JSON.
-func memberEvents(ctx context.Context, r *config.Rule, t Transition, mk func(json.RawMessage) *event.Event) ([]*event.Event, error) {
+func memberEvents(ctx context.Context, r *config.Rule, kind string, t Transition, mk func(json.RawMessage) *event.Event) ([]*event.Event, error) {
 	prev, err := members(ctx, r.MembersExpr, t.Previous)
 	if err != nil {
 		return nil, fmt.Errorf("members (previous state): %w", err)
@@ -126,7 +133,7 @@ func memberEvents(ctx context.Context, r *config.Rule, t Transition, mk func(jso
 		return nil, fmt.Errorf("members (current state): %w", err)
 	}
 	from, to := prev, cur
-	if r.On == event.MemberRemoved {
+	if kind == event.MemberRemoved {
 		from, to = cur, prev
 	}
 	had := make(map[string]bool, len(from))

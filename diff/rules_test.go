@@ -146,3 +146,45 @@ func TestMemberEvents(t *testing.T) {
 		t.Error("a members expression yielding a string did not fail")
 	}
 }
+
+// TestOnList checks that one rule with on: [created, changed] announces an
+// item that first appears in its final state as well as one that moves
+// into it, and that a list of member kinds fires both directions.
+func TestOnList(t *testing.T) {
+	src := parseSource(t, `  - name: videos
+    url: https://api.example.test/v1/videos
+    items: '.data[]'
+    events:
+      - {type: 'video.{current}', on: [created, changed], to: [ready, errored]}`)
+	tags := parseSource(t, `  - name: tags
+    url: https://api.example.test/v1/tags
+    items: '.data[]'
+    state: '{tags}'
+    events:
+      - {type: 'tag.{kind}', on: [member_added, member_removed], members: '.tags'}`)
+	cases := []struct {
+		src  *config.Source
+		t    Transition
+		want []string
+	}{
+		{src, tr(event.Created, "born-done", event.Null, js("errored")), []string{"video.errored"}},
+		{src, tr(event.Changed, "a", js("processing"), js("ready")), []string{"video.ready"}},
+		{src, tr(event.Created, "born-queued", event.Null, js("queued")), nil},
+		{src, tr(event.Deleted, "a", js("ready"), event.Null), nil},
+		{tags, Transition{Kind: event.Changed, ID: "t", Previous: json.RawMessage(`{"tags":["x"]}`), Current: json.RawMessage(`{"tags":["y"]}`)},
+			[]string{"tag.member_added", "tag.member_removed"}},
+	}
+	for _, c := range cases {
+		evs, err := Events(context.Background(), c.src, c.t, nil, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Type)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s %s: types %q, want %q", c.t.Kind, c.t.ID, got, c.want)
+		}
+	}
+}
