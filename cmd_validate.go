@@ -34,7 +34,8 @@ func configFlag(name string, args []string, stderr io.Writer, extra func(*flag.F
 	return *path, true
 }
 
-// printConfigError lists every validation problem, one per line.
+// printConfigError lists every validation problem, one per line. Any other
+// error from config.Load already names the file.
 func printConfigError(w io.Writer, path string, err error) {
 	var ve *config.ValidationError
 	if errors.As(err, &ve) {
@@ -44,7 +45,7 @@ func printConfigError(w io.Writer, path string, err error) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "%s: %v\n", path, err)
+	fmt.Fprintln(w, err)
 }
 
 // loadConfig parses a command's flags and loads its config. A non-zero

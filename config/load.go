@@ -99,8 +99,13 @@ func Load(path string) (*Config, error) {
 	cfg, err := Parse(data)
 	if err != nil {
 		var ve *ValidationError
-		if errors.As(err, &ve) {
+		var se *SyntaxError
+		switch {
+		case errors.As(err, &ve):
 			return nil, err
+		case errors.As(err, &se):
+			se.File = path
+			return nil, se
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -124,7 +129,7 @@ func Parse(data []byte) (*Config, error) { return ParseWith(data, os.LookupEnv) 
 //     POLLRELAY_API_TOKEN sets api_token and POLLRELAY_STORAGE__PATH sets
 //     storage.path. Other POLLRELAY_ variables are ignored.
 //
-// A YAML syntax error is returned as is, wrapped. Anything else wrong is
+// A YAML syntax error is returned as a *SyntaxError. Anything else wrong is
 // returned at once as a *ValidationError listing every problem with its path.
 func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if lookupEnv == nil {
@@ -138,7 +143,7 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 	// 2. Parse: YAML with ${ENV} expanded, then POLLRELAY_ overrides on top.
 	k := koanf.NewWithConf(koanf.Conf{Delim: keyDelim})
 	if err := k.Load(rawbytes.Provider(data), expandingParser{lookupEnv}); err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, syntaxError(data, err)
 	}
 	overrides, fromEnv := envOverrides(lookupEnv)
 	if len(overrides) > 0 {
