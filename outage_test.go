@@ -313,7 +313,7 @@ func BenchmarkReceiverOutage(b *testing.B) {
 listen: %s
 api_token: %s
 storage: {path: %q}
-log: {level: warn, format: text}
+log: {level: error, format: text}
 sources:
   - {name: tasks, url: "%s/v1/tasks", interval: 1s, timeout: 900ms, items: '.data[]'}
 subscriptions:

@@ -251,12 +251,19 @@ func (n *Notifier) promote(t *store.Txn, d *store.Delivery, now time.Time) error
 func (n *Notifier) logOutcome(d *store.Delivery) {
 	log := n.log.With("subscription", d.Subscription, "event_id", d.EventID)
 	switch d.State {
+	// Levels an alert can rely on: a failed attempt is a warning, a dead
+	// letter (nothing more will be tried) an error, and a delivery that
+	// got through after failing is the recovery.
 	case store.Delivered:
+		if d.Attempts > 1 {
+			log.Info("delivered after failed attempts", "attempts", d.Attempts)
+			return
+		}
 		log.Debug("delivered", "attempts", d.Attempts)
 	case store.Dead:
-		log.Warn("delivery dead-lettered", "attempts", d.Attempts, "last_status", d.LastStatus, "last_error", d.LastError)
+		log.Error("delivery dead-lettered", "attempts", d.Attempts, "last_status", d.LastStatus, "last_error", d.LastError)
 	case store.Retrying:
-		log.Info("delivery failed, will retry", "attempt", d.Attempts, "status", d.LastStatus,
+		log.Warn("delivery failed, will retry", "attempt", d.Attempts, "status", d.LastStatus,
 			"error", d.LastError, "next_attempt_at", d.NextAt.UTC().Format(time.RFC3339))
 	}
 }

@@ -172,7 +172,12 @@ func start(t *testing.T, dir string, subs []*Subscription, o Options) *env {
 // startLogging is start with the notifier's log lines below level dropped.
 func startLogging(t *testing.T, dir string, subs []*Subscription, o Options, level slog.Level) *env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+	return startWithLogger(t, dir, subs, o, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level})))
+}
+
+// startWithLogger is start logging to log.
+func startWithLogger(t *testing.T, dir string, subs []*Subscription, o Options, log *slog.Logger) *env {
+	t.Helper()
 	st, err := store.Open(store.Options{Path: dir, Logger: log})
 	if err != nil {
 		t.Fatal(err)

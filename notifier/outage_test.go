@@ -174,10 +174,10 @@ func TestReceiverOutage(t *testing.T) {
 			secret: `+testSecret+`
 			retry: {schedule: [`+strings.Join(sched, ", ")+`]}`)
 		maxInFlight := subs[0].MaxInFlight
-		// Warnings only: the outage makes tens of thousands of "will retry"
+		// Errors only: the outage makes tens of thousands of "will retry"
 		// lines, and t.Log keeps every line in memory, which would be
 		// measured as pollrelay's heap.
-		e := startLogging(t, t.TempDir(), subs, Options{Transport: tr}, slog.LevelWarn)
+		e := startLogging(t, t.TempDir(), subs, Options{Transport: tr}, slog.LevelError)
 
 		// ~1 KiB objects, so a body is the size of a typical item's.
 		pad := strings.Repeat("x", 900)

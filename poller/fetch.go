@@ -275,11 +275,14 @@ func stripURLError(err error) error {
 }
 
 // redactingLogger gives go-retryablehttp an slog logger that never sees a
-// raw URL and stays quiet about each request.
+// raw URL and stays quiet about each request: its "request failed" comes
+// once per attempt, and the poll that gave up is logged once by the loop
+// (a run of the same failure once, then its recovery), so attempts are
+// debug detail.
 type redactingLogger struct{ l *slog.Logger }
 
-func (r redactingLogger) Error(msg string, kv ...any) { r.l.Warn(msg, redactKV(kv)...) }
-func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Warn(msg, redactKV(kv)...) }
+func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, redactKV(kv)...) }
+func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
 func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
 func (r redactingLogger) Debug(msg string, kv ...any) {}
 
