@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -45,14 +44,36 @@ subscriptions:
     retry: {schedule: [1s, 2s, 5s]}
 `
 
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
-	recipe := fs.String("recipe", "", "play a vendor recipe instead: "+strings.Join(recipeNames(), ", "))
-	if err := fs.Parse(args); err != nil {
-		return 2
+var demoCommand = &command{
+	name:    "demo",
+	args:    "[--for 30s] [--recipe NAME]",
+	summary: "a simulated API, the bridge and a verifying receiver",
+	about: "Runs a simulated task API, pollrelay polling it on an in-memory store, and a\n" +
+		"receiver that verifies every Standard Webhooks signature and prints each\n" +
+		"webhook: what a newcomer runs first. --recipe plays a vendor recipe from\n" +
+		"examples/ instead, with a receiver that checks that vendor's own signature.\n" +
+		"Nothing is written to disk; Ctrl-C stops it.",
+	example: "pollrelay demo --for 30s\npollrelay demo --recipe glossi",
+	flags:   func(fs *flagSet) { new(demoFlags).declare(fs) },
+	run:     cmdDemo,
+}
+
+type demoFlags struct {
+	dur    time.Duration
+	recipe string
+}
+
+func (f *demoFlags) declare(fs *flagSet) {
+	fs.DurationVar(&f.dur, "for", 0, "stop after this `DURATION` (default: until Ctrl-C)")
+	fs.StringVar(&f.recipe, "recipe", "", "play the vendor recipe `NAME` instead: "+strings.Join(recipeNames(), ", "))
+}
+
+func cmdDemo(c *command, args []string, stdout, stderr io.Writer) int {
+	var f demoFlags
+	if code, ok := parseArgs(c, args, stdout, stderr, f.declare); !ok {
+		return code
 	}
+	dur, recipe := &f.dur, &f.recipe
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *dur > 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,15 +21,34 @@ import (
 // shows what extraction does, it is not a round.
 const probeWatchLimit = 20
 
+var probeCommand = &command{
+	name:    "probe",
+	args:    "--config FILE [--source NAME]",
+	summary: "poll once and show what would fire; writes nothing",
+	about: "Polls each source once (or only --source), prints the ids and states its jq\n" +
+		"extracts and the events that would fire against the stored state, and\n" +
+		"writes nothing. Use it to check items:, id: and state: against the real\n" +
+		"upstream before run. It warns when every id or state comes out null or the\n" +
+		"same, the mark of a typo in a jq path.",
+	example: "pollrelay probe --config pollrelay.yaml --source videos",
+	flags: func(fs *flagSet) {
+		new(configFlags).declare(fs)
+		declareProbeFlags(fs, new(string))
+	},
+	run: cmdProbe,
+}
+
+func declareProbeFlags(fs *flagSet, only *string) {
+	fs.StringVar(only, "source", "", "probe only the source `NAME`")
+}
+
 // cmdProbe polls sources once and prints what was extracted and which
 // transitions would fire against the stored state. It writes nothing: the
 // store is opened read-only, and only if it exists.
-func cmdProbe(args []string, stdout, stderr io.Writer) int {
+func cmdProbe(c *command, args []string, stdout, stderr io.Writer) int {
 	var only string
-	cfg, _, code := loadConfig("probe", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&only, "source", "", "probe only this source")
-	})
-	if code != 0 {
+	cfg, _, code := loadConfig(c, args, stdout, stderr, func(fs *flagSet) { declareProbeFlags(fs, &only) })
+	if cfg == nil {
 		return code
 	}
 	log := newLogger(stderr, config.Log{Level: "warn", Format: "text"})

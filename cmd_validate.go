@@ -1,37 +1,20 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"math"
-	"os"
-	"os/signal"
-	"runtime/debug"
-	"syscall"
 
 	"github.com/pollrelay/pollrelay/config"
 )
 
-// configFlag parses the --config flag common to most commands.
-func configFlag(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (string, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "path to the YAML config")
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return "", false
-	}
-	if *path == "" {
-		fmt.Fprintf(stderr, "pollrelay %s: --config FILE is required\n", name)
-		return "", false
-	}
-	return *path, true
+// configFlags are the flags of the commands that read a config file.
+type configFlags struct {
+	path string
+}
+
+func (f *configFlags) declare(fs *flagSet) {
+	fs.StringVar(&f.path, "config", "", "the YAML config `FILE` (required)")
 }
 
 // printConfigError lists every validation problem, one per line. Any other
@@ -48,97 +31,51 @@ func printConfigError(w io.Writer, path string, err error) {
 	fmt.Fprintln(w, err)
 }
 
-// loadConfig parses a command's flags and loads its config. A non-zero
-// exit code means the problem has been printed: 2 for bad flags, 1 for a
-// bad config.
-func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, string, int) {
-	path, ok := configFlag(name, args, stderr, extra)
+// loadConfig parses a command's flags (--config and those extra adds) and
+// loads its config. A nil config means the command is done and exits with
+// the code: 0 after its help, 2 for bad flags, 1 for a bad config, whose
+// problems have been printed.
+func loadConfig(c *command, args []string, stdout, stderr io.Writer, extra func(*flagSet)) (*config.Config, string, int) {
+	var f configFlags
+	code, ok := parseArgs(c, args, stdout, stderr, func(fs *flagSet) {
+		f.declare(fs)
+		if extra != nil {
+			extra(fs)
+		}
+	})
 	if !ok {
-		return nil, "", 2
+		return nil, "", code
 	}
-	cfg, err := config.Load(path)
+	if f.path == "" {
+		code, _ := usageError(c, stderr, "--config FILE is required")
+		return nil, "", code
+	}
+	cfg, err := config.Load(f.path)
 	if err != nil {
-		printConfigError(stderr, path, err)
+		printConfigError(stderr, f.path, err)
 		return nil, "", 1
 	}
-	return cfg, path, 0
+	return cfg, f.path, 0
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	cfg, _, code := loadConfig("validate", args, stderr, nil)
-	if code != 0 {
+var validateCommand = &command{
+	name:    "validate",
+	args:    "--config FILE",
+	summary: "check a config and list every problem",
+	about: "Loads the config as run would (${ENV} expanded, POLLRELAY_* overrides applied),\n" +
+		"compiles every jq expression and checks every value. Exits 1 listing every\n" +
+		"problem with its path (sources[1].interval: must be at least 1s), or prints a\n" +
+		"one-line summary and exits 0. It reads no store and contacts no upstream.",
+	example: "pollrelay validate --config pollrelay.yaml",
+	flags:   func(fs *flagSet) { new(configFlags).declare(fs) },
+	run:     cmdValidate,
+}
+
+func cmdValidate(c *command, args []string, stdout, stderr io.Writer) int {
+	cfg, _, code := loadConfig(c, args, stdout, stderr, nil)
+	if cfg == nil {
 		return code
 	}
 	fmt.Fprintln(stdout, cfg.Summary())
 	return 0
-}
-
-func cmdRun(args []string, _, stderr io.Writer) int {
-	cfg, path, code := loadConfig("run", args, stderr, nil)
-	if code != 0 {
-		return code
-	}
-	level := new(slog.LevelVar)
-	level.Set(parseLevel(cfg.Log.Level))
-	log := newLevelLogger(stderr, cfg.Log.Format, level)
-	setMemoryLimit(cfg.MemoryLimitBytes, log)
-	b, err := NewBridge(cfg, log)
-	if err != nil {
-		log.Error("cannot start", "error", err.Error())
-		return 1
-	}
-	b.path, b.level = path, level
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			log.Info("SIGHUP: reloading config", "path", path)
-			_, _ = b.ReloadFile() // a failure is logged and keeps the running config
-		}
-	}()
-	if err := b.Run(ctx); err != nil {
-		log.Error("stopped with an error", "error", err.Error())
-		return 1
-	}
-	return 0
-}
-
-// setMemoryLimit applies memory_limit_bytes (0: none), unless GOMEMLIMIT,
-// which the runtime has already applied, says otherwise.
-func setMemoryLimit(limit int64, log *slog.Logger) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		log.Debug("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
-		return
-	}
-	if limit <= 0 {
-		limit = math.MaxInt64 // the runtime's "no limit"
-	}
-	debug.SetMemoryLimit(limit)
-	log.Debug("memory limit", "bytes", limit)
-}
-
-// newLogger builds the slog logger the config asks for.
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	lv := new(slog.LevelVar)
-	lv.Set(parseLevel(c.Level))
-	return newLevelLogger(w, c.Format, lv)
-}
-
-// newLevelLogger builds a logger whose level lv can change while it runs.
-func newLevelLogger(w io.Writer, format string, lv *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
-// parseLevel reads log.level; validation has already refused other values.
-func parseLevel(s string) slog.Level {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(s))
-	return level
 }

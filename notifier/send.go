@@ -16,12 +16,13 @@ import (
 
 	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/retryafter"
 )
 
 // UserAgent is sent with every webhook.
-var UserAgent = "pollrelay/dev"
+var UserAgent = version.UserAgent()
 
 // maxResponseBody is how much of a receiver's answer is read and kept in
 // the attempt log.

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/retryafter"
 )
 
@@ -233,7 +234,7 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 }
 
 // UserAgent is sent on every request pollrelay makes.
-var UserAgent = "pollrelay/dev"
+var UserAgent = version.UserAgent()
 
 // Snippet quotes the start of a body for an error message: at most 256
 // bytes, so a log line stays readable and a huge error page can't flood it.

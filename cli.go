@@ -1,0 +1,80 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// flagSet is the standard library's, named here so command tables read
+// plainly.
+type flagSet = flag.FlagSet
+
+// flagDef is one declared flag.
+type flagDef = flag.Flag
+
+// parseArgs parses a command's flags (declare adds them; nil: none). When
+// it returns false the command exits with code: 0 after printing its help
+// for --help or -h, 2 after a usage error, which names the problem and
+// where to read more. A command takes no positional arguments, so any is
+// an error rather than silently ignored.
+func parseArgs(c *command, args []string, stdout, stderr io.Writer, declare func(*flagSet)) (int, bool) {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if declare != nil {
+		declare(fs)
+	}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, c)
+		return 0, false
+	case err != nil:
+		return usageError(c, stderr, err.Error())
+	case fs.NArg() > 0:
+		return usageError(c, stderr, fmt.Sprintf("unexpected argument %q: %s takes only flags (--name value)", fs.Arg(0), c.name))
+	}
+	return 0, true
+}
+
+func usageError(c *command, stderr io.Writer, msg string) (int, bool) {
+	fmt.Fprintf(stderr, "pollrelay %s: %s\nusage: %s\nrun 'pollrelay help %s' for its flags and an example\n", c.name, msg, usageLine(c), c.name)
+	return 2, false
+}
+
+func usageLine(c *command) string {
+	if c.args == "" {
+		return "pollrelay " + c.name
+	}
+	return "pollrelay " + c.name + " " + c.args
+}
+
+// printHelp prints a command's usage line, description, flags and example.
+func printHelp(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\n", usageLine(c), c.about)
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	var flags strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		head := "--" + f.Name
+		if name != "" {
+			head += " " + strings.ToUpper(name)
+		}
+		if f.DefValue != "" && f.DefValue != "0s" && f.DefValue != "false" {
+			usage += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(&flags, "  %-22s %s\n", head, usage)
+	})
+	if flags.Len() == 0 {
+		fmt.Fprint(w, "Flags: none\n\n")
+	} else {
+		fmt.Fprintf(w, "Flags:\n%s  %-22s %s\n\n", flags.String(), "--help, -h", "print this help")
+	}
+	fmt.Fprintf(w, "Example:\n  %s\n", strings.ReplaceAll(c.example, "\n", "\n  "))
+}
