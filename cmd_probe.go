@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"text/tabwriter"
@@ -52,15 +54,9 @@ func cmdProbe(c *command, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(stderr, config.Log{Level: "warn", Format: "text"})
-	var st *store.Store
-	var err error
-	if !cfg.Storage.InMemory {
-		st, err = store.OpenReadOnly(cfg.Storage.Path, log)
-		if err != nil {
-			fmt.Fprintf(stderr, "note: comparing against an empty state (%v)\n", err)
-		} else {
-			defer st.Close()
-		}
+	st, unreadable := openProbeStore(cfg, stdout, stderr, log)
+	if st != nil {
+		defer st.Close()
 	}
 	found, failed := false, false
 	for i := range cfg.Sources {
@@ -73,7 +69,7 @@ func cmdProbe(c *command, args []string, stdout, stderr io.Writer) int {
 		if src.IsWatch() {
 			probe = probeWatchSource
 		}
-		if err := probe(context.Background(), stdout, src, st, log); err != nil {
+		if err := probe(context.Background(), stdout, src, probeState{st, unreadable}, log); err != nil {
 			fmt.Fprintf(stdout, "   error: %v\n\n", err)
 			failed = true
 		}
@@ -82,13 +78,47 @@ func cmdProbe(c *command, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollrelay probe: no source named %q\n", only)
 		return 1
 	}
+	if unreadable != nil {
+		fmt.Fprintf(stdout, "probe could not read the stored state, so it cannot say what run would fire: %v\n", unreadable)
+		fmt.Fprintln(stdout, "If pollrelay run holds the store, ask it instead (POST /v1/sources/NAME/poll, then GET /v1/events), or stop it and probe again.")
+		return 1
+	}
 	if failed {
 		return 1
 	}
 	return 0
 }
 
-func probeSource(ctx context.Context, w io.Writer, src *config.Source, st *store.Store, log *slog.Logger) error {
+// probeState is the stored state probe compares against: st is nil for an
+// in-memory config or a store not created yet (an empty state, which is
+// what run's first poll starts from), err set when a store exists but
+// cannot be read, most often because a running pollrelay holds its lock.
+type probeState struct {
+	st  *store.Store
+	err error
+}
+
+// openProbeStore opens the config's store read-only. A missing store is
+// said on stdout, beside the answer it changes; one that exists but
+// cannot be opened is returned as the error.
+func openProbeStore(cfg *config.Config, stdout, stderr io.Writer, log *slog.Logger) (*store.Store, error) {
+	if cfg.Storage.InMemory {
+		return nil, nil
+	}
+	st, err := store.OpenReadOnly(cfg.Storage.Path, log)
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.Is(err, fs.ErrNotExist):
+		fmt.Fprintf(stdout, "no store at %s yet: comparing against an empty state, as run's first poll would\n\n", cfg.Storage.Path)
+		return nil, nil
+	}
+	fmt.Fprintf(stdout, "cannot read the stored state at %s: the transitions below are not computed (%v)\n\n", cfg.Storage.Path, err)
+	fmt.Fprintf(stderr, "pollrelay probe: %v\n", err)
+	return nil, err
+}
+
+func probeSource(ctx context.Context, w io.Writer, src *config.Source, ps probeState, log *slog.Logger) error {
 	start := time.Now()
 	obs, complete, pages, err := poller.Probe(ctx, src, log)
 	took := time.Since(start)
@@ -105,7 +135,13 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, st *store
 		fmt.Fprintf(tw, "   %s\t%s\n", o.ID, event.Text(o.State))
 	}
 	tw.Flush()
+	warnSuspicious(w, obs)
+	if ps.err != nil {
+		fmt.Fprintf(w, "   stored state unreadable: cannot say which transitions would fire\n\n")
+		return nil
+	}
 
+	st := ps.st
 	prev := map[string]*store.Item{}
 	var ss store.SourceState
 	if st != nil {
@@ -147,7 +183,8 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, st *store
 
 // probeWatchSource polls the ids of a watch source that are configured
 // (`ids:`) or watched in the store, up to probeWatchLimit.
-func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, st *store.Store, log *slog.Logger) error {
+func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps probeState, log *slog.Logger) error {
+	st := ps.st
 	watches := map[string]*store.Watch{}
 	ids := slices.Clone(src.IDs)
 	if st != nil {
@@ -199,6 +236,20 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, st *
 		fmt.Fprintf(tw, "   %s\t%s\t%s → %d\n", r.id, state, r.page.URL, r.page.Status)
 	}
 	tw.Flush()
+	var obs []diff.Observation
+	for _, r := range results {
+		if r.err == nil {
+			obs = append(obs, r.ob)
+		}
+	}
+	warnSuspicious(w, obs)
+	if ps.err != nil {
+		fmt.Fprintf(w, "   stored state unreadable: cannot say which transitions would fire\n\n")
+		if failed > 0 {
+			return fmt.Errorf("%d of %d request(s) failed", failed, len(ids))
+		}
+		return nil
+	}
 
 	now := time.Now()
 	n := 0
@@ -254,4 +305,29 @@ func printWouldFire(ctx context.Context, w io.Writer, src *config.Source, t diff
 		fmt.Fprintf(w, "   would fire %s  (%s: %s → %s)\n", e.Type, e.ItemID, event.Text(e.Previous), event.Text(e.Current))
 	}
 	return len(evs)
+}
+
+// warnSuspicious flags extractions that look like a typo in a jq path
+// rather than data: every state null (`.stauts` yields null on every
+// item, and a state that never changes never fires), or every item under
+// one id or one state. A single item proves nothing, so it needs two.
+func warnSuspicious(w io.Writer, obs []diff.Observation) {
+	if len(obs) < 2 {
+		return
+	}
+	ids := map[string]bool{}
+	states := map[string]bool{}
+	for _, o := range obs {
+		ids[o.ID] = true
+		states[string(o.State)] = true
+	}
+	if len(ids) == 1 {
+		fmt.Fprintf(w, "   WARNING: all %d items have the id %s: check id: (jq), it should differ per item\n", len(obs), obs[0].ID)
+	}
+	switch {
+	case len(states) == 1 && string(obs[0].State) == "null":
+		fmt.Fprintf(w, "   WARNING: every state is null: check state: (jq); a misspelt field such as '.stauts' yields null, and a state that never changes never fires\n")
+	case len(states) == 1:
+		fmt.Fprintf(w, "   WARNING: all %d items have the same state %s: if that is not what the upstream shows, check state: (jq)\n", len(obs), event.Text(obs[0].State))
+	}
 }

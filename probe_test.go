@@ -146,8 +146,8 @@ func TestProbeWithoutAStore(t *testing.T) {
 	if !table.MatchString(out) {
 		t.Errorf("no id/state table in:\n%s", out)
 	}
-	if !strings.Contains(errOut, "comparing against an empty state") {
-		t.Errorf("stderr = %q", errOut)
+	if !strings.Contains(out, "no store at "+data+" yet: comparing against an empty state") {
+		t.Errorf("stdout does not say the store is not there yet")
 	}
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Errorf("probe created the store directory (%v)", err)

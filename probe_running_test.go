@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProbeBesideRunningBinary: while pollrelay run holds the store, probe
+// cannot read the stored state. It must say so on stdout, where its answer
+// is, claim no baseline or transitions, and exit non-zero.
+func TestProbeBesideRunningBinary(t *testing.T) {
+	bin := binary(t)
+	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	f := writeProbeConfig(t, data, srv.URL)
+	raw, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	if err := os.WriteFile(f, append([]byte(fmt.Sprintf("listen: %s\n", addr)), raw...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, bin, "run", "--config", f)
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
+
+	code, out, errOut := runProbe(t, "--config", f)
+	if code == 0 {
+		t.Errorf("probe exited 0 without reading the stored state\nstdout:\n%s", out)
+	}
+	for _, want := range []string{"cannot read the stored state at " + data, "stored state unreadable: cannot say which transitions would fire", "If pollrelay run holds the store"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	for _, lie := range []string{"would record a baseline", "no transitions would fire", "would fire "} {
+		if strings.Contains(out, lie) {
+			t.Errorf("stdout claims %q about a state it could not read:\n%s", lie, out)
+		}
+	}
+	if !strings.Contains(errOut, "pollrelay probe:") {
+		t.Errorf("stderr = %q", errOut)
+	}
+}
+
+// TestProbeWarnsAboutTypos: a misspelt state path yields null for every
+// item, and probe says so loudly instead of showing a quiet column of nulls.
+func TestProbeWarnsAboutTypos(t *testing.T) {
+	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	cases := []struct{ state, want string }{
+		{`'.stauts'`, "WARNING: every state is null: check state:"},
+		{`'"x"'`, `WARNING: all 3 items have the same state x`},
+		{`'.status'`, ""},
+	}
+	for _, c := range cases {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		yaml := fmt.Sprintf("storage: {in_memory: true}\nsources:\n  - {name: tasks, url: '%s/tasks', items: '.data[]', state: %s, pagination: {next: .next, param: cursor}}\n", srv.URL, c.state)
+		if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, out, _ := runProbe(t, "--config", f)
+		switch {
+		case c.want == "" && strings.Contains(out, "WARNING"):
+			t.Errorf("state %s: a warning for a healthy extraction:\n%s", c.state, out)
+		case c.want != "" && !strings.Contains(out, c.want):
+			t.Errorf("state %s: stdout lacks %q:\n%s", c.state, c.want, out)
+		}
+	}
+}
