@@ -261,6 +261,9 @@ func (b *Bridge) Reload(cfg *config.Config) ([]string, error) {
 	b.cfg = cfg
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
+	for _, w := range cfg.Warnings() {
+		b.log.Warn("config: " + w)
+	}
 	b.log.Info("config reloaded", "sources", len(cfg.Sources), "subscriptions", len(cfg.Subscriptions))
 	return restart, nil
 }

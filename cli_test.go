@@ -146,3 +146,23 @@ func TestVersionStamped(t *testing.T) {
 		t.Errorf("User-Agent %q, want pollrelay/%s", agents, v)
 	}
 }
+
+// TestValidateWarns: a glob nothing emits and a short secret are warnings:
+// printed, exit 0.
+func TestValidateWarns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "storage: {in_memory: true}\nsources:\n  - {name: videos, url: 'http://127.0.0.1:9/v', events: [{type: 'video.status.{current}', on: [created, changed]}]}\n" +
+		"subscriptions: [{name: s, url: 'http://127.0.0.1:9/h', events: ['video.stauts.*'], secret: whsec_c2hvcnQ=}]\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("validate", "--config", path)
+	if code != 0 || !strings.HasPrefix(out, "config ok") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, want := range []string{`warning: subscriptions[0].events[0]: "video.stauts.*" matches no event type`, "warning: subscriptions[0].secret: the key is 5 bytes"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}

@@ -37,6 +37,9 @@ func cmdRun(c *command, args []string, stdout, stderr io.Writer) int {
 	level.Set(parseLevel(cfg.Log.Level))
 	log := newLevelLogger(stderr, cfg.Log.Format, level)
 	setMemoryLimit(cfg.MemoryLimitBytes, log)
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	b, err := NewBridge(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())

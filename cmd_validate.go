@@ -77,5 +77,8 @@ func cmdValidate(c *command, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintln(stdout, cfg.Summary())
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	return 0
 }

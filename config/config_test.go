@@ -103,8 +103,8 @@ var invalidCases = map[string][]string{
 		"sources[1].pagination.limit_param: required with page_param",
 	},
 	"invalid-secret-prefix.yaml": {
-		"subscriptions[0].secret[1]: must be whsec_<base64> or whsk_<base64>",
-		"subscriptions[0].secret[2]: must be whsec_<base64> or whsk_<base64>",
+		"subscriptions[0].secret[1]: must be whsec_<base64> or whsk_<base64>: a Standard Webhooks secret is whsec_ followed by the base64 of 24 to 64 random bytes; `pollrelay secret` prints a fresh one",
+		"subscriptions[0].secret[2]: must be whsec_<base64> or whsk_<base64>: what follows whsec_ is not standard base64 (A-Z, a-z, 0-9, + and /, padded with =); `pollrelay secret` prints a fresh one",
 	},
 	"invalid-missing-secret.yaml": {
 		"subscriptions[0].secret: required",
@@ -191,7 +191,7 @@ var invalidCases = map[string][]string{
 		"api_token: must be a string",
 		"sources[0].headers.Authorization: must not contain a line break or NUL",
 		"sources[0].url: must be an absolute http or https URL",
-		"subscriptions[0].secret: must be whsec_<base64> or whsk_<base64>",
+		"subscriptions[0].secret: must be whsec_<base64> or whsk_<base64>: what follows whsec_ is not standard base64 (A-Z, a-z, 0-9, + and /, padded with =); `pollrelay secret` prints a fresh one",
 	},
 }
 

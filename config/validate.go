@@ -366,7 +366,7 @@ func validateSecrets(s *Subscription, path string, p *problems) {
 		case sec == "":
 			p.add(secretPath(j), "must not be empty")
 		case s.SigScheme.Scheme == signature.SchemeStandard && !standardSecret(sec):
-			p.add(secretPath(j), "must be whsec_<base64> or whsk_<base64>")
+			p.add(secretPath(j), "must be whsec_<base64> or whsk_<base64>: %s", secretForm(sec))
 		}
 	}
 	if len(p.list) != before || p.hasUnder(sp) || p.hasUnder(path+".signature") {
@@ -394,6 +394,21 @@ func validateSecrets(s *Subscription, path string, p *problems) {
 
 // standardSecret reports whether sec is whsec_ or whsk_ followed by
 // non-empty padded standard base64, as Standard Webhooks libraries expect.
+// secretForm says what is wrong with a secret standardSecret refused and
+// how to make a good one, without quoting the secret.
+func secretForm(sec string) string {
+	const howTo = "`pollrelay secret` prints a fresh one"
+	for _, prefix := range []string{signature.PrefixSecret, signature.PrefixSigningKey} {
+		if b64, ok := strings.CutPrefix(sec, prefix); ok {
+			if b64 == "" {
+				return "nothing follows " + prefix + "; " + howTo
+			}
+			return "what follows " + prefix + " is not standard base64 (A-Z, a-z, 0-9, + and /, padded with =); " + howTo
+		}
+	}
+	return "a Standard Webhooks secret is whsec_ followed by the base64 of 24 to 64 random bytes; " + howTo
+}
+
 func standardSecret(sec string) bool {
 	for _, prefix := range []string{signature.PrefixSecret, signature.PrefixSigningKey} {
 		if b64, ok := strings.CutPrefix(sec, prefix); ok {
