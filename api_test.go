@@ -71,6 +71,9 @@ func (c apiClient) do(method, path string, body any, out any) int {
 	if resp.StatusCode != http.StatusNoContent && !json.Valid(data) {
 		c.t.Errorf("%s %s: answer is not JSON: %s", method, path, data)
 	}
+	for _, problem := range checkAgainstOpenAPI(method, path, resp.StatusCode, data) {
+		c.t.Errorf("openapi.json: %s", problem)
+	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			c.t.Fatalf("%s %s: %v: %s", method, path, err, data)
@@ -436,5 +439,43 @@ sources:
 	}
 	if code := c.do("PATCH", "/v1/subscriptions/tls", map[string]any{"url": "http://127.0.0.1:9/hook"}, &res); code != 422 {
 		t.Errorf("PATCH to http:// under require_https: %d %v", code, res)
+	}
+}
+
+// TestAPIWatchAnswersMatchTheSchema: once a watch has been polled against
+// an upstream sending validators, GET /v1/watches shows when it was first
+// observed and none of the poller's conditional-request bookkeeping; the
+// client checks every answer against openapi.json.
+func TestAPIWatchAnswersMatchTheSchema(t *testing.T) {
+	secret := signature.NewSecret()
+	rc := newReceiver(t, secret)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Last-Modified", "Mon, 12 Jan 2026 10:00:00 GMT")
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, `{"data":[],"id":"a","status":"queued"}`)
+	}))
+	defer up.Close()
+	b, _ := startBridge(t, fmt.Sprintf(apiConfig, apiToken, t.TempDir(), up.URL, up.URL, rc.srv.URL, secret))
+	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+	if code := c.do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "2h"}, nil); code != 200 {
+		t.Fatalf("put watch: %d", code)
+	}
+	var ws struct {
+		Data []map[string]any `json:"data"`
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		c.do("POST", "/v1/sources/task-status/poll", nil, nil)
+		ws.Data = nil
+		c.do("GET", "/v1/watches", nil, &ws)
+		return len(ws.Data) == 1 && ws.Data[0]["observed_at"] != nil
+	})
+	for _, internal := range []string{"etag", "last_modified", "validators_for"} {
+		if _, ok := ws.Data[0][internal]; ok {
+			t.Errorf("GET /v1/watches shows %s: %v", internal, ws.Data[0])
+		}
 	}
 }

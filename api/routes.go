@@ -347,7 +347,28 @@ func (s *Server) listWatches(w http.ResponseWriter, r *http.Request) {
 		cursor = next
 	}
 	slices.SortStableFunc(all, func(a, b store.Watch) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	page(w, r, all)
+	views := make([]watchView, len(all))
+	for i := range all {
+		views[i] = viewWatch(all[i])
+	}
+	page(w, r, views)
+}
+
+// watchView is a watch as /v1 shows it: the stored record without the
+// HTTP validators the poller keeps for conditional requests.
+type watchView struct {
+	Source     string          `json:"source"`
+	ID         string          `json:"id"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	ExpiresAt  time.Time       `json:"expires_at,omitzero"`
+	Origin     string          `json:"origin"`
+	ObservedAt time.Time       `json:"observed_at,omitzero"`
+}
+
+func viewWatch(w store.Watch) watchView {
+	return watchView{Source: w.Source, ID: w.ID, Metadata: w.Metadata, CreatedAt: w.CreatedAt,
+		ExpiresAt: w.ExpiresAt, Origin: w.Origin, ObservedAt: w.ObservedAt}
 }
 
 type watchRequest struct {
@@ -376,7 +397,7 @@ func (s *Server) putWatch(w http.ResponseWriter, r *http.Request) {
 	if s.watchError(w, r, err, source) {
 		return
 	}
-	writeJSON(w, http.StatusOK, wt)
+	writeJSON(w, http.StatusOK, viewWatch(wt))
 }
 
 func (s *Server) deleteWatch(w http.ResponseWriter, r *http.Request) {
