@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/internal/testenv"
 )
 
 // TestNodeLibraryAccepts has the official JavaScript Standard Webhooks
@@ -19,10 +21,10 @@ import (
 func TestNodeLibraryAccepts(t *testing.T) {
 	dir := filepath.Join("..", "testdata", "interop")
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
+		testenv.Missing(t, "node not installed")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks")); err != nil {
-		t.Skip("run npm install in testdata/interop")
+		testenv.Missing(t, "run npm ci in testdata/interop")
 	}
 	a, b := NewSecret(), NewSecret()
 	body := []byte(`{"type":"video.status.ready","timestamp":"2026-01-15T10:30:00.123Z","data":{"id":"v_1","note":"ünïcode & <html>"}}`)
