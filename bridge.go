@@ -117,20 +117,27 @@ func (b *Bridge) SubscriptionsChanged() error {
 }
 
 // ReloadFile loads the config file again and applies it; on any problem
-// the running config stays and the problems are returned. restart lists
-// the changed keys that wait for a restart.
-func (b *Bridge) ReloadFile() (restart []string, err error) {
+// the running config stays and the problems are returned.
+func (b *Bridge) ReloadFile() error {
 	if b.path == "" {
-		return nil, errors.New("reload: pollrelay was not started from a config file")
+		return errors.New("reload: pollrelay was not started from a config file")
 	}
 	next, err := config.Load(b.path)
 	if err == nil {
-		restart, err = b.Reload(next)
+		err = b.Reload(next)
 	}
 	if err != nil {
 		b.ReloadFailed(err)
 	}
-	return restart, err
+	return err
+}
+
+// RestartRequired lists the keys the running config has changed, against
+// the one the process started with, that take effect only after a restart.
+func (b *Bridge) RestartRequired() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return config.RestartKeys(b.boot, b.cfg)
 }
 
 // Started is closed once Run has started the pollers and the notifier.
@@ -229,12 +236,12 @@ func (b *Bridge) pruneLoop(ctx context.Context) {
 // unchanged ones keep running, removed ones stop, the subscriptions are
 // replaced, and api_token, log.level and memory_limit_bytes change at once.
 // The changed keys a running process cannot apply are logged, counted in
-// pollrelay_config_restart_required and returned.
-func (b *Bridge) Reload(cfg *config.Config) ([]string, error) {
+// pollrelay_config_restart_required (see RestartRequired).
+func (b *Bridge) Reload(cfg *config.Config) error {
 	subs, err := b.subscriptions(cfg)
 	if err != nil {
 		b.reloadOK.Set(0)
-		return nil, err
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -265,7 +272,7 @@ func (b *Bridge) Reload(cfg *config.Config) ([]string, error) {
 		b.log.Warn("config: " + w)
 	}
 	b.log.Info("config reloaded", "sources", len(cfg.Sources), "subscriptions", len(cfg.Subscriptions))
-	return restart, nil
+	return nil
 }
 
 // ReloadFailed records a reload whose config did not load.

@@ -54,7 +54,7 @@ func cmdRun(c *command, args []string, stdout, stderr io.Writer) int {
 	go func() {
 		for range hup {
 			log.Info("SIGHUP: reloading config", "path", path)
-			_, _ = b.ReloadFile() // a failure is logged and keeps the running config
+			_ = b.ReloadFile() // a failure is logged and keeps the running config
 		}
 	}()
 	if err := b.Run(ctx); err != nil {

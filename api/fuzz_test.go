@@ -42,9 +42,9 @@ type control struct {
 	cfg *config.Config
 }
 
-func (c control) Config() *config.Config        { return c.cfg }
-func (c control) SubscriptionsChanged() error   { return nil }
-func (c control) ReloadFile() ([]string, error) { return nil, errors.New("reload: no config file") }
+func (c control) Config() *config.Config      { return c.cfg }
+func (c control) SubscriptionsChanged() error { return nil }
+func (c control) ReloadFile() error           { return errors.New("reload: no config file") }
 
 // newFuzzServer builds the real handler over an in-memory store, the real
 // poller and notifier; everything stops in cleanup.

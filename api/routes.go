@@ -434,13 +434,13 @@ func (s *Server) watchError(w http.ResponseWriter, r *http.Request, err error, s
 // reload answers which changed keys still wait for a restart, so a caller
 // is not told "reloaded" about a listen address that did not move.
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	restart, err := s.opts.Control.ReloadFile()
-	if err != nil {
+	if err := s.opts.Control.ReloadFile(); err != nil {
 		invalid(w, err)
 		return
 	}
-	if restart == nil {
-		restart = []string{}
+	restart := []string{}
+	if rr, ok := s.opts.Control.(RestartReporter); ok {
+		restart = append(restart, rr.RestartRequired()...)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "restart_required": restart})
 }

@@ -51,9 +51,14 @@ type Control interface {
 	// API created, changed or deleted one.
 	SubscriptionsChanged() error
 	// ReloadFile loads and applies the config file; a bad file keeps the
-	// old one running and its problems are returned. Restart lists the
-	// changed keys that take effect only after a restart.
-	ReloadFile() (restart []string, err error)
+	// old one running and its problems are returned.
+	ReloadFile() error
+}
+
+// RestartReporter is what a Control may add: the config keys a reload
+// changed that take effect only after a restart, for POST /v1/reload.
+type RestartReporter interface {
+	RestartRequired() []string
 }
 
 // Options are the server's dependencies.
