@@ -126,7 +126,7 @@ type memSample struct {
 // this one would be measured with it.
 func TestReceiverOutage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("tens of thousands of attempts: 110-220 s with -race on 2 idle cores")
+		t.Skip("tens of thousands of attempts: minutes with -race (see README, Development)")
 	}
 	synctest.Test(t, func(t *testing.T) {
 		const (
