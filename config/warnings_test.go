@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -74,5 +75,63 @@ subscriptions:
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("warnings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestGlobsIntersectAgainstBruteForce compares globsIntersect with a
+// search for a common string, over every pair of short globs: a string
+// both match, if any, is never longer than the two globs together.
+func TestGlobsIntersectAgainstBruteForce(t *testing.T) {
+	tokens := []string{"a", "b", "*", "?", "[ab]", "[^a]"}
+	var globs []string
+	var grow func(prefix string, n int)
+	grow = func(prefix string, n int) {
+		if prefix != "" {
+			globs = append(globs, prefix)
+		}
+		if n == 0 {
+			return
+		}
+		for _, tk := range tokens {
+			grow(prefix+tk, n-1)
+		}
+	}
+	grow("", 3)
+	var strs []string
+	var gen func(prefix string, n int)
+	gen = func(prefix string, n int) {
+		strs = append(strs, prefix)
+		if n == 0 {
+			return
+		}
+		for _, c := range []string{"a", "b", "c"} {
+			gen(prefix+c, n-1)
+		}
+	}
+	gen("", 6)
+	// Each glob's matches as a bit set over strs, so a pair is one AND.
+	matches := make(map[string][]uint64, len(globs))
+	for _, g := range globs {
+		m := make([]uint64, (len(strs)+63)/64)
+		for i, s := range strs {
+			if ok, _ := path.Match(g, s); ok {
+				m[i/64] |= 1 << (i % 64)
+			}
+		}
+		matches[g] = m
+	}
+	for _, a := range globs {
+		for _, b := range globs {
+			want := false
+			for w := range matches[a] {
+				if matches[a][w]&matches[b][w] != 0 {
+					want = true
+					break
+				}
+			}
+			if got := globsIntersect(a, b); got != want {
+				t.Fatalf("globsIntersect(%q, %q) = %v, a common string exists: %v", a, b, got, want)
+			}
+		}
 	}
 }
