@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// TestMissingHelper is run by TestMissingFailsInCI in a child process.
-func TestMissingHelper(t *testing.T) {
-	if os.Getenv("TESTENV_HELPER") != "1" {
+// TestMissingChild is run by TestMissingFailsInCI in a child process.
+func TestMissingChild(t *testing.T) {
+	if os.Getenv("TESTENV_CHILD") != "1" {
 		t.Skip("run by TestMissingFailsInCI")
 	}
 	Missing(t, "node_modules not installed")
@@ -28,8 +28,8 @@ func TestMissingFailsInCI(t *testing.T) {
 		{"", false, "--- SKIP"},
 		{"false", false, "--- SKIP"},
 	} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingHelper$", "-test.v")
-		cmd.Env = append(os.Environ(), "TESTENV_HELPER=1", "CI="+c.ci)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "TESTENV_CHILD=1", "CI="+c.ci)
 		out, err := cmd.CombinedOutput()
 		if (err != nil) != c.fails || !strings.Contains(string(out), c.output) {
 			t.Errorf("CI=%q: err %v, output:\n%s", c.ci, err, out)
