@@ -33,6 +33,11 @@ type Bridge struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 
+	// subsMu orders the rebuilds of the notifier's subscriptions: each
+	// reads the store and sets the notifier under it, so a rebuild that
+	// read older state never replaces one that read newer.
+	subsMu sync.Mutex
+
 	mu      sync.Mutex
 	cfg     *config.Config
 	path    string // config file, for reloads; empty when built in code
@@ -96,6 +101,8 @@ func (b *Bridge) Config() *config.Config {
 // SubscriptionsChanged rebuilds the notifier's subscriptions from the
 // config and the store, after the API changed one.
 func (b *Bridge) SubscriptionsChanged() error {
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
 	subs, err := b.subscriptions(b.Config())
 	if err != nil {
 		return err
@@ -216,6 +223,8 @@ func (b *Bridge) pruneLoop(ctx context.Context) {
 // unchanged ones keep running, removed ones stop, and the subscriptions are
 // replaced. Settings that need a restart (listen, storage) are reported.
 func (b *Bridge) Reload(cfg *config.Config) error {
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
 	subs, err := b.subscriptions(cfg)
 	if err != nil {
 		b.reloadOK.Set(0)

@@ -41,6 +41,7 @@ type Notifier interface {
 	Replay(ctx context.Context, subID string, since, until time.Time, types []string) (int, error)
 	Stats(subID string) (notifier.SubscriptionStats, bool)
 	SetDisabled(ctx context.Context, subID string, disabled bool) error
+	Forget(ctx context.Context, subID string) error
 }
 
 // Control is what the API needs of the process that wires everything.
@@ -80,6 +81,8 @@ type Server struct {
 	mux    *http.ServeMux
 	token  [32]byte
 	routes []string // "METHOD /pattern" of every /v1 route, for the OpenAPI check
+	// subLock is held by the subscription change running; see lockSubs.
+	subLock chan struct{}
 }
 
 // New builds the server; it reports not ready until SetReady(true).
@@ -93,7 +96,7 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Server{opts: o, mux: http.NewServeMux(), token: sha256.Sum256([]byte(o.Token))}
+	s := &Server{opts: o, mux: http.NewServeMux(), token: sha256.Sum256([]byte(o.Token)), subLock: make(chan struct{}, 1)}
 	s.mux.HandleFunc("/healthz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
