@@ -464,10 +464,12 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// replayRequest keeps the times raw, so an absent since is told apart
+// from 0001-01-01T00:00:00Z, which is a time like any other.
 type replayRequest struct {
-	Since time.Time `json:"since"`
-	Until time.Time `json:"until"`
-	Types []string  `json:"types"`
+	Since json.RawMessage `json:"since"`
+	Until json.RawMessage `json:"until"`
+	Types []string        `json:"types"`
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
@@ -476,14 +478,23 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if req.Since.IsZero() {
-		writeError(w, http.StatusUnprocessableEntity, "since: required, an RFC 3339 time")
+	since, hasSince, err := parseTime(req.Since)
+	if err == nil && !hasSince {
+		err = errors.New("required, " + timeExample)
+	}
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "since: "+err.Error())
 		return
 	}
-	if req.Until.IsZero() {
-		req.Until = s.opts.Now()
+	until, hasUntil, err := parseTime(req.Until)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "until: "+err.Error())
+		return
 	}
-	if !req.Until.After(req.Since) {
+	if !hasUntil {
+		until = s.opts.Now()
+	}
+	if !until.After(since) {
 		writeError(w, http.StatusUnprocessableEntity, "until: must be after since")
 		return
 	}
@@ -493,7 +504,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	n, err := s.opts.Notifier.Replay(r.Context(), id, req.Since, req.Until, req.Types)
+	n, err := s.opts.Notifier.Replay(r.Context(), id, since, until, req.Types)
 	switch {
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
@@ -502,6 +513,22 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	}
+}
+
+// parseTime reads an optional JSON time: absent or null is not set.
+func parseTime(raw json.RawMessage) (time.Time, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, false, nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err != nil {
+		return time.Time{}, false, errors.New("must be " + timeExample)
+	}
+	t, err := time.Parse(time.RFC3339Nano, str)
+	if err != nil {
+		return time.Time{}, false, errors.New("must be " + timeExample)
+	}
+	return t, true, nil
 }
 
 func cloneSpec(m map[string]any) map[string]any {
