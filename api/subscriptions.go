@@ -436,11 +436,21 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// maxSigningSecrets bounds the secrets that sign at once. Each adds a
+// signature to every webhook; 64 keep webhook-signature near 3 KiB, well
+// inside the 8 KiB a header line may take at common proxies, however
+// often secrets are rotated.
+const maxSigningSecrets = 64
+
 // rotated puts secret first; the older secrets keep signing until overlap
-// after their first rotation, and those past it are dropped.
+// after their first rotation, and those past it are dropped, as are the
+// oldest beyond maxSigningSecrets.
 func rotated(old []store.StoredSecret, secret string, now time.Time, overlap time.Duration) []store.StoredSecret {
 	kept := []store.StoredSecret{{Value: secret}}
 	for _, o := range old {
+		if len(kept) == maxSigningSecrets {
+			break
+		}
 		if o.ExpiresAt.IsZero() {
 			o.ExpiresAt = now.Add(overlap)
 		}
