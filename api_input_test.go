@@ -13,6 +13,7 @@ func TestAPIReplayFromZeroTime(t *testing.T) {
 	e.up.set(func(items map[string]string) { items["b"] = "queued" })
 	pollNow(t, e.b, "tasks")
 	e.rc.next(t)
+	waitDelivered(t, e.b)
 	var out map[string]any
 	code := e.c.do("POST", "/v1/subscriptions/app/replay", map[string]any{"since": "0001-01-01T00:00:00Z"}, &out)
 	if code != 202 || out["replayed"] != float64(1) {
