@@ -429,6 +429,10 @@ func FuzzParse(f *testing.F) {
 					if !strings.Contains(p, ": ") {
 						t.Fatalf("problem without a path: %q", p)
 					}
+					// What the file said is quoted back; the rest is ours.
+					if goInternals.MatchString(quoted.ReplaceAllString(p, `""`)) {
+						t.Fatalf("problem names Go internals: %q", p)
+					}
 				}
 			}
 			return

@@ -9,6 +9,9 @@ import (
 // names, fmt's verb errors and Go's time layout.
 var goInternals = regexp.MustCompile(`interface \{\}|map\[|\[\]|reflect|%!|2006-01-02|15:04:05|unconvertible|!!(seq|map|str|int)`)
 
+// quoted matches a Go-quoted string in a message.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
 // TestSubscriptionMessagesInWords gives every subscription key values of
 // every JSON type, as an API client could, and checks that each problem
 // says what is wanted in words.
