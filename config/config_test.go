@@ -201,6 +201,7 @@ var invalidCases = map[string][]string{
 		"listen: port must be a number from 1 to 65535 (0 picks a free one)",
 		"sources[0].url: port must be a number from 1 to 65535",
 		"sources[1].url: port must be a number from 1 to 65535",
+		"sources[3].auth.oauth2.token_url: port must be a number from 1 to 65535",
 		"subscriptions[0].url: port must be a number from 1 to 65535",
 	},
 	"invalid-api-token.yaml": {
