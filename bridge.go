@@ -38,6 +38,11 @@ type Bridge struct {
 	// change log.level; nil leaves the level fixed.
 	level *slog.LevelVar
 
+	// subsMu orders the rebuilds of the notifier's subscriptions: each
+	// reads the store and sets the notifier under it, so a rebuild that
+	// read older state never replaces one that read newer.
+	subsMu sync.Mutex
+
 	mu  sync.Mutex
 	cfg *config.Config
 	// boot is the config the process started with: the keys only a
@@ -108,6 +113,8 @@ func (b *Bridge) Config() *config.Config {
 // SubscriptionsChanged rebuilds the notifier's subscriptions from the
 // config and the store, after the API changed one.
 func (b *Bridge) SubscriptionsChanged() error {
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
 	subs, err := b.subscriptions(b.Config())
 	if err != nil {
 		return err
@@ -238,6 +245,8 @@ func (b *Bridge) pruneLoop(ctx context.Context) {
 // The changed keys a running process cannot apply are logged, counted in
 // pollrelay_config_restart_required (see RestartRequired).
 func (b *Bridge) Reload(cfg *config.Config) error {
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
 	subs, err := b.subscriptions(cfg)
 	if err != nil {
 		b.reloadOK.Set(0)

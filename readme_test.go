@@ -75,7 +75,7 @@ func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	}
 	t.Setenv("UPSTREAM_TOKEN", upstreamToken)
 	t.Setenv("WEBHOOK_SECRET", secret)
-	t.Setenv("POLLRELAY_API_TOKEN", "test-token") // to poll now instead of waiting 15 s
+	t.Setenv("POLLRELAY_API_TOKEN", "test-token-6d7e8f9a0b") // to poll now instead of waiting 15 s
 	var out, errOut bytes.Buffer
 	if code := run([]string{"validate", "--config", path}, &out, &errOut); code != 0 {
 		t.Fatalf("validate: exit %d\n%s%s", code, &out, &errOut)
@@ -84,7 +84,7 @@ func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	poll := func() {
 		t.Helper()
 		waitFor(t, 20*time.Second, func() bool {
-			resp, err := http.DefaultClient.Do(mustRequest(t, "POST", "http://"+addr+"/v1/sources/videos/poll", "test-token"))
+			resp, err := http.DefaultClient.Do(mustRequest(t, "POST", "http://"+addr+"/v1/sources/videos/poll", "test-token-6d7e8f9a0b"))
 			if err != nil {
 				return false
 			}

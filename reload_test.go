@@ -54,16 +54,16 @@ sources:
 			t.Fatal(err)
 		}
 	}
-	conf(addr, "old-token")
+	conf(addr, "old-token-0a1b2c3d4e")
 	p := startProcess(t, bin, "run", "--config", path)
 	base := "http://" + addr
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })
-	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "old-token"); code != 200 {
+	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "old-token-0a1b2c3d4e"); code != 200 {
 		t.Fatalf("old token before the reload: %d", code)
 	}
 
-	conf(freeAddr(t), "new-token")
-	code, body := apiStatus(t, "POST", base+"/v1/reload", "old-token")
+	conf(freeAddr(t), "new-token-5f6a7b8c9d")
+	code, body := apiStatus(t, "POST", base+"/v1/reload", "old-token-0a1b2c3d4e")
 	if code != 200 {
 		t.Fatalf("POST /v1/reload: %d %s", code, body)
 	}
@@ -74,10 +74,10 @@ sources:
 	if err := json.Unmarshal(body, &ans); err != nil || ans.Status != "reloaded" || strings.Join(ans.RestartRequired, ",") != "listen" {
 		t.Errorf("reload answer %s, want status reloaded and restart_required [listen]", body)
 	}
-	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "old-token"); code != 401 {
+	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "old-token-0a1b2c3d4e"); code != 401 {
 		t.Errorf("old token right after the reload: %d, want 401", code)
 	}
-	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "new-token"); code != 200 {
+	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "new-token-5f6a7b8c9d"); code != 200 {
 		t.Errorf("new token right after the reload: %d, want 200", code)
 	}
 	if m := getMetrics(addr); !strings.Contains(m, `pollrelay_config_restart_required{key="listen"} 1`) {
@@ -87,16 +87,16 @@ sources:
 	conf(addr, "")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 20*time.Second, func() bool {
-		code, _ := apiStatus(t, "GET", base+"/v1/sources", "new-token")
+		code, _ := apiStatus(t, "GET", base+"/v1/sources", "new-token-5f6a7b8c9d")
 		return code == 404
 	})
 	if m := getMetrics(addr); strings.Contains(m, `pollrelay_config_restart_required{key="listen"}`) {
 		t.Error("listen is back at its running value but still reported as waiting for a restart")
 	}
-	conf(addr, "third-token")
+	conf(addr, "third-token-1e2f3a4b5c")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 20*time.Second, func() bool {
-		code, _ := apiStatus(t, "GET", base+"/v1/sources", "third-token")
+		code, _ := apiStatus(t, "GET", base+"/v1/sources", "third-token-1e2f3a4b5c")
 		return code == 200
 	})
 	log, _ := os.ReadFile(p.log.Name())

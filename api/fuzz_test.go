@@ -20,7 +20,7 @@ import (
 	"github.com/pollrelay/pollrelay/store"
 )
 
-const fuzzToken = "fuzz-token"
+const fuzzToken = "fuzz-token-0123456789"
 
 // fuzzConfig has one watch source, so PUT /v1/watches reaches the real
 // poller, and delivery to private networks off, so the SSRF check runs.

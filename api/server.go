@@ -41,6 +41,7 @@ type Notifier interface {
 	Replay(ctx context.Context, subID string, since, until time.Time, types []string) (int, error)
 	Stats(subID string) (notifier.SubscriptionStats, bool)
 	SetDisabled(ctx context.Context, subID string, disabled bool) error
+	Forget(ctx context.Context, subID string) error
 }
 
 // Control is what the API needs of the process that wires everything.
@@ -88,6 +89,8 @@ type Server struct {
 	// swaps it, so a revoked token is refused from the next request on.
 	token  atomic.Pointer[[32]byte]
 	routes []string // "METHOD /pattern" of every /v1 route, for the OpenAPI check
+	// subLock is held by the subscription change running; see lockSubs.
+	subLock chan struct{}
 }
 
 // New builds the server; it reports not ready until SetReady(true).
@@ -101,7 +104,7 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Server{opts: o, mux: http.NewServeMux()}
+	s := &Server{opts: o, mux: http.NewServeMux(), subLock: make(chan struct{}, 1)}
 	s.SetToken(o.Token)
 	s.mux.HandleFunc("/healthz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -183,8 +186,8 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusNotFound, "the management API is off: set api_token to enable it")
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		got, ok := bearerToken(r.Header.Get("Authorization"))
+		sum := sha256.Sum256([]byte(got))
 		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pollrelay"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
@@ -228,17 +231,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
-}
-
-// jsonError turns encoding/json's messages into one line a user can act on.
-func jsonError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("%s: must be %s", te.Field, te.Type)
-	}
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "json: ")
-	return msg
 }
 
 // internal answers 500 for an error the caller can't fix, logging it.

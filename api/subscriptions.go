@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -180,20 +181,6 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, change string) (
 	return nil, nil, false
 }
 
-// apply writes an API subscription change and rebuilds the notifier's
-// subscriptions from it; it answers 500 itself when either fails.
-func (s *Server) apply(w http.ResponseWriter, r *http.Request, write func(*store.Txn) error) bool {
-	if err := s.opts.Store.Update(write); err != nil {
-		s.internal(w, r, err)
-		return false
-	}
-	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
-		s.internal(w, r, err)
-		return false
-	}
-	return true
-}
-
 // configOwned answers 409 for a change to a config subscription.
 func configOwned(w http.ResponseWriter, id, change string) {
 	writeError(w, http.StatusConflict, "subscription "+quote(id)+" is managed by the config file; "+change+" there")
@@ -257,6 +244,10 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		invalid(w, err)
 		return
 	}
+	if !s.lockSubs(w, r) {
+		return
+	}
+	defer s.unlockSubs()
 	if existing, _, err := s.find(name); err != nil {
 		s.internal(w, r, err)
 		return
@@ -270,8 +261,14 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.opts.Now()
 	raw, _ := json.Marshal(spec)
-	rec := &store.SubscriptionRecord{ID: name, Spec: raw, Secrets: []store.StoredSecret{{Value: secret}}, CreatedAt: now, UpdatedAt: now}
-	if !s.apply(w, r, func(t *store.Txn) error { return t.PutAPISubscription(rec) }) {
+	rec := &store.SubscriptionRecord{ID: name, Spec: raw, Secrets: []store.StoredSecret{{Value: secret}}, CreatedAt: now, UpdatedAt: now, Version: 1}
+	ok := s.commit(w, r, name, func(t *store.Txn) error {
+		if _, err := current(t, name, nil); !errors.Is(err, errSubGone) {
+			return cmp.Or(err, errSubExists)
+		}
+		return t.PutAPISubscription(rec)
+	})
+	if !ok {
 		return
 	}
 	v := s.view(c, "api", rec)
@@ -285,6 +282,10 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &patch) {
 		return
 	}
+	if !s.lockSubs(w, r) {
+		return
+	}
+	defer s.unlockSubs()
 	c, rec, ok := s.lookup(w, r, "")
 	if !ok {
 		return
@@ -333,12 +334,21 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, "url: "+err.Error())
 			return
 		}
-		rec.Spec, _ = json.Marshal(spec)
-		rec.UpdatedAt = s.opts.Now()
-		if !s.apply(w, r, func(t *store.Txn) error { return t.PutAPISubscription(rec) }) {
+		next := *rec
+		next.Spec, _ = json.Marshal(spec)
+		next.UpdatedAt = s.opts.Now()
+		ok := s.commit(w, r, id, func(t *store.Txn) error {
+			cur, err := current(t, id, rec)
+			if err != nil {
+				return err
+			}
+			next.Version = cur.Version + 1
+			return t.PutAPISubscription(&next)
+		})
+		if !ok {
 			return
 		}
-		c = nc
+		c, rec = nc, &next
 	}
 	if hasDisabled {
 		if err := s.opts.Notifier.SetDisabled(r.Context(), id, disabled.(bool)); err != nil {
@@ -351,19 +361,30 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !s.lockSubs(w, r) {
+		return
+	}
+	defer s.unlockSubs()
 	_, _, ok := s.lookup(w, r, "remove it")
 	if !ok {
 		return
 	}
 	// Its health goes too, so a new subscription of the same name starts
 	// afresh rather than disabled.
-	ok = s.apply(w, r, func(t *store.Txn) error {
+	ok = s.commit(w, r, id, func(t *store.Txn) error {
+		if _, err := current(t, id, nil); err != nil {
+			return err
+		}
 		if err := t.DeleteSubState(id); err != nil {
 			return err
 		}
 		return t.DeleteAPISubscription(id)
 	})
 	if !ok {
+		return
+	}
+	if err := s.opts.Notifier.Forget(r.Context(), id); err != nil {
+		s.internal(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -373,7 +394,12 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 // signing alongside it for the overlap, so receivers can switch without
 // dropping a webhook.
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
-	c, rec, ok := s.lookup(w, r, "rotate its secret (a list of secrets signs with each)")
+	id := r.PathValue("id")
+	if !s.lockSubs(w, r) {
+		return
+	}
+	defer s.unlockSubs()
+	c, _, ok := s.lookup(w, r, "rotate its secret (a list of secrets signs with each)")
 	if !ok {
 		return
 	}
@@ -382,20 +408,23 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	if c.SigScheme.Scheme == "standard" && len(c.Secrets) > 0 && strings.HasPrefix(c.Secrets[0], "whsk_") {
 		secret, _ = signature.NewSigningKey()
 	}
-	kept := []store.StoredSecret{{Value: secret}}
-	for _, old := range rec.Secrets {
-		if old.ExpiresAt.IsZero() {
-			old.ExpiresAt = now.Add(s.opts.RotationOverlap)
+	var rec store.SubscriptionRecord
+	ok = s.commit(w, r, id, func(t *store.Txn) error {
+		// The new list is built from the record as stored now, so every
+		// rotation keeps the secrets of the ones before it.
+		cur, err := current(t, id, nil)
+		if err != nil {
+			return err
 		}
-		if now.Before(old.ExpiresAt) {
-			kept = append(kept, old)
-		}
-	}
-	rec.Secrets, rec.UpdatedAt = kept, now
-	if !s.apply(w, r, func(t *store.Txn) error { return t.PutAPISubscription(rec) }) {
+		rec = *cur
+		rec.Secrets = rotated(cur.Secrets, secret, now, s.opts.RotationOverlap)
+		rec.UpdatedAt, rec.Version = now, cur.Version+1
+		return t.PutAPISubscription(&rec)
+	})
+	if !ok {
 		return
 	}
-	v := s.view(c, "api", rec)
+	v := s.view(c, "api", &rec)
 	v.Secret = secret
 	if strings.HasPrefix(secret, "whsk_") {
 		v.Secret, _ = signature.PublicKey(secret)
@@ -405,6 +434,31 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 		"secret":            v.Secret,
 		"old_secrets_until": now.Add(s.opts.RotationOverlap),
 	})
+}
+
+// maxSigningSecrets bounds the secrets that sign at once. Each adds a
+// signature to every webhook; 64 keep webhook-signature near 3 KiB, well
+// inside the 8 KiB a header line may take at common proxies, however
+// often secrets are rotated.
+const maxSigningSecrets = 64
+
+// rotated puts secret first; the older secrets keep signing until overlap
+// after their first rotation, and those past it are dropped, as are the
+// oldest beyond maxSigningSecrets.
+func rotated(old []store.StoredSecret, secret string, now time.Time, overlap time.Duration) []store.StoredSecret {
+	kept := []store.StoredSecret{{Value: secret}}
+	for _, o := range old {
+		if len(kept) == maxSigningSecrets {
+			break
+		}
+		if o.ExpiresAt.IsZero() {
+			o.ExpiresAt = now.Add(overlap)
+		}
+		if now.Before(o.ExpiresAt) {
+			kept = append(kept, o)
+		}
+	}
+	return kept
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
@@ -420,10 +474,12 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// replayRequest keeps the times raw, so an absent since is told apart
+// from 0001-01-01T00:00:00Z, which is a time like any other.
 type replayRequest struct {
-	Since time.Time `json:"since"`
-	Until time.Time `json:"until"`
-	Types []string  `json:"types"`
+	Since json.RawMessage `json:"since"`
+	Until json.RawMessage `json:"until"`
+	Types []string        `json:"types"`
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
@@ -432,14 +488,23 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if req.Since.IsZero() {
-		writeError(w, http.StatusUnprocessableEntity, "since: required, an RFC 3339 time")
+	since, hasSince, err := parseTime(req.Since)
+	if err == nil && !hasSince {
+		err = errors.New("required, " + timeExample)
+	}
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "since: "+err.Error())
 		return
 	}
-	if req.Until.IsZero() {
-		req.Until = s.opts.Now()
+	until, hasUntil, err := parseTime(req.Until)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "until: "+err.Error())
+		return
 	}
-	if !req.Until.After(req.Since) {
+	if !hasUntil {
+		until = s.opts.Now()
+	}
+	if !until.After(since) {
 		writeError(w, http.StatusUnprocessableEntity, "until: must be after since")
 		return
 	}
@@ -449,7 +514,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	n, err := s.opts.Notifier.Replay(r.Context(), id, req.Since, req.Until, req.Types)
+	n, err := s.opts.Notifier.Replay(r.Context(), id, since, until, req.Types)
 	switch {
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
@@ -458,6 +523,22 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	}
+}
+
+// parseTime reads an optional JSON time: absent or null is not set.
+func parseTime(raw json.RawMessage) (time.Time, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, false, nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err != nil {
+		return time.Time{}, false, errors.New("must be " + timeExample)
+	}
+	t, err := time.Parse(time.RFC3339Nano, str)
+	if err != nil {
+		return time.Time{}, false, errors.New("must be " + timeExample)
+	}
+	return t, true, nil
 }
 
 func cloneSpec(m map[string]any) map[string]any {

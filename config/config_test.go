@@ -26,8 +26,8 @@ var noEnv = env(nil)
 
 // testEnv holds the variables the good-*.yaml files and the example use.
 var testEnv = map[string]string{
-	"API_TOKEN":           "api-token",
-	"POLLRELAY_API_TOKEN": "api-token",
+	"API_TOKEN":           "api-token-0123456789",
+	"POLLRELAY_API_TOKEN": "api-token-0123456789",
 	"UPSTREAM_TOKEN":      "upstream-token",
 	"UPSTREAM_PASSWORD":   "upstream-password",
 	"WEBHOOK_SECRET":      "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -135,7 +135,7 @@ var invalidCases = map[string][]string{
 		"sources[0].name: must contain only a-z, 0-9, _ and -",
 		"sources[0].settle: must be at least 1",
 		"storage.path: required unless in_memory is true",
-		"subscriptions[0].max_in_flight: must be at least 1",
+		"subscriptions[0].max_in_flight: must be from 1 to 1000",
 		"subscriptions[0].method: must be POST or PUT",
 		"subscriptions[0].ordering: must be resource or none",
 		"subscriptions[0].timeout: must be more than 0",
@@ -184,12 +184,45 @@ var invalidCases = map[string][]string{
 		"sources[3].auth.oauth2.token_url: must be an absolute http or https URL",
 		"sources[4].auth.query.value: required",
 	},
+	"invalid-header-control.yaml": {
+		"sources[0].auth.bearer: must not contain control characters such as CR, LF or NUL",
+		"sources[0].headers.X-Del: must not contain control characters such as CR, LF or NUL",
+		"sources[0].headers.X-Soh: must not contain control characters such as CR, LF or NUL",
+		`sources[0].headers["X-\x01"]: invalid header name`,
+		"subscriptions[0].headers.X-Env: must not contain control characters such as CR, LF or NUL",
+		"subscriptions[0].headers.X-Nul: must not contain control characters such as CR, LF or NUL",
+		"subscriptions[1].secret: must not contain control characters such as CR, LF or NUL",
+	},
+	"invalid-bounds.yaml": {
+		"sources[0].name: must be at most 64 characters",
+		"sources[0].timeout: must be from 100ms to 5m",
+		"sources[1].timeout: must be from 100ms to 5m",
+		"subscriptions[0].max_in_flight: must be from 1 to 1000",
+		"subscriptions[0].name: must be at most 64 characters",
+		"subscriptions[0].timeout: must be from 100ms to 5m",
+		"subscriptions[1].max_in_flight: must be from 1 to 1000",
+		"subscriptions[1].timeout: must be from 100ms to 5m",
+	},
+	"invalid-ports.yaml": {
+		"listen: port must be a number from 1 to 65535 (0 picks a free one)",
+		"sources[0].url: port must be a number from 1 to 65535",
+		"sources[1].url: port must be a number from 1 to 65535",
+		"sources[3].auth.oauth2.token_url: port must be a number from 1 to 65535",
+		"subscriptions[0].url: port must be a number from 1 to 65535",
+	},
+	"invalid-api-token.yaml": {
+		"api_token: must be at least 16 bytes; make one with: head -c 24 /dev/urandom | base64",
+	},
+	"invalid-listen-name.yaml": {
+		"api_token: must not contain spaces or control characters",
+		"listen: port must be a number from 1 to 65535 (0 picks a free one)",
+	},
 	"invalid-no-sources.yaml": {
 		"sources: at least one source is required",
 	},
 	"invalid-secrets-in-errors.yaml": {
 		"api_token: must be a string",
-		"sources[0].headers.Authorization: must not contain a line break or NUL",
+		"sources[0].headers.Authorization: must not contain control characters such as CR, LF or NUL",
 		"sources[0].url: must be an absolute http or https URL",
 		"subscriptions[0].secret: must be whsec_<base64> or whsk_<base64>: what follows whsec_ is not standard base64 (A-Z, a-z, 0-9, + and /, padded with =); `pollrelay secret` prints a fresh one",
 	},
@@ -259,7 +292,7 @@ func TestExampleConfigParses(t *testing.T) {
 	if got, want := c.Summary(), "config ok: 2 sources (1 watch), 1 subscription, listen 127.0.0.1:8787"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
-	if c.APIToken != "api-token" {
+	if c.APIToken != "api-token-0123456789" {
 		t.Errorf("api_token = %q, want it from the environment", c.APIToken)
 	}
 	if got := c.Sources[0].Headers["Authorization"]; got != "Bearer upstream-token" {
@@ -403,6 +436,10 @@ func FuzzParse(f *testing.F) {
 				for _, p := range ve.Problems {
 					if !strings.Contains(p, ": ") {
 						t.Fatalf("problem without a path: %q", p)
+					}
+					// What the file said is quoted back; the rest is ours.
+					if goInternals.MatchString(quoted.ReplaceAllString(p, `""`)) {
+						t.Fatalf("problem names Go internals: %q", p)
 					}
 				}
 			}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
+	goyaml "go.yaml.in/yaml/v3"
 )
 
 // envPrefix starts every variable that overrides a config key.
@@ -27,6 +29,12 @@ type expandingParser struct {
 // Unmarshal parses YAML and expands environment references.
 func (e expandingParser) Unmarshal(b []byte) (map[string]any, error) {
 	m, err := yaml.Parser().Unmarshal(b)
+	var te *goyaml.TypeError
+	if errors.As(err, &te) {
+		// Decoding into a mapping fails with a type error only when the
+		// document is not one; the library's message names Go's types.
+		return nil, errors.New("the file must be a mapping of keys such as sources: and subscriptions:, not a list or a single value")
+	}
 	if err != nil {
 		return nil, err
 	}

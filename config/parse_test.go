@@ -222,7 +222,7 @@ sources:
 
 func TestEnvOverrides(t *testing.T) {
 	yaml := `
-api_token: from-file
+api_token: token-from-the-file
 storage: {path: /from/file}
 log: {level: info}
 sources:
@@ -230,7 +230,7 @@ sources:
     url: http://127.0.0.1:9000/tasks
 `
 	c := mustParse(t, yaml, env(map[string]string{
-		"POLLRELAY_API_TOKEN":                "from-env",
+		"POLLRELAY_API_TOKEN":                "token-from-the-env",
 		"POLLRELAY_STORAGE__PATH":            "/from/env",
 		"POLLRELAY_LOG__LEVEL":               "debug",
 		"POLLRELAY_DELIVERY__SHUTDOWN_GRACE": "1m",
@@ -241,7 +241,7 @@ sources:
 		"POLLRELAY_SOURCES": "nope",
 		"POLLRELAY_STORAGE": "nope",
 	}))
-	if c.APIToken != "from-env" || c.Storage.Path != "/from/env" || c.Log.Level != "debug" ||
+	if c.APIToken != "token-from-the-env" || c.Storage.Path != "/from/env" || c.Log.Level != "debug" ||
 		c.Delivery.ShutdownGrace != time.Minute || !c.Storage.InMemory || c.Listen != ":9999" {
 		t.Errorf("overrides not applied: %+v", c)
 	}
@@ -339,5 +339,17 @@ sources:
 `), noEnv)
 	if want := []string{"sources[0].ids[1]: must not be empty"}; !slices.Equal(problemsOf(t, err), want) {
 		t.Errorf("problems = %q", problemsOf(t, err))
+	}
+}
+
+// TestNotAMapping: a file that is a list or a single value says what a
+// config file is, not which Go type the YAML library wanted.
+func TestNotAMapping(t *testing.T) {
+	for _, doc := range []string{"- name: tasks\n  url: http://x/\n", "just words\n", "42\n", "[1, 2]\n"} {
+		_, err := ParseWith([]byte(doc), noEnv)
+		want := "yaml: the file must be a mapping of keys such as sources: and subscriptions:, not a list or a single value"
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
 	}
 }

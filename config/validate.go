@@ -25,9 +25,12 @@ var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 
 // validate checks ranges and cross-field rules on a normalised config.
 func validate(c *Config, p *problems) {
-	if host, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil || strings.ContainsAny(host, " /") {
 		p.add("listen", "must be host:port, e.g. 127.0.0.1:8787")
+	} else if port != "0" && !validPort(port) {
+		p.add("listen", "port must be a number from 1 to 65535 (0 picks a free one)")
 	}
+	checkAPIToken(c.APIToken, p)
 	if c.MemoryLimitBytes < 0 {
 		p.add("memory_limit_bytes", "must be 0 (no limit) or more")
 	}
@@ -80,11 +83,6 @@ func RequireHTTPS(raw string) error {
 	return nil
 }
 
-func validPort(s string) bool {
-	n, err := strconv.Atoi(s)
-	return err == nil && n >= 0 && n <= 65535
-}
-
 func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 	s := &c.Sources[i]
 	path := fmt.Sprintf("sources[%d]", i)
@@ -110,6 +108,8 @@ func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 		p.add(path+".timeout", "must be more than 0")
 	case s.Interval >= time.Second && s.Timeout >= s.Interval:
 		p.add(path+".timeout", "must be less than interval (%s)", fmtDuration(s.Interval))
+	default:
+		checkTimeout(path+".timeout", s.Timeout, p)
 	}
 	atLeastOne(path+".concurrency", s.Concurrency, p)
 	atLeastOne(path+".settle", s.Settle, p)
@@ -321,6 +321,7 @@ func validateSubscription(s *Subscription, path string, seen map[string]bool, p 
 	if s.Timeout <= 0 {
 		p.add(path+".timeout", "must be more than 0")
 	}
+	checkTimeout(path+".timeout", s.Timeout, p)
 	if len(s.Retry.Schedule) > maxRetrySchedule {
 		p.add(path+".retry.schedule", "at most %d entries", maxRetrySchedule)
 	}
@@ -337,7 +338,9 @@ func validateSubscription(s *Subscription, path string, seen map[string]bool, p 
 	default:
 		p.add(path+".ordering", "must be resource or none")
 	}
-	atLeastOne(path+".max_in_flight", s.MaxInFlight, p)
+	if s.MaxInFlight < 1 || s.MaxInFlight > MaxInFlightLimit {
+		p.add(path+".max_in_flight", "must be from 1 to %d", MaxInFlightLimit)
+	}
 	if s.DisableAfter < 0 {
 		p.add(path+".disable_after", "must not be negative")
 	}
@@ -367,6 +370,9 @@ func validateSecrets(s *Subscription, path string, p *problems) {
 			p.add(secretPath(j), "must not be empty")
 		case s.SigScheme.Scheme == signature.SchemeStandard && !standardSecret(sec):
 			p.add(secretPath(j), "must be whsec_<base64> or whsk_<base64>: %s", secretForm(sec))
+		case s.SigScheme.Scheme == signature.SchemeToken && !validHeaderValue(sec):
+			// The token is sent as it is, in a header.
+			p.add(secretPath(j), "must not contain control characters such as CR, LF or NUL")
 		}
 	}
 	if len(p.list) != before || p.hasUnder(sp) || p.hasUnder(path+".signature") {
@@ -440,6 +446,8 @@ func checkName(path, name string, seen map[string]bool, p *problems) {
 		p.add(path, "required")
 	case !nameRE.MatchString(name):
 		p.add(path, "must contain only a-z, 0-9, _ and -")
+	case len(name) > MaxNameLen:
+		p.add(path, "must be at most %d characters", MaxNameLen)
 	case seen[name]:
 		p.add(path, "duplicate %q", name)
 	default:
@@ -457,7 +465,9 @@ func checkURL(path, raw string, p *problems) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		p.add(path, "must be an absolute http or https URL")
+		return
 	}
+	checkPort(path, raw, p)
 }
 
 // checkHeaders rejects header names and values net/http would refuse to
@@ -469,8 +479,8 @@ func checkHeaders(path string, h map[string]string, p *problems) {
 		if !validHeaderName(k) {
 			p.add(kp, "invalid header name")
 		}
-		if strings.ContainsAny(h[k], "\r\n\x00") {
-			p.add(kp, "must not contain a line break or NUL")
+		if !validHeaderValue(h[k]) {
+			p.add(kp, "must not contain control characters such as CR, LF or NUL")
 		}
 	}
 }
@@ -537,12 +547,17 @@ func validateAuth(a *Auth, path string, p *problems) {
 	case kinds > 1:
 		p.add(path, "choose one of bearer, basic, oauth2 or query")
 	}
+	if !validHeaderValue(a.Bearer) {
+		p.add(path+".bearer", "must not contain control characters such as CR, LF or NUL")
+	}
 	if a.Basic != nil && a.Basic.Username == "" {
 		p.add(path+".basic.username", "required")
 	}
 	if o := a.OAuth2; o != nil {
 		if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.add(path+".oauth2.token_url", "must be an absolute http or https URL")
+		} else {
+			checkPort(path+".oauth2.token_url", o.TokenURL, p)
 		}
 		if o.ClientID == "" {
 			p.add(path+".oauth2.client_id", "required")

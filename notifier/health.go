@@ -96,6 +96,26 @@ func (n *Notifier) SetDisabled(ctx context.Context, subID string, disabled bool)
 	})
 }
 
+// Forget drops the health of a deleted subscription, so a new one of the
+// same name starts enabled and with no failures. The API deletes the
+// stored state with the subscription; Forget runs on the loop, after every
+// outcome recorded before it, and deletes the state such an outcome wrote
+// again. A subscription still in the set keeps its health.
+func (n *Notifier) Forget(ctx context.Context, subID string) error {
+	return n.do(ctx, func(*state) error {
+		if n.sub(subID) != nil {
+			return nil
+		}
+		if err := n.st.Update(func(t *store.Txn) error { return t.DeleteSubState(subID) }); err != nil {
+			return fmt.Errorf("forget subscription %s: %w", subID, err)
+		}
+		n.mu.Lock()
+		delete(n.health, subID)
+		n.mu.Unlock()
+		return nil
+	})
+}
+
 // observe is what an attempt's outcome does to the endpoint's health. It
 // returns the new health and, when the attempt disables the subscription,
 // why. Payload errors never reach the endpoint and must not be passed in.

@@ -15,6 +15,9 @@ type SubscriptionRecord struct {
 	Secrets   []StoredSecret  `json:"secrets"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
+	// Version counts the writes of the record, so a change computed from
+	// one version can tell that another change was stored since.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // StoredSecret is one signing secret. After a rotation the old secret keeps

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// The outcomes of a subscription change that lost to another one.
+var (
+	errSubGone   = errors.New("subscription deleted")
+	errSubExists = errors.New("subscription exists")
+	errSubMoved  = errors.New("subscription changed since it was read")
+)
+
+// lockSubs serialises the API's subscription changes. Each one reads its
+// record, writes it and rebuilds the notifier from the store before the
+// next starts, so a 2xx answer states what is stored and what the notifier
+// signs with, and an earlier change's rebuild never lands after a later
+// one's. It answers 503 itself when the request ends while waiting.
+func (s *Server) lockSubs(w http.ResponseWriter, r *http.Request) bool {
+	select {
+	case s.subLock <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, "request cancelled while another subscription change ran")
+		return false
+	}
+}
+
+func (s *Server) unlockSubs() { <-s.subLock }
+
+// current reads id's stored record inside t, which makes it part of the
+// transaction's conflict set: a concurrent write of it fails the commit
+// (Update runs write again, which then sees the new version). It returns
+// errSubGone when the record is gone and errSubMoved when it was written
+// since base (nil: any version) was read.
+func current(t *store.Txn, id string, base *store.SubscriptionRecord) (*store.SubscriptionRecord, error) {
+	cur, err := t.APISubscription(id)
+	switch {
+	case err != nil:
+		return nil, err
+	case cur == nil:
+		return nil, errSubGone
+	case base != nil && cur.Version != base.Version:
+		return nil, errSubMoved
+	}
+	return cur, nil
+}
+
+// commit runs one subscription change in a transaction, then rebuilds the
+// notifier's subscriptions from the store. write must read the record it
+// changes with current (or check its absence) inside the transaction. It
+// answers the failure itself: 404 for a deleted subscription, 409 for a
+// name taken or a change that lost to another one, 500 otherwise.
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(*store.Txn) error) bool {
+	err := s.opts.Store.Update(write)
+	switch {
+	case err == nil:
+	case errors.Is(err, errSubGone):
+		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
+		return false
+	case errors.Is(err, errSubExists):
+		writeError(w, http.StatusConflict, "name: a subscription named "+quote(id)+" exists")
+		return false
+	case errors.Is(err, errSubMoved), store.IsConflict(err):
+		writeError(w, http.StatusConflict, "subscription "+quote(id)+" was changed by another request; read it again and retry")
+		return false
+	default:
+		s.internal(w, r, err)
+		return false
+	}
+	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
+		s.internal(w, r, err)
+		return false
+	}
+	return true
+}
