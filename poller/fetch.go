@@ -38,12 +38,15 @@ const (
 	OutcomeDecode      = "decode_error"
 	OutcomeExtract     = "extract_error"
 	OutcomeStore       = "store_error"
+	// OutcomeRedirect is a redirect off the source's scheme and host (or
+	// one too many): refused, so no credential follows it.
+	OutcomeRedirect = "redirect_refused"
 )
 
 // Outcomes lists every outcome, so metrics can create label values up front.
 var Outcomes = []string{
 	OutcomeSuccess, OutcomeNotModified, OutcomeHTTPError, OutcomeNetwork,
-	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth,
+	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth, OutcomeRedirect,
 }
 
 // PollError is a failed poll with the reason that labels it.
@@ -91,6 +94,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	if rt != nil {
 		hc.Transport = rt
 	}
+	hc.CheckRedirect = checkRedirect
 	f := &fetcher{src: src}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
@@ -131,6 +135,9 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 // instead, and DefaultBackoff would otherwise sleep for as long as the
 // upstream asks, uncapped.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if _, ok := errors.AsType[*redirectError](err); ok {
+		return false, nil // the same answer again
+	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()); ok && d > 2*time.Second {
 			return false, nil
@@ -205,6 +212,10 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 		req.Header[k] = vs
 	}
 	resp, err := f.client.Do(req)
+	if re, ok := errors.AsType[*redirectError](err); ok {
+		return nil, &PollError{Outcome: OutcomeRedirect, Status: re.status,
+			Err: fmt.Errorf("%s %s: %w", f.src.Method, RedactURL(rawURL), re)}
+	}
 	if err != nil {
 		return nil, pollErr(OutcomeNetwork, "%s %s: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
 	}
