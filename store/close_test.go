@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,7 +36,7 @@ func TestCloseUnwritableDirectory(t *testing.T) {
 		},
 		"read-only": {
 			dir:     func(t *testing.T) string { return filepath.Join(tmpfs.Mount(t, "96m"), "data") },
-			break_:  func(t *testing.T, dir string) { ReadOnlyView(t, filepath.Dir(dir)) },
+			break_:  func(t *testing.T, dir string) { tmpfs.ReadOnly(t, filepath.Dir(dir)) },
 			errWant: syscall.EROFS,
 		},
 	}
@@ -79,19 +78,4 @@ func TestCloseUnwritableDirectory(t *testing.T) {
 			}
 		})
 	}
-}
-
-// ReadOnlyView makes dir read-only for new files from now on, as a device
-// remounted read-only is: a read-only bind mount over it. (A remount of
-// the device itself is refused while the store holds files open for
-// writing.) It is undone at cleanup, before the cleanups registered
-// earlier, such as the tmpfs's unmount.
-func ReadOnlyView(t testing.TB, dir string) {
-	t.Helper()
-	for _, args := range [][]string{{"--bind", dir, dir}, {"-o", "remount,ro,bind", dir}} {
-		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
-			t.Skipf("cannot make %s read-only here: %v %s", dir, err, out)
-		}
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 }
