@@ -203,3 +203,25 @@ func TestSameOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchRedirectToAnotherHostRefused: a watch source's per-id request
+// is held to the same rule.
+func TestWatchRedirectToAnotherHostRefused(t *testing.T) {
+	var atB hits
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		atB.add(r)
+		fmt.Fprint(w, `{"task_id": "x", "status": "ready"}`)
+	}))
+	defer b.Close()
+	a := httptest.NewServer(http.RedirectHandler(b.URL+"/tasks/x", http.StatusFound))
+	defer a.Close()
+	src := source(t, fmt.Sprintf("  - {name: task, url: '%s/tasks/{id}?api_key=%s', id: .task_id, state: .status, terminal: [ready], interval: 1h, headers: {X-Api-Key: %s}}\n",
+		a.URL, redirectQuery, redirectKey))
+	_, page, err := ProbeWatch(context.Background(), src, "x", testLogger(t))
+	if pe, ok := errors.AsType[*PollError](err); !ok || pe.Outcome != OutcomeRedirect || page.Status != http.StatusFound {
+		t.Fatalf("err = %v, page %+v, want %s", err, page, OutcomeRedirect)
+	}
+	if n := len(atB.all()); n != 0 {
+		t.Errorf("the other host received %d requests", n)
+	}
+}
