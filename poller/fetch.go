@@ -106,7 +106,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	}
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
-		Logger:       redactingLogger{log},
+		Logger:       redactingLogger{log, sourceSecrets(src)},
 		RetryWaitMin: 250 * time.Millisecond,
 		RetryWaitMax: 2 * time.Second,
 		RetryMax:     2,
@@ -287,18 +287,22 @@ func stripURLError(err error) error {
 }
 
 // redactingLogger gives go-retryablehttp an slog logger that never sees a
-// raw URL and stays quiet about each request: its "request failed" comes
-// once per attempt, and the poll that gave up is logged once by the loop
-// (a run of the same failure once, then its recovery), so attempts are
-// debug detail.
-type redactingLogger struct{ l *slog.Logger }
+// raw URL or one of the source's credentials (an upstream may echo them,
+// in a redirect's Location say), and stays quiet about each request: its
+// "request failed" comes once per attempt, and the poll that gave up is
+// logged once by the loop (a run of the same failure once, then its
+// recovery), so attempts are debug detail.
+type redactingLogger struct {
+	l       *slog.Logger
+	secrets []string
+}
 
-func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, redactKV(kv)...) }
-func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
-func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
+func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, r.redactKV(kv)...) }
+func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, r.redactKV(kv)...) }
+func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, r.redactKV(kv)...) }
 func (r redactingLogger) Debug(msg string, kv ...any) {}
 
-func redactKV(kv []any) []any {
+func (r redactingLogger) redactKV(kv []any) []any {
 	out := make([]any, 0, len(kv))
 	for i := 0; i+1 < len(kv); i += 2 {
 		k, v := kv[i], kv[i+1]
@@ -311,7 +315,7 @@ func redactKV(kv []any) []any {
 			}
 		case "error":
 			if e, ok := v.(error); ok {
-				v = stripURLError(e).Error()
+				v = redactText(stripURLError(e).Error(), r.secrets)
 			}
 		}
 		out = append(out, k, v)

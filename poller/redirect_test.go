@@ -61,6 +61,7 @@ func TestRedirectToAnotherHostRefused(t *testing.T) {
 		"with query":      b.URL + "/steal?token=" + redirectQuery + "&x=1",
 		"with user info":  strings.Replace(b.URL, "http://", "http://u:"+redirectKey+"@", 1) + "/steal",
 		"scheme relative": "//" + strings.TrimPrefix(b.URL, "http://") + "/steal",
+		"echoing secrets": b.URL + "/" + redirectKey + "/" + redirectBearer + "?k=" + redirectQuery,
 	}
 	for name, target := range targets {
 		for _, code := range []int{301, 302, 303, 307, 308} {
