@@ -47,8 +47,10 @@ type Bridge struct {
 	cfg *config.Config
 	// boot is the config the process started with: the keys only a
 	// restart applies are compared with it, not with the last reload.
-	boot    *config.Config
-	path    string // config file, for reloads; empty when built in code
+	boot *config.Config
+	path string // config file, for reloads; empty when built in code
+	// grace is the notifier's delivery.shutdown_grace, fixed at start.
+	grace   time.Duration
 	started chan struct{}
 }
 
@@ -84,7 +86,8 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	reg.MustRegister(b.reloadOK, b.reloadTime, b.reloadPending)
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
-	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: cfg.Delivery.ShutdownGrace})
+	b.grace = cfg.Delivery.ShutdownGrace
+	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: b.grace})
 	subs, err := b.subscriptions(cfg)
 	if err != nil {
 		st.Close()
@@ -157,6 +160,7 @@ func (b *Bridge) Addr() string { return b.ln.Addr().String() }
 // order that loses nothing: pollers first (no new events), then the
 // notifier (in-flight deliveries get the grace period; the rest stay due
 // in the store), then the API, and the store last, when nothing writes.
+// All of it ends within the grace period plus shutdownBound.
 func (b *Bridge) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: b.api, ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
@@ -192,20 +196,32 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.log.Info("shutting down")
 	b.api.SetReady(false)
-	stopPollers()
-	b.poller.Stop()
-	<-pruneDone
-	stopNotifier()
-	if err := <-notifierDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("notifier: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		b.log.Warn("api shutdown", "error", err.Error())
-	}
-	if err := b.st.Close(); err != nil && runErr == nil {
-		runErr = err
+	err := stopInOrder([]stopStep{
+		{"stopping the pollers", func() error {
+			stopPollers()
+			b.poller.Stop()
+			<-pruneDone
+			return nil
+		}},
+		{"finishing in-flight deliveries", func() error {
+			stopNotifier()
+			if err := <-notifierDone; err != nil {
+				return fmt.Errorf("notifier: %w", err)
+			}
+			return nil
+		}},
+		{"stopping the API", func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Warn("api shutdown", "error", err.Error())
+			}
+			return nil
+		}},
+		{"closing the store", b.st.Close},
+	}, b.grace+shutdownBound)
+	if err != nil {
+		return errors.Join(runErr, err)
 	}
 	b.log.Info("stopped")
 	return runErr

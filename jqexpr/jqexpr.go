@@ -175,7 +175,9 @@ func Decode(data []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	// Anything but whitespace after the value is an error: Decoder.More
+	// alone takes a stray `]` or `}` for the end of an enclosing value.
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return nil, errors.New("unexpected data after the top-level JSON value")
 	}
 	return Normalize(v), nil

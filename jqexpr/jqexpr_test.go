@@ -74,6 +74,17 @@ func TestDecodeRejectsTrailingData(t *testing.T) {
 	if _, err := Decode([]byte(`{"a":`)); err == nil {
 		t.Error("truncated JSON accepted")
 	}
+	// A stray closing bracket is not the end of an enclosing value.
+	for _, d := range []string{`{"a":1}}`, `[1]]`, `{"a":1}]`, "1 }", "{\"a\":1}\x00", "{}\v"} {
+		if _, err := Decode([]byte(d)); err == nil {
+			t.Errorf("%q accepted", d)
+		}
+	}
+	for _, d := range []string{"{\"a\":1} \t\r\n", " [1]"} {
+		if _, err := Decode([]byte(d)); err != nil {
+			t.Errorf("%q: %v", d, err)
+		}
+	}
 }
 
 func TestCompileErrorNamesExpression(t *testing.T) {

@@ -3,9 +3,8 @@ package poller
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"unsafe"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
@@ -58,22 +57,23 @@ func nextPath(p *config.Pagination) (path []string, needDoc bool) {
 // page into Go values for one field cost more than extracting its items
 // and kept several times the page's size alive while the listing was
 // fetched. It reports false where jq would fail (a non-object on the
-// path), so the general path reports the error.
+// path), so the general path reports the error. The body has been
+// validated (fastExtract).
 func nextDoc(body []byte, path []string) (any, bool) {
-	v := gjson.ParseBytes(body)
+	v := string(body)
 	for _, k := range path {
-		if !v.Exists() || v.Type == gjson.Null {
+		if t := strings.Trim(v, " \t\r\n"); t == "" || t == "null" {
 			return map[string]any{}, true // null.k is null in jq
 		}
-		if !v.IsObject() {
+		var ok bool
+		if v, _, ok = members(v, k, ""); !ok {
 			return nil, false
 		}
-		v = v.Get(k)
 	}
 	var val any
-	if v.Exists() {
+	if v != "" {
 		var err error
-		if val, err = jqexpr.Decode([]byte(v.Raw)); err != nil {
+		if val, err = jqexpr.Decode([]byte(v)); err != nil {
 			return nil, false
 		}
 	}
@@ -85,140 +85,132 @@ func nextDoc(body []byte, path []string) (any, bool) {
 
 // fastExtract extracts a listing whose items are `.path[]`, whose id and
 // state are field paths and whose object is the whole item, by scanning the
-// body with gjson instead of decoding it into Go values. It handles only the
+// body's text in place (jsonscan.go) instead of decoding it into Go values. It handles only the
 // plain case — objects in an array, ids that are strings of printable ASCII
 // or integers, states that are such strings, integers, booleans or null —
 // and reports false for anything else, which then takes the general path
 // with its exact jq semantics and error messages. Each item's canonical
 // object is computed only if the item changed.
 //
-// One difference from the general path: in an object with a duplicated
-// key, gjson reads the first occurrence where encoding/json keeps the last.
+// Which path a page takes depends on every item in it, so the two must
+// agree on every input, or an unchanged item would change whenever
+// another item moved it to the other path. So the body is validated by
+// encoding/json's own scanner (what it accepts, its depth bound), keys are
+// read as encoding/json reads them (see members), and values are taken only
+// where their raw text is what decoding and encoding them gives.
 func fastExtract(src *config.Source, body []byte) ([]diff.Observation, bool) {
 	if src.ItemsExpr == nil || src.ObjectExpr != nil {
 		return nil, false
 	}
 	items, ok := src.ItemsExpr.IterPath()
 	idPath, statePath := src.IDExpr.Path(), src.StateExpr.Path()
-	if !ok || idPath == nil || statePath == nil || len(body) == 0 {
+	if !ok || len(idPath) == 0 || len(statePath) == 0 || len(body) == 0 {
 		return nil, false
 	}
 	// The body is read fresh for each request and never modified, so it can
 	// be viewed as a string without copying; the ids extracted are
 	// substrings of it and live no longer than the poll's observations.
 	doc := unsafe.String(&body[0], len(body))
-	// gjson reads any text, so the body must be valid JSON before what was
-	// read means anything: a truncated body would otherwise look like a
-	// short, complete listing and delete the rest. Validation runs beside
+	// The scan reads any text, so the body must be valid JSON before what
+	// was read means anything: a truncated body would otherwise look like a
+	// short, complete listing and delete the rest. Valid means what the
+	// general path decodes, so encoding/json's scanner decides (gjson's
+	// validator differed from it: no depth bound, and a body of ten million
+	// `[` overflowed its recursion and the stack). Validation runs beside
 	// the extraction, on the sidecar's other core when it has one.
 	valid := make(chan bool, 1)
-	go func() { valid <- gjson.Valid(doc) }()
-	obs, ok := fastItems(gjson.Parse(doc), items, idPath, statePath)
+	go func() { valid <- json.Valid(body) }()
+	obs, ok := fastItems(doc, items, idPath, statePath)
 	if !ok || !<-valid {
 		return nil, false
 	}
 	return obs, ok
 }
 
-// fastItems is fastExtract's walk over the parsed document.
-func fastItems(arr gjson.Result, items, idPath, statePath []string) ([]diff.Observation, bool) {
+// fastItems is fastExtract's walk over the document's text.
+func fastItems(arr string, items, idPath, statePath []string) ([]diff.Observation, bool) {
 	for _, k := range items {
-		if !arr.IsObject() {
+		var ok bool
+		if arr, _, ok = members(arr, k, ""); !ok {
 			return nil, false
 		}
-		arr = arr.Get(k)
-	}
-	if !arr.IsArray() {
-		return nil, false
 	}
 	// Items are rarely smaller than 100 bytes: a capacity from the body's
 	// size saves growing (and copying) a large slice many times.
-	out := make([]diff.Observation, 0, min(len(arr.Raw)/100+1, 1<<20))
-	ok := true
+	out := make([]diff.Observation, 0, min(len(arr)/100+1, 1<<20))
 	// A listing has few distinct states: sharing one copy of each spares an
 	// allocation per item. Nothing modifies an observation's state.
 	states := map[string]json.RawMessage{}
-	arr.ForEach(func(_, it gjson.Result) bool {
-		if !it.IsObject() {
-			ok = false
+	ok := elements(arr, func(it string) bool {
+		idv, sv, ok := members(it, idPath[0], statePath[0])
+		if !ok {
 			return false
 		}
-		idv, found := field(it, idPath)
+		idv, found, ok := field(idv, idPath[1:])
 		id := plainID(idv, found)
-		if id == "" {
-			ok = false
+		if !ok || id == "" {
 			return false
 		}
-		sv, found := field(it, statePath)
-		state, seen := states[sv.Raw]
+		if sv, found, ok = field(sv, statePath[1:]); !ok {
+			return false
+		}
+		state, seen := states[sv]
 		if !seen {
 			if state = plainState(sv, found); state == nil {
-				ok = false
 				return false
 			}
 			if len(states) < 256 {
-				states[sv.Raw] = state
+				states[sv] = state
 			}
 		}
-		out = append(out, diff.Observation{ID: id, State: state, ObjectRaw: it.Raw})
+		out = append(out, diff.Observation{ID: id, State: state, ObjectRaw: it})
 		return true
 	})
 	return out, ok
 }
 
-// field follows path from an object like jq does: a missing key or null
-// yields null (found false). It reports found with a non-object in the way,
-// which plainState and plainID then reject so jq can report the error.
-func field(v gjson.Result, path []string) (gjson.Result, bool) {
-	for i, k := range path {
-		if i > 0 {
-			if !v.Exists() || v.Type == gjson.Null {
-				return gjson.Result{}, false
-			}
-			if !v.IsObject() {
-				return gjson.Result{Type: gjson.JSON, Raw: "[]"}, true // not plain
-			}
+// field follows the rest of a path from v, the raw value of its first
+// key ("" when absent), like jq does: a missing key or null yields null
+// (found false). ok is false where jq would fail (a non-object in the way),
+// to leave the error to it.
+func field(v string, rest []string) (raw string, found, ok bool) {
+	for _, k := range rest {
+		if v == "" || v == "null" {
+			return "", false, true
 		}
-		v = v.Get(k)
+		if v, _, ok = members(v, k, ""); !ok {
+			return "", false, false
+		}
 	}
-	return v, v.Exists() && v.Type != gjson.Null
+	return v, v != "" && v != "null", true
 }
 
 // plainID returns the item key of a plain string or integer id, or "".
-func plainID(v gjson.Result, found bool) string {
-	if !found {
-		return ""
-	}
-	switch v.Type {
-	case gjson.String:
-		if plainString(v.Raw) && len(v.Raw) > 2 {
-			return v.Raw[1 : len(v.Raw)-1]
+func plainID(raw string, found bool) string {
+	switch {
+	case !found:
+	case raw[0] == '"':
+		if plainString(raw) && len(raw) > 2 {
+			return raw[1 : len(raw)-1]
 		}
-	case gjson.Number:
-		if plainInt(v.Raw) {
-			return v.Raw
-		}
+	case plainInt(raw):
+		return raw
 	}
 	return ""
 }
 
 // plainState returns the canonical JSON of a plain state, or nil. The raw
 // text is already canonical for these values.
-func plainState(v gjson.Result, found bool) json.RawMessage {
-	if !found {
+func plainState(raw string, found bool) json.RawMessage {
+	switch {
+	case !found:
 		return event.Null
-	}
-	switch v.Type {
-	case gjson.String:
-		if plainString(v.Raw) {
-			return json.RawMessage(v.Raw)
+	case raw[0] == '"':
+		if plainString(raw) {
+			return json.RawMessage(raw)
 		}
-	case gjson.Number:
-		if plainInt(v.Raw) {
-			return json.RawMessage(v.Raw)
-		}
-	case gjson.True, gjson.False:
-		return json.RawMessage(v.Raw)
+	case plainInt(raw), raw == "true", raw == "false":
+		return json.RawMessage(raw)
 	}
 	return nil
 }

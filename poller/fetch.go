@@ -38,12 +38,15 @@ const (
 	OutcomeDecode      = "decode_error"
 	OutcomeExtract     = "extract_error"
 	OutcomeStore       = "store_error"
+	// OutcomeRedirect is a redirect off the source's scheme and host (or
+	// one too many): refused, so no credential follows it.
+	OutcomeRedirect = "redirect_refused"
 )
 
 // Outcomes lists every outcome, so metrics can create label values up front.
 var Outcomes = []string{
 	OutcomeSuccess, OutcomeNotModified, OutcomeHTTPError, OutcomeNetwork,
-	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth,
+	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth, OutcomeRedirect,
 }
 
 // PollError is a failed poll with the reason that labels it.
@@ -91,6 +94,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	if rt != nil {
 		hc.Transport = rt
 	}
+	hc.CheckRedirect = checkRedirect
 	f := &fetcher{src: src}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
@@ -102,7 +106,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	}
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
-		Logger:       redactingLogger{log},
+		Logger:       redactingLogger{log, sourceSecrets(src)},
 		RetryWaitMin: 250 * time.Millisecond,
 		RetryWaitMax: 2 * time.Second,
 		RetryMax:     2,
@@ -131,6 +135,9 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 // instead, and DefaultBackoff would otherwise sleep for as long as the
 // upstream asks, uncapped.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if _, ok := errors.AsType[*redirectError](err); ok {
+		return false, nil // the same answer again
+	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()); ok && d > 2*time.Second {
 			return false, nil
@@ -205,6 +212,10 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 		req.Header[k] = vs
 	}
 	resp, err := f.client.Do(req)
+	if re, ok := errors.AsType[*redirectError](err); ok {
+		return nil, &PollError{Outcome: OutcomeRedirect, Status: re.status,
+			Err: fmt.Errorf("%s %s: %w", f.src.Method, RedactURL(rawURL), re)}
+	}
 	if err != nil {
 		return nil, pollErr(OutcomeNetwork, "%s %s: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
 	}
@@ -276,18 +287,22 @@ func stripURLError(err error) error {
 }
 
 // redactingLogger gives go-retryablehttp an slog logger that never sees a
-// raw URL and stays quiet about each request: its "request failed" comes
-// once per attempt, and the poll that gave up is logged once by the loop
-// (a run of the same failure once, then its recovery), so attempts are
-// debug detail.
-type redactingLogger struct{ l *slog.Logger }
+// raw URL or one of the source's credentials (an upstream may echo them,
+// in a redirect's Location say), and stays quiet about each request: its
+// "request failed" comes once per attempt, and the poll that gave up is
+// logged once by the loop (a run of the same failure once, then its
+// recovery), so attempts are debug detail.
+type redactingLogger struct {
+	l       *slog.Logger
+	secrets []string
+}
 
-func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, redactKV(kv)...) }
-func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
-func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
+func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, r.redactKV(kv)...) }
+func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, r.redactKV(kv)...) }
+func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, r.redactKV(kv)...) }
 func (r redactingLogger) Debug(msg string, kv ...any) {}
 
-func redactKV(kv []any) []any {
+func (r redactingLogger) redactKV(kv []any) []any {
 	out := make([]any, 0, len(kv))
 	for i := 0; i+1 < len(kv); i += 2 {
 		k, v := kv[i], kv[i+1]
@@ -300,7 +315,7 @@ func redactKV(kv []any) []any {
 			}
 		case "error":
 			if e, ok := v.(error); ok {
-				v = stripURLError(e).Error()
+				v = redactText(stripURLError(e).Error(), r.secrets)
 			}
 		}
 		out = append(out, k, v)

@@ -276,7 +276,7 @@ func resolve(source, base, ref string) (string, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", pollErr(OutcomeExtract, "next page URL has scheme %q", u.Scheme)
 	}
-	if s, err := url.Parse(source); err != nil || !strings.EqualFold(s.Scheme, u.Scheme) || !strings.EqualFold(s.Host, u.Host) {
+	if s, err := url.Parse(source); err != nil || !sameOrigin(s, u) {
 		return "", pollErr(OutcomeExtract, "next page URL leaves the source's host (%s): not followed", u.Host)
 	}
 	return u.String(), nil

@@ -59,10 +59,7 @@ func redactError(err error, secrets []string) error {
 		return err
 	}
 	msg := err.Error()
-	red := msg
-	for _, s := range secrets {
-		red = strings.ReplaceAll(red, s, "[redacted]")
-	}
+	red := redactText(msg, secrets)
 	if red == msg {
 		return err
 	}
@@ -72,4 +69,12 @@ func redactError(err error, secrets []string) error {
 		return &c
 	}
 	return errors.New(red)
+}
+
+// redactText replaces every secret in s.
+func redactText(s string, secrets []string) string {
+	for _, sec := range secrets {
+		s = strings.ReplaceAll(s, sec, "[redacted]")
+	}
+	return s
 }

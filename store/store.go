@@ -128,15 +128,40 @@ func checkDir(path string) error {
 }
 
 // Close flushes and closes the database. On a device too full for the
-// flush it leaves the database as a killed process would; see spaceToClose.
+// flush, or a directory that cannot take a new file, it leaves the
+// database as a killed process would; see spaceToClose and dirToClose.
 func (s *Store) Close() error {
 	if err := s.spaceToClose(); err != nil {
+		return err
+	}
+	if err := s.dirToClose(); err != nil {
 		return err
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// dirToClose refuses to close the database when its directory cannot take
+// a new file (removed, or on a device remounted read-only). Badger's Close
+// flushes the memtable into a new table file and, when it cannot create
+// one, retries every second forever: shutdown never ended. As with a full
+// device, nothing needs the flush; the database is left open for the
+// exiting process to let go.
+func (s *Store) dirToClose() error {
+	if s.space == nil || s.db.IsClosed() {
+		return nil
+	}
+	f, err := os.CreateTemp(s.space.path, ".pollrelay-close-test-*")
+	if err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil
+	}
+	s.log.Error("store: its directory cannot be written at shutdown; the store is not flushed, what its directory holds is recovered at the next start",
+		"path", s.space.path, "error", err.Error())
+	return fmt.Errorf("close store %s: its directory cannot be written, so the store cannot be flushed; left as after a crash: %w", s.space.path, err)
 }
 
 // DB exposes Badger for maintenance tasks such as value-log GC.

@@ -64,3 +64,20 @@ func Fill(t testing.TB, dir string, target uint64) (remove func()) {
 	t.Cleanup(remove)
 	return remove
 }
+
+// ReadOnly makes dir read-only for new files from now on, as a device
+// remounted read-only is: a read-only bind mount over it. (Remounting the
+// device itself is refused while a process holds files on it open for
+// writing, as a running store does.) It is undone at cleanup, before the
+// cleanups registered earlier, such as Mount's unmount. Where mounting
+// fails the test is skipped.
+func ReadOnly(t testing.TB, dir string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot bind-mount %s here: %v %s", dir, err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot make %s read-only here: %v %s", dir, err, out)
+	}
+}
