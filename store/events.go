@@ -37,7 +37,7 @@ func (t *Txn) Event(id string) (*event.Event, error) {
 	}
 	var e event.Event
 	if err := json.Unmarshal(v, &e); err != nil {
-		return nil, fmt.Errorf("decode event %s: %w", id, err)
+		return nil, bad(fmt.Errorf("decode event %s: %w", id, err))
 	}
 	return &e, nil
 }

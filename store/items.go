@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -72,7 +73,7 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 	}
 	var it Item
 	if err := decodeItem(v, &it, true); err != nil {
-		return nil, fmt.Errorf("decode item %s/%s: %w", source, id, err)
+		return nil, bad(fmt.Errorf("decode item %s/%s: %w", source, id, err))
 	}
 	if separateObject(v) {
 		if it.Object, err = t.get(objectKey(source, id)); err != nil {
@@ -84,6 +85,9 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 
 // PutItem stores an item: its record and, apart, its object.
 func (t *Txn) PutItem(source, id string, it *Item) error {
+	if err := errors.Join(CheckKeyPart("source name", source), CheckKeyPart("id", id)); err != nil {
+		return fmt.Errorf("write item %s: %w", source, err)
+	}
 	if err := t.set(itemKey(source, id), encodeHead(nil, it)); err != nil {
 		return fmt.Errorf("write item %s/%s: %w", source, id, err)
 	}
