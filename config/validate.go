@@ -200,6 +200,8 @@ func validateWatch(c *Config, i int, path string, p *problems) {
 	for j, id := range s.IDs {
 		if strings.TrimSpace(id) == "" {
 			p.add(fmt.Sprintf("%s.ids[%d]", path, j), "must not be empty")
+		} else if len(id) > event.MaxKeyPart {
+			p.add(fmt.Sprintf("%s.ids[%d]", path, j), "must be at most %d bytes", event.MaxKeyPart)
 		}
 	}
 	if s.IsWatch() {
@@ -440,6 +442,8 @@ func checkName(path, name string, seen map[string]bool, p *problems) {
 		p.add(path, "required")
 	case !nameRE.MatchString(name):
 		p.add(path, "must contain only a-z, 0-9, _ and -")
+	case len(name) > event.MaxKeyPart:
+		p.add(path, "must be at most %d bytes", event.MaxKeyPart)
 	case seen[name]:
 		p.add(path, "duplicate %q", name)
 	default:

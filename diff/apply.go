@@ -33,6 +33,12 @@ type Result struct {
 	// settled one, which repeated as many.
 	Duplicates  int
 	DuplicateID string
+	// Quarantined counts items skipped because their id is over
+	// store.MaxKeyPart; QuarantinedID is the first, cut to 256 bytes, and
+	// QuarantinedIDBytes its length. The rest of the listing is applied.
+	Quarantined        int
+	QuarantinedID      string
+	QuarantinedIDBytes int
 }
 
 // Validators are a response's ETag and Last-Modified, and the source
@@ -105,7 +111,8 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		digest = listingDigest(src, p.Observations)
 	}
 	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
-		return unchanged(st, src, ss, p.Validators)
+		over := overLimitOf(p.Observations)
+		return unchanged(st, src, ss, p.Validators, &over, p.Now)
 	}
 	x := p.Index
 	if x == nil {
@@ -130,6 +137,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		l.held, l.gone = len(l.gone), nil
 	}
 	res, err := retry(func(attempt int) (Result, error) { return l.apply(ctx, st, attempt) })
+	x.over.report(&res)
 	if res.Duplicates = x.dups.n; res.Duplicates > 0 {
 		res.DuplicateID = x.dups.first
 	}
@@ -233,6 +241,7 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 	}
 	return res, write(ctx, st, l.src, l.p, &res, changes, prev, writeState{
 		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked,
+		over: &l.x.over,
 	})
 }
 
@@ -284,6 +293,9 @@ type writeState struct {
 	val     Validators
 	digest  string
 	tracked int
+	// over are the listing's items skipped as too long to store, recorded
+	// in the quarantine with the source's state.
+	over *overLimit
 }
 
 // write commits changes, their events and watches, then the source's
@@ -343,6 +355,12 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
+	if ws.over != nil && ws.over.n > 0 {
+		err := b.Group(func(t *store.Txn) error { return ws.over.record(t, src.Name, p.Now) })
+		if err != nil {
+			return fmt.Errorf("write %s: %w", src.Name, err)
+		}
+	}
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("write %s: %w", src.Name, err)
 	}
@@ -352,16 +370,26 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators) (Result, error) {
+func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators, over *overLimit, now time.Time) (Result, error) {
 	newSS := ss
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0
-	if newSS != ss {
-		if err := st.Update(func(t *store.Txn) error { return t.PutSourceState(src.Name, newSS) }); err != nil {
+	if newSS != ss || over.n > 0 {
+		err := st.Update(func(t *store.Txn) error {
+			if newSS != ss {
+				if err := t.PutSourceState(src.Name, newSS); err != nil {
+					return err
+				}
+			}
+			return over.record(t, src.Name, now)
+		})
+		if err != nil {
 			return Result{}, fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
-	return Result{Tracked: ss.ListingTracked, Duplicates: -1}, nil
+	res := Result{Tracked: ss.ListingTracked, Duplicates: -1}
+	over.report(&res)
+	return res, nil
 }
 
 // pendingChange reports whether a change leaves an item settling.

@@ -56,6 +56,8 @@ type Index struct {
 	// filtered listing at it (see Poll.Now).
 	at   time.Time
 	dups duplicates
+	// over are the ids Filter skipped as too long to store.
+	over overLimit
 
 	// baseline is set when the poll records the source's baseline without
 	// events: its new items may then be stored ahead (StoreNew). early
@@ -213,6 +215,14 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 	nowNano := now.UnixNano()
 	var out []Observation
 	for _, ob := range obs {
+		if tooLong(ob.ID) {
+			// An earlier version may have stored it: seen, so not deleted.
+			if i := x.find(ob.ID); i >= 0 {
+				x.seen.set(i)
+			}
+			x.over.note(strings.Clone(ob.ID))
+			continue
+		}
 		i := x.find(ob.ID)
 		if i < 0 {
 			if _, dup := x.added[ob.ID]; dup {

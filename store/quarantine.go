@@ -63,14 +63,14 @@ func QuarantineID(q *Quarantined) string {
 	return "qr_" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// QuotedID cuts an id for a quarantine record or a log line, at a rune
-// boundary when the id is UTF-8.
-func QuotedID(id string) string {
-	if len(id) <= maxQuotedID {
+// CutID cuts an id to at most n bytes for a quarantine record or a log
+// line, at a rune boundary when the id is UTF-8.
+func CutID(id string, n int) string {
+	if len(id) <= n {
 		return id
 	}
-	cut := maxQuotedID
-	for cut > maxQuotedID-utf8.UTFMax && !utf8.RuneStart(id[cut]) {
+	cut := n
+	for cut > n-utf8.UTFMax && cut > 0 && !utf8.RuneStart(id[cut]) {
 		cut--
 	}
 	return id[:cut]
@@ -82,12 +82,12 @@ func quarantineKey(id string) []byte { return append(bytes.Clone(quarantinePrefi
 
 // Quarantine sets q aside at now: a new record, or one more sighting of
 // an existing one. The item id is identified whole and kept cut (see
-// QuotedID). Counted in pollrelay_quarantined_total once committed.
+// CutID). Counted in pollrelay_quarantined_total once committed.
 func (t *Txn) Quarantine(q Quarantined, now time.Time) error {
 	full := q.ItemID
 	q.ID = QuarantineID(&q)
 	if len(full) > maxQuotedID {
-		q.ItemID, q.ItemIDBytes = QuotedID(full), len(full)
+		q.ItemID, q.ItemIDBytes = CutID(full, maxQuotedID), len(full)
 	}
 	prev, err := t.QuarantineRecord(q.ID)
 	if err != nil && !IsBadRecord(err) {
@@ -104,11 +104,20 @@ func (t *Txn) Quarantine(q Quarantined, now time.Time) error {
 	if err := t.set(quarantineKey(q.ID), v); err != nil {
 		return fmt.Errorf("write quarantine %s: %w", q.ID, err)
 	}
+	t.NoteQuarantined(q.Kind, 1)
+	return nil
+}
+
+// NoteQuarantined counts n more records of kind set aside without a
+// record of their own (past a poll's first few over-limit items).
+func (t *Txn) NoteQuarantined(kind string, n int) {
+	if n <= 0 {
+		return
+	}
 	if t.quarantined == nil {
 		t.quarantined = map[string]int{}
 	}
-	t.quarantined[q.Kind]++
-	return nil
+	t.quarantined[kind] += n
 }
 
 // QuarantineRecord returns a quarantine record, or nil.
