@@ -74,6 +74,16 @@ func (t *Txn) Outbox(limit int) ([]string, error) {
 	return ids, err
 }
 
+// ReturnToOutbox puts a logged event back in the outbox, to be fanned out
+// again.
+func (t *Txn) ReturnToOutbox(id string) error {
+	if err := t.set(outboxKey(id), nil); err != nil {
+		return fmt.Errorf("write outbox %s: %w", id, err)
+	}
+	t.events++
+	return nil
+}
+
 // RemoveFromOutbox marks an event as fanned out.
 func (t *Txn) RemoveFromOutbox(id string) error {
 	return wrap(t.del(outboxKey(id)), "delete outbox %s", id)

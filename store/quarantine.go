@@ -156,25 +156,79 @@ func (t *Txn) DeleteQuarantine(id string) error {
 }
 
 // QuarantineDelivery sets a stored delivery aside: its record moves into
-// the quarantine record, which a retry puts back, and its schedule key
-// (due at `at`, when known) goes. A resource-order entry left behind is
-// dropped by the notifier once it finds the delivery gone.
+// the quarantine record, which a retry puts back, its schedule key (due at
+// `at`, when known) and its place in its resource's order go, and the
+// delivery of the resource that waited behind it is queued now, as when a
+// delivery finishes. A later one that cannot be read either is set aside
+// in turn.
 func (t *Txn) QuarantineDelivery(sub, eventID string, at time.Time, reason string, now time.Time) error {
+	for eventID != "" {
+		next, err := t.quarantineDelivery(sub, eventID, at, reason, now)
+		if err != nil {
+			return fmt.Errorf("quarantine delivery %s/%s: %w", sub, eventID, err)
+		}
+		eventID, at = next, time.Time{}
+	}
+	return nil
+}
+
+// quarantineDelivery sets one delivery aside and releases the next of its
+// resource; it returns that next one's id when it cannot be read.
+func (t *Txn) quarantineDelivery(sub, eventID string, at time.Time, reason string, now time.Time) (string, error) {
 	raw, err := t.get(deliveryKey(sub, eventID))
-	if err != nil {
-		return fmt.Errorf("quarantine delivery %s/%s: %w", sub, eventID, err)
+	if err != nil || raw == nil {
+		return "", err // gone, or set aside already
 	}
 	q := Quarantined{Kind: QuarantineDelivery, Reason: reason, EventID: eventID, Subscription: sub}
 	if json.Valid(raw) {
 		q.Raw = raw
 	}
 	if err := t.Quarantine(q, now); err != nil {
-		return err
+		return "", err
 	}
 	if !at.IsZero() {
 		if err := t.del(dueKey(sub, at, eventID)); err != nil {
-			return fmt.Errorf("quarantine delivery %s/%s: %w", sub, eventID, err)
+			return "", err
 		}
 	}
-	return wrap(t.del(deliveryKey(sub, eventID)), "quarantine delivery %s/%s", sub, eventID)
+	if err := t.del(deliveryKey(sub, eventID)); err != nil {
+		return "", err
+	}
+	resource, found, err := t.resourceOf(sub, eventID)
+	if err != nil || !found {
+		return "", err
+	}
+	if err := t.DropResource(sub, resource, eventID); err != nil {
+		return "", err
+	}
+	next, err := t.NextInResource(sub, resource, eventID)
+	if err != nil || next == "" {
+		return "", err
+	}
+	d, err := t.Delivery(sub, next)
+	if IsBadRecord(err) {
+		return next, nil
+	}
+	if err != nil || d == nil || d.State != Waiting {
+		return "", err
+	}
+	nd := *d
+	nd.State, nd.NextAt, nd.UpdatedAt = Pending, now, now
+	return "", t.PutDelivery(&nd, d)
+}
+
+// resourceOf finds the resource whose order holds a delivery, from the
+// index alone (the delivery's record may be unreadable). It scans the
+// subscription's open ordered deliveries: only quarantining needs it.
+func (t *Txn) resourceOf(sub, eventID string) (resource string, found bool, err error) {
+	p := appendPart(bytes.Clone(resourcePrefixAll), sub)
+	err = t.scan(p, nil, false, func(k, _ []byte) (bool, error) {
+		res, rest, ok := cutPart(k[len(p):])
+		if ok && string(rest) == eventID {
+			resource, found = res, true
+			return false, nil
+		}
+		return true, nil
+	})
+	return resource, found, err
 }
