@@ -41,6 +41,7 @@ type Notifier interface {
 	Replay(ctx context.Context, subID string, since, until time.Time, types []string) (int, error)
 	Stats(subID string) (notifier.SubscriptionStats, bool)
 	SetDisabled(ctx context.Context, subID string, disabled bool) error
+	RetryQuarantined(ctx context.Context, id string) error
 }
 
 // Control is what the API needs of the process that wires everything.

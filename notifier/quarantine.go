@@ -164,7 +164,7 @@ func (n *Notifier) RetryQuarantined(ctx context.Context, id string) error {
 					return err
 				}
 			case store.QuarantineDelivery:
-				if restored, err = restore(t, q, now); err != nil {
+				if restored, err = n.restore(t, q, now); err != nil {
 					return err
 				}
 			}
@@ -185,8 +185,10 @@ func (n *Notifier) RetryQuarantined(ctx context.Context, id string) error {
 }
 
 // restore puts a quarantined delivery back, due now, unless the delivery
-// exists again (a redelivery recreated it); it returns what it wrote.
-func restore(t *store.Txn, q *store.Quarantined, now time.Time) (*store.Delivery, error) {
+// exists again (a redelivery recreated it); it returns what it wrote. It
+// follows the subscription's ordering as it is now: one switched to
+// ordering: none takes a delivery whose resource was too long to order.
+func (n *Notifier) restore(t *store.Txn, q *store.Quarantined, now time.Time) (*store.Delivery, error) {
 	if len(q.Raw) == 0 {
 		return nil, fmt.Errorf("delivery %s/%s: its record could not be kept: %w", q.Subscription, q.EventID, store.ErrBadRecord)
 	}
@@ -198,6 +200,9 @@ func restore(t *store.Txn, q *store.Quarantined, now time.Time) (*store.Delivery
 		return nil, err
 	}
 	d.State, d.NextAt, d.UpdatedAt, d.Round = store.Pending, now, now, 0
+	if ss := n.sub(d.Subscription); ss != nil && !ss.sub.Ordered {
+		d.Resource = ""
+	}
 	if err := t.PutDelivery(&d, nil); err != nil {
 		return nil, err
 	}
