@@ -372,7 +372,14 @@ func (n *Notifier) load() error {
 	}
 	health := map[string]store.SubState{}
 	err = n.st.View(func(t *store.Txn) error {
-		return t.SubStates(func(sub string, s *store.SubState) error {
+		return t.SubStates(func(sub string, s *store.SubState, err error) error {
+			if err != nil {
+				// Health is rebuilt by the next attempts; a disabled flag
+				// lost with it must be set again, which is said here.
+				n.log.Error("subscription state cannot be read; starting from a clean state (re-disable it if it was disabled)",
+					"subscription", sub, "error", err.Error())
+				return nil
+			}
 			health[sub] = *s
 			return nil
 		})
