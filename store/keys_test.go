@@ -28,10 +28,21 @@ func TestResourceOrderHostileIDs(t *testing.T) {
 	now := time.Now()
 	events := map[string][]string{} // resource → its event ids in order
 	var all []*Delivery
+	ids := slices.Clone(hostileIDs)
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		b := make([]byte, r.IntN(5))
+		for i := range b {
+			b[i] = []byte{0, 1, 2, 0xff, 'a', 'e'}[r.IntN(6)]
+		}
+		if !slices.Contains(ids, string(b)) {
+			ids = append(ids, string(b))
+		}
+	}
 	for round := range 3 {
-		for i, id := range hostileIDs {
+		for i, id := range ids {
 			res := "src\x00" + id
-			ev := fmt.Sprintf("evt_%d_%02d", round, i)
+			ev := fmt.Sprintf("evt_%d_%03d", round, i)
 			events[res] = append(events[res], ev)
 			all = append(all, &Delivery{Subscription: "app", EventID: ev, Resource: res, State: Pending, NextAt: now})
 		}
