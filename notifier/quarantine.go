@@ -127,11 +127,16 @@ func (n *Notifier) commitApart(s *state, batch []result, cause error) bool {
 	}
 	r := batch[0]
 	now := n.now()
+	var prev *store.Delivery
 	err := n.st.Update(func(t *store.Txn) error {
-		return t.QuarantineDelivery(r.sub, r.eventID, time.Time{}, "record outcome: "+cause.Error(), now)
+		prev, _ = t.Delivery(r.sub, r.eventID) // for the gauge; nil when unreadable
+		return t.QuarantineDelivery(r.sub, r.eventID, prev.NextAtOrZero(), "record outcome: "+cause.Error(), now)
 	})
 	if err != nil {
 		return false
+	}
+	if prev != nil {
+		n.count(prev, &store.Delivery{Subscription: prev.Subscription}) // out of the queue
 	}
 	n.log.Warn("delivery quarantined: its outcome cannot be recorded; the others go on",
 		"subscription", r.sub, "event_id", r.eventID, "error", cause.Error())

@@ -43,6 +43,15 @@ type Delivery struct {
 // Queued reports whether the delivery sits in the schedule index.
 func (d *Delivery) Queued() bool { return d.State == Pending || d.State == Retrying }
 
+// NextAtOrZero is when a queued delivery is due, the key of its schedule
+// entry; zero when d is nil or not queued.
+func (d *Delivery) NextAtOrZero() time.Time {
+	if d == nil || !d.Queued() {
+		return time.Time{}
+	}
+	return d.NextAt
+}
+
 // Open reports whether the delivery still blocks later ones of its resource.
 func (d *Delivery) Open() bool { return d.State != Delivered && d.State != Dead }
 
