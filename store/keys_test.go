@@ -166,6 +166,12 @@ func TestKeyPartLimit(t *testing.T) {
 	ok := strings.Repeat("i", MaxKeyPart)
 	long := ok + "i"
 	mustUpdate(t, s, func(tx *Txn) error { return tx.PutItem("src", ok, &Item{State: []byte("1")}) })
+	// At the limit everything is taken, even with every byte escaped.
+	nuls := strings.Repeat("\x00", MaxKeyPart)
+	mustUpdate(t, s, func(tx *Txn) error {
+		return tx.PutDelivery(&Delivery{Subscription: strings.Repeat("s", MaxKeyPart), EventID: "evt_0",
+			Resource: strings.Repeat("r", MaxKeyPart) + "\x00" + nuls, State: Pending}, nil)
+	})
 	for name, write := range map[string]func(*Txn) error{
 		"item":  func(tx *Txn) error { return tx.PutItem("src", long, &Item{State: []byte("1")}) },
 		"watch": func(tx *Txn) error { return tx.PutWatch(&Watch{Source: "w", ID: long}) },
