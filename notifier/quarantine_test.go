@@ -206,7 +206,7 @@ func TestUndecodableDeliveryIsQuarantined(t *testing.T) {
 		subs := parseSubs(t, `name: app
 			url: `+bubbleURL+`
 			secret: `+testSecret+`
-			retry: {schedule: [1h, 1h]}`)
+			retry: {schedule: [1m, 1m]}`)
 		e := start(t, dir, subs, Options{Transport: b.tr})
 		x := e.put(&event.Event{Type: "task.ready", Source: "tasks", ItemID: "p"})
 		failID = x.ID
@@ -214,7 +214,7 @@ func TestUndecodableDeliveryIsQuarantined(t *testing.T) {
 		z := e.emit("task.done", "p") // waits behind x
 		e.waitState("app", z.ID, store.Waiting)
 		corruptDelivery(t, e.st, "app", x.ID)
-		time.Sleep(2 * time.Hour) // x falls due
+		time.Sleep(2 * time.Minute) // x falls due
 		e.waitState("app", z.ID, store.Delivered)
 		other := e.emit("task.ready", "q")
 		e.waitState("app", other.ID, store.Delivered)
