@@ -34,11 +34,13 @@ type Result struct {
 	Duplicates  int
 	DuplicateID string
 	// Quarantined counts items skipped because their id is over
-	// store.MaxKeyPart; QuarantinedID is the first, cut to 256 bytes, and
-	// QuarantinedIDBytes its length. The rest of the listing is applied.
+	// store.MaxKeyPart or their stored record cannot be decoded;
+	// QuarantinedID is the first, cut to 256 bytes, QuarantinedIDBytes its
+	// length and QuarantinedReason why. The rest of the listing is applied.
 	Quarantined        int
 	QuarantinedID      string
 	QuarantinedIDBytes int
+	QuarantinedReason  string
 }
 
 // Validators are a response's ETag and Last-Modified, and the source
@@ -111,7 +113,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		digest = listingDigest(src, p.Observations)
 	}
 	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
-		over := overLimitOf(p.Observations)
+		over := skippedOf(p.Observations)
 		return unchanged(st, src, ss, p.Validators, &over, p.Now)
 	}
 	x := p.Index
@@ -295,7 +297,7 @@ type writeState struct {
 	tracked int
 	// over are the listing's items skipped as too long to store, recorded
 	// in the quarantine with the source's state.
-	over *overLimit
+	over *skipped
 }
 
 // write commits changes, their events and watches, then the source's
@@ -370,7 +372,7 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators, over *overLimit, now time.Time) (Result, error) {
+func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
 	newSS := ss
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0

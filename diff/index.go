@@ -56,8 +56,12 @@ type Index struct {
 	// filtered listing at it (see Poll.Now).
 	at   time.Time
 	dups duplicates
-	// over are the ids Filter skipped as too long to store.
-	over overLimit
+	// over are the items Filter skipped: ids too long to store, and those
+	// in broken.
+	over skipped
+	// broken are the stored items whose record cannot be decoded, with why:
+	// their polls skip them rather than fail.
+	broken map[string]string
 
 	// baseline is set when the poll records the source's baseline without
 	// events: its new items may then be stored ahead (StoreNew). early
@@ -137,6 +141,12 @@ func (x *Index) load(st *store.Store, sizeHint int) error {
 			if x.fireAt != nil {
 				x.fireAt = append(x.fireAt, fireAt(stalls, rules, it))
 			}
+			return nil
+		}, func(id []byte, err error) error {
+			if x.broken == nil {
+				x.broken = map[string]string{}
+			}
+			x.broken[string(id)] = "stored record cannot be decoded: every poll skips the item: " + err.Error()
 			return nil
 		})
 	})
@@ -220,7 +230,11 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 			if i := x.find(ob.ID); i >= 0 {
 				x.seen.set(i)
 			}
-			x.over.note(strings.Clone(ob.ID))
+			x.over.note(strings.Clone(ob.ID), tooLongReason(ob.ID))
+			continue
+		}
+		if why, ok := x.broken[ob.ID]; ok {
+			x.over.note(strings.Clone(ob.ID), why)
 			continue
 		}
 		i := x.find(ob.ID)

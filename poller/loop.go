@@ -408,9 +408,9 @@ func (l *loop) applied(res diff.Result, lst listing) {
 	}
 	if res.Quarantined > 0 {
 		// One line per poll, however many items it skipped.
-		l.log.Warn("items skipped: id over the length limit; the rest of the listing was applied (GET /v1/quarantine)",
-			"skipped", res.Quarantined, "limit_bytes", store.MaxKeyPart,
-			"example_id", store.CutID(res.QuarantinedID, 64), "example_id_bytes", res.QuarantinedIDBytes)
+		l.log.Warn("items skipped; the rest of the listing was applied (GET /v1/quarantine)",
+			"skipped", res.Quarantined, "example_id", store.CutID(res.QuarantinedID, 64),
+			"example_id_bytes", res.QuarantinedIDBytes, "example_reason", res.QuarantinedReason)
 	}
 	if res.HeldDeletes > 0 {
 		m.heldDeletes.WithLabelValues(name).Inc()

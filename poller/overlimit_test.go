@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pollrelay/pollrelay/store"
@@ -41,7 +42,7 @@ func TestListingWithOverLimitIDs(t *testing.T) {
 	}
 
 	// Count from here: Start may have polled too.
-	warning := "items skipped: id over the length limit"
+	warning := "items skipped; the rest of the listing was applied"
 	item := map[string]string{"kind": store.QuarantineItem}
 	logsBefore := strings.Count(logs.String(), warning)
 	countBefore := counter(t, reg, "pollrelay_quarantined_total", item)
@@ -92,5 +93,35 @@ func TestListingWithOverLimitIDs(t *testing.T) {
 		if q.Kind != store.QuarantineItem || q.Source != "l" || q.Count != seenBefore+2 || !big[strings.Repeat(q.ItemID[:1], q.ItemIDBytes)] {
 			t.Errorf("record %+v", q)
 		}
+	}
+}
+
+// A stored item whose record cannot be decoded is skipped by its polls
+// (quarantined, with the reason) instead of failing each of them: the
+// source's other items go on changing and firing.
+func TestUndecodableStoredItem(t *testing.T) {
+	up := newTasks(map[string]string{"a": "queued", "b": "queued"})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	h := newHarness(t, nil)
+	h.start(sources(t, faultSource(srv, ", deletes: true")))
+	h.mustPoll("l") // the baseline
+	if err := h.st.DB().Update(func(txn *badger.Txn) error { return txn.Set([]byte("i/l\x00b"), []byte("{broken")) }); err != nil {
+		t.Fatal(err)
+	}
+	up.set("a", "ready")
+	up.set("b", "ready")
+	h.mustPoll("l")
+	if got := types(h.events("l")); !slices.Equal(got, []string{"l.changed:a"}) {
+		t.Errorf("events %q, want a's change only", got)
+	}
+	var qs []*store.Quarantined
+	if err := h.st.View(func(tx *store.Txn) error {
+		return tx.QuarantineRecords("", func(q *store.Quarantined) bool { qs = append(qs, q); return true })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 1 || qs[0].ItemID != "b" || !strings.Contains(qs[0].Reason, "cannot be decoded") {
+		t.Errorf("quarantine %+v, want b's record", qs)
 	}
 }

@@ -153,12 +153,19 @@ func (t *Txn) ItemHeads(source string, fn func(id string, it *Item) error) error
 // buffers and it is reused, so both are valid only during fn. It is for a
 // reader that keeps a compact digest of each item (diff's Index), where a
 // copy of each of a million records would be most of the memory it uses.
-func (t *Txn) ScanItemHeads(source string, fn func(id []byte, it *Item) error) error {
+//
+// A record that cannot be decoded goes to broken (its error marked
+// ErrBadRecord) instead of ending the scan, when broken is set.
+func (t *Txn) ScanItemHeads(source string, fn func(id []byte, it *Item) error, broken func(id []byte, err error) error) error {
 	p := itemPrefix(source)
 	var it Item
 	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
 		if err := decodeItemInto(v, &it); err != nil {
-			return false, fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err)
+			err = bad(fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err))
+			if broken == nil {
+				return false, err
+			}
+			return true, broken(k[len(p):], err)
 		}
 		return true, fn(k[len(p):], &it)
 	})
