@@ -106,7 +106,9 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		if x == nil {
 			x = LoadIndex(st, src, ss.ListingTracked)
 		}
-		return retry(func(int) (Result, error) { return replay(ctx, st, src, ss, x, p) })
+		res, err := retry(func(int) (Result, error) { return replay(ctx, st, src, ss, x, p) })
+		x.over.report(&res)
+		return res, err
 	}
 	digest := ""
 	if p.Complete && (p.Index == nil || !p.Index.filtered) {
@@ -282,7 +284,7 @@ func replay(ctx context.Context, st *store.Store, src *config.Source, ss store.S
 	return res, write(ctx, st, src, p, &res, changes, prev, writeState{
 		old: ss, new: newSS, settled: !pendingChange(changes),
 		val:     Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor},
-		tracked: x.Len(),
+		tracked: x.Len(), over: &x.over,
 	})
 }
 
@@ -314,9 +316,19 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 	} else {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = "", "", ""
 	}
+	// A write retried after a conflict starts again from what Filter
+	// skipped; ws.over gets what this one adds once it is committed.
+	over := ws.over.clone()
 	b := st.NewBatch()
 	defer b.Discard()
 	for _, c := range changes {
+		if c.Item != nil {
+			if err := store.CheckItem(src.Name, c.ID, c.Item); err != nil {
+				// Written, it would fail this batch and every later poll's.
+				over.note(c.ID, err.Error()+": every poll skips the item")
+				continue
+			}
+		}
 		var evs []*event.Event
 		for _, t := range c.Transitions {
 			e, err := Events(ctx, src, t, nil, p.Now)
@@ -357,8 +369,8 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
-	if ws.over != nil && ws.over.n > 0 {
-		err := b.Group(func(t *store.Txn) error { return ws.over.record(t, src.Name, p.Now) })
+	if over.n > 0 {
+		err := b.Group(func(t *store.Txn) error { return over.record(t, src.Name, p.Now) })
 		if err != nil {
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
@@ -366,6 +378,7 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("write %s: %w", src.Name, err)
 	}
+	*ws.over = over
 	res.Tracked = ws.tracked
 	return nil
 }

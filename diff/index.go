@@ -285,7 +285,12 @@ func (x *Index) StoreNew(ctx context.Context, st *store.Store, obs []Observation
 			rest = append(rest, ob)
 			continue
 		}
-		changes = append(changes, created(ob, Options{Baseline: true, Now: now}))
+		c := created(ob, Options{Baseline: true, Now: now})
+		if err := store.CheckItem(x.src.Name, c.ID, c.Item); err != nil {
+			x.over.note(c.ID, err.Error()+": every poll skips the item")
+			continue
+		}
+		changes = append(changes, c)
 	}
 	if len(changes) == 0 {
 		return rest, nil

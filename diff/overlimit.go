@@ -29,6 +29,10 @@ func tooLongReason(id string) string {
 	return fmt.Sprintf("id is %d bytes, over the %d-byte limit: every poll skips the item", len(id), store.MaxKeyPart)
 }
 
+func (o *skipped) clone() skipped {
+	return skipped{n: o.n, recs: append([]skippedItem(nil), o.recs...)}
+}
+
 func (o *skipped) note(id, reason string) {
 	if o.n < maxQuarantinedPerPoll {
 		o.recs = append(o.recs, skippedItem{id, reason})

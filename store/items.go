@@ -83,6 +83,22 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 	return &it, nil
 }
 
+// CheckItem reports, as a bad record, an item that could not be written
+// with its events (an id over MaxKeyPart; an object and states too large
+// for one value, as an event carries the object beside the previous and
+// current state), so a poll can skip it before writing anything of it.
+func CheckItem(source, id string, it *Item) error {
+	errs := []error{CheckKeyPart("source name", source), CheckKeyPart("id", id)}
+	head := len(it.State) + len(it.Pending)
+	for _, h := range it.History {
+		head += len(h.State)
+	}
+	if n := len(it.Object) + 2*head + 4096; n > maxValue {
+		errs = append(errs, bad(fmt.Errorf("object and states are %d bytes, over the %d-byte limit", n, maxValue)))
+	}
+	return errors.Join(errs...)
+}
+
 // PutItem stores an item: its record and, apart, its object.
 func (t *Txn) PutItem(source, id string, it *Item) error {
 	if err := errors.Join(CheckKeyPart("source name", source), CheckKeyPart("id", id)); err != nil {

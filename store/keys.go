@@ -23,8 +23,9 @@ const maxKey = 8 * MaxKeyPart
 // badgerMaxKey is Badger's own limit on a key.
 const badgerMaxKey = 65000
 
-// maxValue is below Badger's limit on one value (the value-log file size).
-const maxValue = 32 << 20
+// maxValue is below Badger's limit on one value (the value-log file size,
+// 64 MiB here).
+const maxValue = 60 << 20
 
 // ErrBadRecord marks an error about one record rather than the store: a
 // value that cannot be decoded, or a key or value over a limit. Retrying
