@@ -479,3 +479,76 @@ func TestAPIWatchAnswersMatchTheSchema(t *testing.T) {
 		}
 	}
 }
+
+// GET /v1/quarantine lists an upstream item whose id is over the key
+// limit, skipped by the poll that applied the rest of its listing; POST
+// …/retry forgets it until the next poll skips it again; /metrics counts
+// it. A watch id over the limit is refused at PUT.
+func TestAPIQuarantine(t *testing.T) {
+	secret := signature.NewSecret()
+	giant := strings.Repeat("g", 70000)
+	e := startAPI(t, t.TempDir(), newUpstream(t, map[string]string{"a": "queued", giant: "queued"}), newReceiver(t, secret), secret)
+	poll := func() {
+		t.Helper()
+		if code := e.c.do("POST", "/v1/sources/tasks/poll", nil, nil); code != 200 {
+			t.Fatalf("poll: %d", code)
+		}
+	}
+	poll()
+	e.up.set(func(m map[string]string) { m["a"] = "ready"; m[giant] = "ready" })
+	poll()
+	if d := e.rc.next(t); d.Env.Data.ID != "a" {
+		t.Errorf("delivered %s, want a's change", d.Body)
+	}
+	type page struct {
+		Data []struct {
+			ID          string `json:"id"`
+			Kind        string `json:"kind"`
+			Source      string `json:"source"`
+			ItemID      string `json:"item_id"`
+			ItemIDBytes int    `json:"item_id_bytes"`
+			Count       int    `json:"count"`
+			Reason      string `json:"reason"`
+		} `json:"data"`
+		NextCursor string `json:"next_cursor"`
+	}
+	var q page
+	if code := e.c.do("GET", "/v1/quarantine?kind=item", nil, &q); code != 200 || len(q.Data) != 1 {
+		t.Fatalf("quarantine: %d %+v", code, q)
+	}
+	r := q.Data[0]
+	if r.Kind != "item" || r.Source != "tasks" || r.ItemIDBytes != 70000 || !strings.HasPrefix(giant, r.ItemID) || len(r.ItemID) > 256 || r.Count < 2 || !strings.Contains(r.Reason, "1024-byte limit") {
+		t.Errorf("record %+v", r)
+	}
+	var none page
+	if code := e.c.do("GET", "/v1/quarantine?kind=delivery", nil, &none); code != 200 || len(none.Data) != 0 {
+		t.Errorf("kind=delivery: %d %+v", code, none)
+	}
+	var body map[string]string
+	if code := e.c.do("GET", "/v1/quarantine?kind=nope", nil, &body); code != 422 {
+		t.Errorf("bad kind: %d %v", code, body)
+	}
+	if v, ok := metricValue(getMetrics(e.b.Addr()), `pollrelay_quarantined_total{kind="item"}`); !ok || v < 2 {
+		t.Errorf("pollrelay_quarantined_total{kind=\"item\"} = %v (found %v), want ≥ 2", v, ok)
+	}
+
+	if code := e.c.do("POST", "/v1/quarantine/"+r.ID+"/retry", nil, &body); code != 202 {
+		t.Fatalf("retry: %d %v", code, body)
+	}
+	if code := e.c.do("POST", "/v1/quarantine/"+r.ID+"/retry", nil, &body); code != 404 {
+		t.Errorf("retry again: %d %v, want 404", code, body)
+	}
+	q = page{}
+	if e.c.do("GET", "/v1/quarantine", nil, &q); len(q.Data) != 0 {
+		t.Errorf("after retry: %+v", q)
+	}
+	poll()
+	q = page{}
+	if e.c.do("GET", "/v1/quarantine", nil, &q); len(q.Data) != 1 || q.Data[0].ID != r.ID || q.Data[0].Count != 1 {
+		t.Errorf("after the next poll: %+v, want the item set aside again", q)
+	}
+
+	if code := e.c.do("PUT", "/v1/watches/task-status/"+strings.Repeat("w", 2000), nil, &body); code != 422 {
+		t.Errorf("watch id over the limit: %d %v, want 422", code, body)
+	}
+}

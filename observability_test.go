@@ -43,7 +43,7 @@ func TestMetricsLint(t *testing.T) {
 		"pollrelay_delivery_queue", "pollrelay_upstream_requests_total", "pollrelay_source_up",
 		"pollrelay_source_last_success_timestamp_seconds", "pollrelay_config_last_reload_successful",
 		"pollrelay_config_last_reload_success_timestamp_seconds", "pollrelay_store_free_bytes",
-		"pollrelay_store_writes_refused_total", "go_goroutines", "process_resident_memory_bytes",
+		"pollrelay_store_writes_refused_total", "pollrelay_quarantined_total", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !have[name] {
 			t.Errorf("metric %s is not exposed", name)

@@ -49,6 +49,8 @@ func (s *Server) routesV1() {
 	s.handle("/v1/items/{source}/{id}", map[string]http.HandlerFunc{"GET": s.item})
 	s.handle("/v1/watches", map[string]http.HandlerFunc{"GET": s.listWatches})
 	s.handle("/v1/watches/{source}/{id}", map[string]http.HandlerFunc{"PUT": s.putWatch, "DELETE": s.deleteWatch})
+	s.handle("/v1/quarantine", map[string]http.HandlerFunc{"GET": s.listQuarantine})
+	s.handle("/v1/quarantine/{id}/retry", map[string]http.HandlerFunc{"POST": s.retryQuarantine})
 	s.handle("/v1/reload", map[string]http.HandlerFunc{"POST": s.reload})
 }
 

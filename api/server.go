@@ -42,6 +42,7 @@ type Notifier interface {
 	Stats(subID string) (notifier.SubscriptionStats, bool)
 	SetDisabled(ctx context.Context, subID string, disabled bool) error
 	Forget(ctx context.Context, subID string) error
+	RetryQuarantined(ctx context.Context, id string) error
 }
 
 // Control is what the API needs of the process that wires everything.

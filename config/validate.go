@@ -200,6 +200,8 @@ func validateWatch(c *Config, i int, path string, p *problems) {
 	for j, id := range s.IDs {
 		if strings.TrimSpace(id) == "" {
 			p.add(fmt.Sprintf("%s.ids[%d]", path, j), "must not be empty")
+		} else if len(id) > event.MaxKeyPart {
+			p.add(fmt.Sprintf("%s.ids[%d]", path, j), "must be at most %d bytes", event.MaxKeyPart)
 		}
 	}
 	if s.IsWatch() {

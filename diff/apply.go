@@ -33,6 +33,14 @@ type Result struct {
 	// settled one, which repeated as many.
 	Duplicates  int
 	DuplicateID string
+	// Quarantined counts items skipped because their id is over
+	// store.MaxKeyPart or their stored record cannot be decoded;
+	// QuarantinedID is the first, cut to 256 bytes, QuarantinedIDBytes its
+	// length and QuarantinedReason why. The rest of the listing is applied.
+	Quarantined        int
+	QuarantinedID      string
+	QuarantinedIDBytes int
+	QuarantinedReason  string
 }
 
 // Validators are a response's ETag and Last-Modified, and the source
@@ -98,14 +106,17 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		if x == nil {
 			x = LoadIndex(st, src, ss.ListingTracked)
 		}
-		return retry(func(int) (Result, error) { return replay(ctx, st, src, ss, x, p) })
+		res, err := retry(func(int) (Result, error) { return replay(ctx, st, src, ss, x, p) })
+		x.over.report(&res)
+		return res, err
 	}
 	digest := ""
 	if p.Complete && (p.Index == nil || !p.Index.filtered) {
 		digest = listingDigest(src, p.Observations)
 	}
 	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
-		return unchanged(st, src, ss, p.Validators)
+		over := skippedOf(p.Observations)
+		return unchanged(st, src, ss, p.Validators, &over, p.Now)
 	}
 	x := p.Index
 	if x == nil {
@@ -130,6 +141,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		l.held, l.gone = len(l.gone), nil
 	}
 	res, err := retry(func(attempt int) (Result, error) { return l.apply(ctx, st, attempt) })
+	x.over.report(&res)
 	if res.Duplicates = x.dups.n; res.Duplicates > 0 {
 		res.DuplicateID = x.dups.first
 	}
@@ -233,6 +245,7 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 	}
 	return res, write(ctx, st, l.src, l.p, &res, changes, prev, writeState{
 		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked,
+		over: &l.x.over,
 	})
 }
 
@@ -271,7 +284,7 @@ func replay(ctx context.Context, st *store.Store, src *config.Source, ss store.S
 	return res, write(ctx, st, src, p, &res, changes, prev, writeState{
 		old: ss, new: newSS, settled: !pendingChange(changes),
 		val:     Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor},
-		tracked: x.Len(),
+		tracked: x.Len(), over: &x.over,
 	})
 }
 
@@ -284,6 +297,9 @@ type writeState struct {
 	val     Validators
 	digest  string
 	tracked int
+	// over are the listing's items skipped as too long to store, recorded
+	// in the quarantine with the source's state.
+	over *skipped
 }
 
 // write commits changes, their events and watches, then the source's
@@ -300,9 +316,19 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 	} else {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = "", "", ""
 	}
+	// A write retried after a conflict starts again from what Filter
+	// skipped; ws.over gets what this one adds once it is committed.
+	over := ws.over.clone()
 	b := st.NewBatch()
 	defer b.Discard()
 	for _, c := range changes {
+		if c.Item != nil {
+			if err := store.CheckItem(src.Name, c.ID, c.Item); err != nil {
+				// Written, it would fail this batch and every later poll's.
+				over.note(c.ID, err.Error()+": every poll skips the item")
+				continue
+			}
+		}
 		var evs []*event.Event
 		for _, t := range c.Transitions {
 			e, err := Events(ctx, src, t, nil, p.Now)
@@ -343,25 +369,42 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
+	if over.n > 0 {
+		err := b.Group(func(t *store.Txn) error { return over.record(t, src.Name, p.Now) })
+		if err != nil {
+			return fmt.Errorf("write %s: %w", src.Name, err)
+		}
+	}
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("write %s: %w", src.Name, err)
 	}
+	*ws.over = over
 	res.Tracked = ws.tracked
 	return nil
 }
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators) (Result, error) {
+func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
 	newSS := ss
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0
-	if newSS != ss {
-		if err := st.Update(func(t *store.Txn) error { return t.PutSourceState(src.Name, newSS) }); err != nil {
+	if newSS != ss || over.n > 0 {
+		err := st.Update(func(t *store.Txn) error {
+			if newSS != ss {
+				if err := t.PutSourceState(src.Name, newSS); err != nil {
+					return err
+				}
+			}
+			return over.record(t, src.Name, now)
+		})
+		if err != nil {
 			return Result{}, fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
-	return Result{Tracked: ss.ListingTracked, Duplicates: -1}, nil
+	res := Result{Tracked: ss.ListingTracked, Duplicates: -1}
+	over.report(&res)
+	return res, nil
 }
 
 // pendingChange reports whether a change leaves an item settling.

@@ -56,6 +56,12 @@ type Index struct {
 	// filtered listing at it (see Poll.Now).
 	at   time.Time
 	dups duplicates
+	// over are the items Filter skipped: ids too long to store, and those
+	// in broken.
+	over skipped
+	// broken are the stored items whose record cannot be decoded, with why:
+	// their polls skip them rather than fail.
+	broken map[string]string
 
 	// baseline is set when the poll records the source's baseline without
 	// events: its new items may then be stored ahead (StoreNew). early
@@ -136,6 +142,12 @@ func (x *Index) load(st *store.Store, sizeHint int) error {
 				x.fireAt = append(x.fireAt, fireAt(stalls, rules, it))
 			}
 			return nil
+		}, func(id []byte, err error) error {
+			if x.broken == nil {
+				x.broken = map[string]string{}
+			}
+			x.broken[string(id)] = "stored record cannot be decoded: every poll skips the item: " + err.Error()
+			return nil
 		})
 	})
 	if err != nil {
@@ -213,6 +225,18 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 	nowNano := now.UnixNano()
 	var out []Observation
 	for _, ob := range obs {
+		if tooLong(ob.ID) {
+			// An earlier version may have stored it: seen, so not deleted.
+			if i := x.find(ob.ID); i >= 0 {
+				x.seen.set(i)
+			}
+			x.over.note(strings.Clone(ob.ID), tooLongReason(ob.ID))
+			continue
+		}
+		if why, ok := x.broken[ob.ID]; ok {
+			x.over.note(strings.Clone(ob.ID), why)
+			continue
+		}
 		i := x.find(ob.ID)
 		if i < 0 {
 			if _, dup := x.added[ob.ID]; dup {
@@ -261,7 +285,12 @@ func (x *Index) StoreNew(ctx context.Context, st *store.Store, obs []Observation
 			rest = append(rest, ob)
 			continue
 		}
-		changes = append(changes, created(ob, Options{Baseline: true, Now: now}))
+		c := created(ob, Options{Baseline: true, Now: now})
+		if err := store.CheckItem(x.src.Name, c.ID, c.Item); err != nil {
+			x.over.note(c.ID, err.Error()+": every poll skips the item")
+			continue
+		}
+		changes = append(changes, c)
 	}
 	if len(changes) == 0 {
 		return rest, nil

@@ -28,6 +28,12 @@ const (
 	Ping          = "ping"
 )
 
+// MaxKeyPart is the most bytes an item or watch id, a source name or a
+// subscription name may have: each becomes part of a store key, and every
+// backend bounds its keys. An upstream item whose id is longer is skipped
+// (quarantined) by its poll; a name or a watch id that long is refused.
+const MaxKeyPart = 1024
+
 // Null is the canonical JSON null, the state of an item that does not exist.
 var Null = json.RawMessage("null")
 
@@ -55,7 +61,8 @@ type Watch struct {
 }
 
 // Resource identifies the item an event is about; deliveries of one resource
-// are ordered.
+// are ordered. Source names never contain NUL, so the id after the first
+// one is the whole rest, whatever bytes it holds.
 func (e *Event) Resource() string { return e.Source + "\x00" + e.ItemID }
 
 // Data is the envelope's data member.

@@ -38,6 +38,45 @@ func (n *Notifier) commit(s *state, batch []result) {
 	if len(batch) == 0 {
 		return
 	}
+	err := n.commitBatch(s, batch, true)
+	if err != nil && n.commitApart(s, batch, err) {
+		err = nil // recorded in parts, a bad one quarantined
+	}
+	if err != nil {
+		s.unrecorded = batch
+	}
+	if len(s.unrecorded) > 0 {
+		// Most likely the disk is full and the store refuses writes.
+		// Forgetting the outcomes would send every delivery again at once
+		// and fail to record it again: a loop hammering receivers with
+		// duplicates. Instead they are kept, their deliveries stay in
+		// flight (so nothing is sent twice, and a subscription whose
+		// max_in_flight is taken up sends nothing more), and Run offers
+		// them again every recordRetry. Should pollrelay stop first, the
+		// deliveries are still due in the store and are sent again after
+		// the restart, with the same webhook-id.
+		if !s.recordFailing {
+			msg := "store refused the write"
+			if err != nil {
+				msg = err.Error()
+			}
+			n.log.Error("recording delivery outcomes failed; they are kept and recorded when the store takes writes again, and nothing more is sent meanwhile",
+				"error", msg, "count", len(s.unrecorded))
+			s.recordFailing = true
+		}
+		s.retryAt = n.now().Add(recordRetry)
+		return
+	}
+	if s.recordFailing {
+		n.log.Info("delivery outcomes recorded again", "count", len(batch))
+		s.recordFailing = false
+	}
+}
+
+// commitBatch records batch in one transaction, with a fan-out batch
+// riding along when withFanout, and on success applies it to the
+// in-memory state, gauges and metrics.
+func (n *Notifier) commitBatch(s *state, batch []result, withFanout bool) error {
 	now := n.now()
 	subs := n.subList()
 	var changes []change
@@ -52,82 +91,28 @@ func (n *Notifier) commit(s *state, batch []result) {
 		clear(disabledNow)
 		clear(added)
 		for _, r := range batch {
-			if r.canceled {
-				continue
-			}
-			prev, err := t.Delivery(r.sub, r.eventID)
+			c, err := n.record(t, r, now, health, disabledNow)
 			if err != nil {
 				return err
 			}
-			if prev == nil {
-				continue
+			if c != nil {
+				changes = append(changes, *c)
+				recorded = append(recorded, r)
 			}
-			d := *prev
-			d.Attempts++
-			d.Round++
-			d.UpdatedAt = now
-			d.LastStatus = r.status
-			d.LastError = r.err
-			if err := t.AddAttempt(r.eventID, store.Attempt{
-				N: d.Attempts, Subscription: r.sub, At: r.at, Status: r.status,
-				LatencyMS: float64(r.latency.Microseconds()) / 1000, Outcome: r.outcome,
-				Error: r.err, Body: r.body,
-			}); err != nil {
-				return err
-			}
-			n.decide(&d, r, now)
-			if err := t.PutDelivery(&d, prev); err != nil {
-				return err
-			}
-			if !d.Open() && d.Resource != "" {
-				if err := n.promote(t, &d, now); err != nil {
-					return err
-				}
-			}
-			if r.outcome != OutcomePayload {
-				h, ok := health[r.sub]
-				if !ok {
-					h = n.healthOf(r.sub)
-				}
-				var reason string
-				h, reason = observe(h, r, n.disableAfter(r.sub))
-				health[r.sub] = h
-				if reason != "" {
-					disabledNow[r.sub] = reason
-				}
-			}
-			changes = append(changes, change{prev, &d})
-			recorded = append(recorded, r)
 		}
 		for sub, h := range health {
 			if err := t.PutSubState(sub, &h); err != nil {
 				return err
 			}
 		}
+		if !withFanout {
+			return nil
+		}
 		_, err := n.fanoutTxn(t, subs, now, added)
 		return err
 	})
 	if err != nil {
-		// Most likely the disk is full and the store refuses writes.
-		// Forgetting the outcomes would send every delivery again at once
-		// and fail to record it again: a loop hammering receivers with
-		// duplicates. Instead they are kept, their deliveries stay in
-		// flight (so nothing is sent twice, and a subscription whose
-		// max_in_flight is taken up sends nothing more), and Run offers
-		// them again every recordRetry. Should pollrelay stop first, the
-		// deliveries are still due in the store and are sent again after
-		// the restart, with the same webhook-id.
-		if !s.recordFailing {
-			n.log.Error("recording delivery outcomes failed; they are kept and recorded when the store takes writes again, and nothing more is sent meanwhile",
-				"error", err.Error(), "count", len(batch))
-			s.recordFailing = true
-		}
-		s.unrecorded, s.retryAt = batch, now.Add(recordRetry)
-		return
-	}
-	if s.recordFailing {
-		n.log.Info("delivery outcomes recorded again", "count", len(batch))
-		s.recordFailing = false
+		return err
 	}
 	n.release(s, batch)
 	n.addPending(added)
@@ -154,6 +139,55 @@ func (n *Notifier) commit(s *state, batch []result) {
 			n.metrics.lag.Observe(now.Sub(c.next.EventAt).Seconds())
 		}
 	}
+	return nil
+}
+
+// record writes one attempt's outcome within t: the attempt, what comes
+// next for its delivery, and its endpoint's health (in health). It returns
+// nil for an outcome not to record (cancelled, or its delivery gone).
+func (n *Notifier) record(t *store.Txn, r result, now time.Time, health map[string]store.SubState, disabledNow map[string]string) (*change, error) {
+	if r.canceled {
+		return nil, nil
+	}
+	prev, err := t.Delivery(r.sub, r.eventID)
+	if err != nil || prev == nil {
+		return nil, err
+	}
+	d := *prev
+	d.Attempts++
+	d.Round++
+	d.UpdatedAt = now
+	d.LastStatus = r.status
+	d.LastError = r.err
+	if err := t.AddAttempt(r.eventID, store.Attempt{
+		N: d.Attempts, Subscription: r.sub, At: r.at, Status: r.status,
+		LatencyMS: float64(r.latency.Microseconds()) / 1000, Outcome: r.outcome,
+		Error: r.err, Body: r.body,
+	}); err != nil {
+		return nil, err
+	}
+	n.decide(&d, r, now)
+	if err := t.PutDelivery(&d, prev); err != nil {
+		return nil, err
+	}
+	if !d.Open() && d.Resource != "" {
+		if err := n.promote(t, &d, now); err != nil {
+			return nil, err
+		}
+	}
+	if r.outcome != OutcomePayload {
+		h, ok := health[r.sub]
+		if !ok {
+			h = n.healthOf(r.sub)
+		}
+		var reason string
+		h, reason = observe(h, r, n.disableAfter(r.sub))
+		health[r.sub] = h
+		if reason != "" {
+			disabledNow[r.sub] = reason
+		}
+	}
+	return &change{prev, &d}, nil
 }
 
 // answered frees the request slots (max_in_flight) of attempts that have
@@ -234,12 +268,20 @@ func RetryDelay(scheduled time.Duration, jitter float64, retryAfter time.Duratio
 }
 
 // promote requeues the delivery of the same resource that waited behind d.
+// One that cannot be read is quarantined, which requeues the one after
+// it, so an unreadable record never holds its resource's later events
+// back.
 func (n *Notifier) promote(t *store.Txn, d *store.Delivery, now time.Time) error {
 	nextID, err := t.NextInResource(d.Subscription, d.Resource, d.EventID)
 	if err != nil || nextID == "" {
 		return err
 	}
 	prev, err := t.Delivery(d.Subscription, nextID)
+	if store.IsBadRecord(err) {
+		n.log.Warn("delivery quarantined: it cannot be read; the others go on",
+			"subscription", d.Subscription, "event_id", nextID, "error", err.Error())
+		return t.QuarantineDelivery(d.Subscription, nextID, time.Time{}, "promote: "+err.Error(), now)
+	}
 	if err != nil || prev == nil || prev.State != store.Waiting {
 		return err
 	}
@@ -330,7 +372,14 @@ func (n *Notifier) load() error {
 	}
 	health := map[string]store.SubState{}
 	err = n.st.View(func(t *store.Txn) error {
-		return t.SubStates(func(sub string, s *store.SubState) error {
+		return t.SubStates(func(sub string, s *store.SubState, err error) error {
+			if err != nil {
+				// Health is rebuilt by the next attempts; a disabled flag
+				// lost with it must be set again, which is said here.
+				n.log.Error("subscription state cannot be read; starting from a clean state (re-disable it if it was disabled)",
+					"subscription", sub, "error", err.Error())
+				return nil
+			}
 			health[sub] = *s
 			return nil
 		})

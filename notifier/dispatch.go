@@ -44,19 +44,22 @@ func (n *Notifier) dispatch(s *state) (time.Time, error) {
 	}
 	now := n.now()
 	var next time.Time
+	var errs []error
 	for _, ss := range n.subList() {
 		if n.disabled(ss.sub.ID) {
 			continue
 		}
+		// One subscription's failure must not hold back the others.
 		at, err := n.dispatchSub(s, ss, now)
 		if err != nil {
-			return time.Time{}, err
+			errs = append(errs, err)
+			continue
 		}
 		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
 	}
-	return next, nil
+	return next, errors.Join(errs...)
 }
 
 // dispatchSub starts one subscription's due deliveries, up to its
@@ -114,6 +117,10 @@ func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, erro
 				return nil
 			}
 			d, err := t.Delivery(ref.Subscription, ref.EventID)
+			if store.IsBadRecord(err) {
+				td.poisoned = append(td.poisoned, poisonedRef{ref, err})
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -129,6 +136,12 @@ func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, erro
 				}
 				if head != "" && head != d.EventID {
 					hd, err := t.Delivery(d.Subscription, head)
+					if store.IsBadRecord(err) {
+						// The head is unreadable: set it aside, and d
+						// goes on the next pass.
+						td.poisoned = append(td.poisoned, poisonedRef{store.DueRef{Subscription: d.Subscription, EventID: head}, err})
+						continue
+					}
 					if err != nil {
 						return err
 					}
@@ -197,12 +210,14 @@ type tidy struct {
 	stale []store.DueRef
 	// orphans are resource-order entries whose delivery is gone or done.
 	orphans []orphan
+	// poisoned are deliveries that cannot be read, to be quarantined.
+	poisoned []poisonedRef
 }
 
 type orphan struct{ sub, resource, eventID string }
 
 func (td *tidy) len() int {
-	return len(td.waiting) + len(td.stale) + len(td.orphans)
+	return len(td.waiting) + len(td.stale) + len(td.orphans) + len(td.poisoned)
 }
 
 func (td *tidy) empty() bool { return td.len() == 0 }
@@ -210,6 +225,9 @@ func (td *tidy) empty() bool { return td.len() == 0 }
 // tidy parks waiting deliveries out of the schedule (finishing the earlier
 // one requeues them) and drops stale schedule and order entries.
 func (n *Notifier) tidy(td tidy) error {
+	if err := n.quarantineDue(td.poisoned); err != nil {
+		return err
+	}
 	now := n.now()
 	err := n.st.Update(func(t *store.Txn) error {
 		for _, prev := range td.waiting {
@@ -251,12 +269,18 @@ const fanoutBatch = 256
 func (n *Notifier) fanout() (bool, error) {
 	added := map[string]int{}
 	var more bool
+	subs := n.subList()
 	err := n.st.Update(func(t *store.Txn) error {
 		clear(added)
 		var err error
-		more, err = n.fanoutTxn(t, n.subList(), n.now(), added)
+		more, err = n.fanoutTxn(t, subs, n.now(), added)
 		return err
 	})
+	if poisoned(err) {
+		// One event the batch carried is bad in a way fanoutEvent could
+		// not catch alone (together too big for one transaction, say).
+		return n.fanoutOneByOne(subs)
+	}
 	if err != nil {
 		return false, fmt.Errorf("fan out: %w", err)
 	}
@@ -286,35 +310,55 @@ func (n *Notifier) fanoutTxn(t *store.Txn, subs []*subState, now time.Time, adde
 		if t.Full() {
 			return true, nil
 		}
-		e, err := t.EventMeta(id)
-		if err != nil {
-			return false, err
-		}
-		if e != nil {
-			for _, ss := range subs {
-				if !ss.sub.Wants(e.Type) {
-					continue
-				}
-				// A replay or redelivery may have created it already;
-				// writing it again would leave a second schedule key.
-				prev, err := t.Delivery(ss.sub.ID, e.ID)
-				if err != nil {
-					return false, err
-				}
-				if prev != nil {
-					continue
-				}
-				if err := t.PutDelivery(newDelivery(ss.sub, e, now), nil); err != nil {
-					return false, err
-				}
-				added[ss.sub.ID]++
-			}
-		}
-		if err := t.RemoveFromOutbox(id); err != nil {
+		if err := n.fanoutEvent(t, id, subs, now, added); err != nil {
 			return false, err
 		}
 	}
 	return len(ids) == fanoutBatch, nil
+}
+
+// fanoutEvent turns one outbox event into its deliveries within t. An
+// event that cannot be read, and a delivery the store refuses (a key over
+// its limit), are quarantined, and the rest goes on: neither is written
+// in part, so t stays good for the next event.
+func (n *Notifier) fanoutEvent(t *store.Txn, id string, subs []*subState, now time.Time, added map[string]int) error {
+	e, err := t.EventMeta(id)
+	if store.IsBadRecord(err) {
+		n.log.Warn("event quarantined: it cannot be read; the others go on", "event_id", id, "error", err.Error())
+		return quarantineEvent(t, id, err, now)
+	}
+	if err != nil {
+		return err
+	}
+	if e != nil {
+		for _, ss := range subs {
+			if !ss.sub.Wants(e.Type) {
+				continue
+			}
+			// A replay or redelivery may have created it already;
+			// writing it again would leave a second schedule key.
+			prev, err := t.Delivery(ss.sub.ID, e.ID)
+			if err != nil && !store.IsBadRecord(err) {
+				return err
+			}
+			if prev != nil || err != nil {
+				continue // an unreadable one is quarantined by dispatch
+			}
+			d := newDelivery(ss.sub, e, now)
+			err = t.PutDelivery(d, nil)
+			if store.IsBadRecord(err) {
+				n.log.Warn("delivery quarantined: the store cannot hold it; the others go on",
+					"subscription", ss.sub.ID, "event_id", e.ID, "error", err.Error())
+				err = quarantineNewDelivery(t, d, err, now)
+			} else if err == nil {
+				added[ss.sub.ID]++
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return t.RemoveFromOutbox(id)
 }
 
 // addPending counts new deliveries in the queue gauge.

@@ -192,6 +192,9 @@ func (l *loop) saveHistograms() error {
 	}
 	err := l.m.st.Update(func(t *store.Txn) error {
 		for state := range s.dirty {
+			if len(state) > store.MaxKeyPart {
+				continue // a state that long can't be a key: not learned across restarts
+			}
 			h, ok := s.model.Histogram(state)
 			if !ok {
 				continue // past adaptive.MaxStates: not learned

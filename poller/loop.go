@@ -406,6 +406,12 @@ func (l *loop) applied(res diff.Result, lst listing) {
 		l.log.Info("transitions", "transitions", len(res.Transitions), "events", len(res.Events),
 			"held_deletes", res.HeldDeletes, "items", res.Tracked)
 	}
+	if res.Quarantined > 0 {
+		// One line per poll, however many items it skipped.
+		l.log.Warn("items skipped; the rest of the listing was applied (GET /v1/quarantine)",
+			"skipped", res.Quarantined, "example_id", store.CutID(res.QuarantinedID, 64),
+			"example_id_bytes", res.QuarantinedIDBytes, "example_reason", res.QuarantinedReason)
+	}
 	if res.HeldDeletes > 0 {
 		m.heldDeletes.WithLabelValues(name).Inc()
 		l.log.Warn("mass delete held back: listing would delete too many items",

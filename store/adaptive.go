@@ -1,6 +1,9 @@
 package store
 
-import "bytes"
+import (
+	"bytes"
+	"fmt"
+)
 
 // Keys: h/<source>\x00<state> holds the encoded duration histogram of one
 // state of an adaptive watch source (poller/adaptive.Histogram). The store
@@ -13,6 +16,9 @@ func histKey(source, state string) []byte {
 
 // PutHistogram stores the encoded histogram of a source's state.
 func (t *Txn) PutHistogram(source, state string, v []byte) error {
+	if err := CheckKeyPart("state", state); err != nil {
+		return fmt.Errorf("write histogram %s: %w", source, err)
+	}
 	return wrap(t.set(histKey(source, state), v), "write histogram %s", source)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,6 +42,15 @@ type Delivery struct {
 
 // Queued reports whether the delivery sits in the schedule index.
 func (d *Delivery) Queued() bool { return d.State == Pending || d.State == Retrying }
+
+// NextAtOrZero is when a queued delivery is due, the key of its schedule
+// entry; zero when d is nil or not queued.
+func (d *Delivery) NextAtOrZero() time.Time {
+	if d == nil || !d.Queued() {
+		return time.Time{}
+	}
+	return d.NextAt
+}
 
 // Open reports whether the delivery still blocks later ones of its resource.
 func (d *Delivery) Open() bool { return d.State != Delivered && d.State != Dead }
@@ -110,8 +120,32 @@ func resourceKey(sub, resource, eventID string) []byte {
 	return append(resourcePrefix(sub, resource), eventID...)
 }
 
+// resourcePrefix encodes both parts (appendPart): a resource holds an item
+// id, which may hold any bytes, NUL included, and must not run into the
+// next resource's keys.
 func resourcePrefix(sub, resource string) []byte {
-	return []byte("r/" + sub + "\x00" + resource + "\x00")
+	k := make([]byte, 0, 2+len(sub)+len(resource)+4+32)
+	k = append(k, resourcePrefixAll...)
+	return appendPart(appendPart(k, sub), resource)
+}
+
+var resourcePrefixAll = []byte("r/")
+
+// maxResource bounds Delivery.Resource: a source name and an id.
+const maxResource = 2*MaxKeyPart + 1
+
+// checkDelivery refuses, before anything of d is written, a delivery whose
+// keys or record a store cannot hold, so a refusal leaves no half-written
+// delivery behind.
+func checkDelivery(d *Delivery, v []byte) error {
+	errs := []error{CheckKeyPart("subscription name", d.Subscription), CheckKeyPart("event id", d.EventID), checkKV(nil, v)}
+	if len(d.Resource) > maxResource {
+		errs = append(errs, bad(fmt.Errorf("resource is %d bytes, over the %d-byte limit", len(d.Resource), maxResource)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("write delivery %s/%s: %w", d.Subscription, d.EventID, err)
+	}
+	return nil
 }
 
 func attemptPrefix(eventID string) []byte { return []byte("a/" + eventID + "\x00") }
@@ -124,7 +158,7 @@ func (t *Txn) Delivery(sub, eventID string) (*Delivery, error) {
 	}
 	var d Delivery
 	if err := json.Unmarshal(v, &d); err != nil {
-		return nil, fmt.Errorf("decode delivery %s/%s: %w", sub, eventID, err)
+		return nil, bad(fmt.Errorf("decode delivery %s/%s: %w", sub, eventID, err))
 	}
 	return &d, nil
 }
@@ -135,6 +169,9 @@ func (t *Txn) PutDelivery(d *Delivery, prev *Delivery) error {
 	v, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode delivery %s/%s: %w", d.Subscription, d.EventID, err)
+	}
+	if err := checkDelivery(d, v); err != nil {
+		return err
 	}
 	if err := t.set(deliveryKey(d.Subscription, d.EventID), v); err != nil {
 		return fmt.Errorf("write delivery %s/%s: %w", d.Subscription, d.EventID, err)
@@ -307,17 +344,24 @@ func (t *Txn) Deliveries(fn func(*Delivery) error) error {
 // a key without a matching queued delivery is dropped. It runs once at
 // start-up, in the pass the start-up counts make anyway, so an index left
 // inconsistent (by an older key layout, or a bug) costs at worst a duplicate
-// attempt, never a delivery that is silently not sent. It returns how many
-// keys it fixed.
+// attempt, never a delivery that is silently not sent. A delivery record
+// that cannot be decoded is quarantined rather than failing the start. It
+// returns how many keys it fixed.
 func (s *Store) LoadDeliveries(fn func(*Delivery) error) (int, error) {
 	want := map[string]bool{}
 	var extra [][]byte
+	var poisoned []badDelivery
 	err := s.View(func(t *Txn) error {
-		err := t.Deliveries(func(d *Delivery) error {
+		err := t.scan([]byte("d/"), nil, false, func(k, v []byte) (bool, error) {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				poisoned = append(poisoned, badDelivery{bytes.Clone(k), err.Error()})
+				return true, nil
+			}
 			if d.Queued() {
 				want[string(dueKey(d.Subscription, d.NextAt, d.EventID))] = true
 			}
-			return fn(d)
+			return true, fn(&d)
 		})
 		if err != nil {
 			return err
@@ -334,12 +378,20 @@ func (s *Store) LoadDeliveries(fn func(*Delivery) error) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("load deliveries: %w", err)
 	}
-	fixes := make([]func(*Txn) error, 0, len(want)+len(extra))
+	fixes := make([]func(*Txn) error, 0, len(want)+len(extra)+len(poisoned))
 	for k := range want {
 		fixes = append(fixes, func(t *Txn) error { return t.set([]byte(k), nil) })
 	}
 	for _, k := range extra {
 		fixes = append(fixes, func(t *Txn) error { return t.del(k) })
+	}
+	now := time.Now()
+	for _, p := range poisoned {
+		sub, eventID, _ := bytes.Cut(p.key[len("d/"):], []byte{0})
+		fixes = append(fixes, func(t *Txn) error {
+			// Its schedule key, if any, was counted extra above.
+			return t.QuarantineDelivery(string(sub), string(eventID), time.Time{}, "decode delivery: "+p.reason, now)
+		})
 	}
 	b := s.NewBatch()
 	for _, fix := range fixes {
@@ -350,5 +402,13 @@ func (s *Store) LoadDeliveries(fn func(*Delivery) error) (int, error) {
 	if err := b.Commit(); err != nil {
 		return 0, fmt.Errorf("repair schedule: %w", err)
 	}
+	if len(poisoned) > 0 {
+		s.log.Warn("deliveries that cannot be decoded were quarantined", "count", len(poisoned))
+	}
 	return len(fixes), nil
+}
+
+type badDelivery struct {
+	key    []byte
+	reason string
 }

@@ -273,12 +273,31 @@ func TestSubStateRoundTrip(t *testing.T) {
 			t.Errorf("SubState(nope) = %+v", got)
 		}
 		n := 0
-		err = tx.SubStates(func(string, *SubState) error { n++; return nil })
+		err = tx.SubStates(func(string, *SubState, error) error { n++; return nil })
 		if n != 2 {
 			t.Errorf("SubStates saw %d", n)
 		}
 		return err
 	})
+	// A broken record is reported alone; the others are still read.
+	mustUpdate(t, s, func(tx *Txn) error { return tx.txn.Set(subStateKey("broken"), []byte("{")) })
+	mustView(t, s, func(tx *Txn) error {
+		good, broken := 0, 0
+		err := tx.SubStates(func(sub string, st *SubState, err error) error {
+			switch {
+			case sub == "broken" && st == nil && IsBadRecord(err):
+				broken++
+			case err == nil && st != nil:
+				good++
+			}
+			return nil
+		})
+		if good != 2 || broken != 1 {
+			t.Errorf("SubStates with a broken record: %d good, %d broken; want 2, 1", good, broken)
+		}
+		return err
+	})
+	mustUpdate(t, s, func(tx *Txn) error { return tx.txn.Delete(subStateKey("broken")) })
 	mustUpdate(t, s, func(tx *Txn) error { return tx.DeleteSubState("app") })
 	mustView(t, s, func(tx *Txn) error {
 		if got, _ := tx.SubState("app"); got != nil {

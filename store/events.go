@@ -37,7 +37,7 @@ func (t *Txn) Event(id string) (*event.Event, error) {
 	}
 	var e event.Event
 	if err := json.Unmarshal(v, &e); err != nil {
-		return nil, fmt.Errorf("decode event %s: %w", id, err)
+		return nil, bad(fmt.Errorf("decode event %s: %w", id, err))
 	}
 	return &e, nil
 }
@@ -72,6 +72,16 @@ func (t *Txn) Outbox(limit int) ([]string, error) {
 		return len(ids) < limit, nil
 	})
 	return ids, err
+}
+
+// ReturnToOutbox puts a logged event back in the outbox, to be fanned out
+// again.
+func (t *Txn) ReturnToOutbox(id string) error {
+	if err := t.set(outboxKey(id), nil); err != nil {
+		return fmt.Errorf("write outbox %s: %w", id, err)
+	}
+	t.events++
+	return nil
 }
 
 // RemoveFromOutbox marks an event as fanned out.

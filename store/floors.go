@@ -106,6 +106,9 @@ func (s *Store) committed(t *Txn) {
 	if t.written != nil {
 		s.floors.lower(t.written)
 	}
+	for kind, n := range t.quarantined {
+		s.quarantined.WithLabelValues(kind).Add(float64(n))
+	}
 }
 
 // newTxn starts a transaction. The floor count is read before Badger takes

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -72,7 +73,7 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 	}
 	var it Item
 	if err := decodeItem(v, &it, true); err != nil {
-		return nil, fmt.Errorf("decode item %s/%s: %w", source, id, err)
+		return nil, bad(fmt.Errorf("decode item %s/%s: %w", source, id, err))
 	}
 	if separateObject(v) {
 		if it.Object, err = t.get(objectKey(source, id)); err != nil {
@@ -82,8 +83,27 @@ func (t *Txn) Item(source, id string) (*Item, error) {
 	return &it, nil
 }
 
+// CheckItem reports, as a bad record, an item that could not be written
+// with its events (an id over MaxKeyPart; an object and states too large
+// for one value, as an event carries the object beside the previous and
+// current state), so a poll can skip it before writing anything of it.
+func CheckItem(source, id string, it *Item) error {
+	errs := []error{CheckKeyPart("source name", source), CheckKeyPart("id", id)}
+	head := len(it.State) + len(it.Pending)
+	for _, h := range it.History {
+		head += len(h.State)
+	}
+	if n := len(it.Object) + 2*head + 4096; n > maxValue {
+		errs = append(errs, bad(fmt.Errorf("object and states are %d bytes, over the %d-byte limit", n, maxValue)))
+	}
+	return errors.Join(errs...)
+}
+
 // PutItem stores an item: its record and, apart, its object.
 func (t *Txn) PutItem(source, id string, it *Item) error {
+	if err := errors.Join(CheckKeyPart("source name", source), CheckKeyPart("id", id)); err != nil {
+		return fmt.Errorf("write item %s: %w", source, err)
+	}
 	if err := t.set(itemKey(source, id), encodeHead(nil, it)); err != nil {
 		return fmt.Errorf("write item %s/%s: %w", source, id, err)
 	}
@@ -149,12 +169,19 @@ func (t *Txn) ItemHeads(source string, fn func(id string, it *Item) error) error
 // buffers and it is reused, so both are valid only during fn. It is for a
 // reader that keeps a compact digest of each item (diff's Index), where a
 // copy of each of a million records would be most of the memory it uses.
-func (t *Txn) ScanItemHeads(source string, fn func(id []byte, it *Item) error) error {
+//
+// A record that cannot be decoded goes to broken (its error marked
+// ErrBadRecord) instead of ending the scan, when broken is set.
+func (t *Txn) ScanItemHeads(source string, fn func(id []byte, it *Item) error, broken func(id []byte, err error) error) error {
 	p := itemPrefix(source)
 	var it Item
 	return t.scan(p, nil, false, func(k, v []byte) (bool, error) {
 		if err := decodeItemInto(v, &it); err != nil {
-			return false, fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err)
+			err = bad(fmt.Errorf("decode item %s: %w", bytes.TrimPrefix(k, p), err))
+			if broken == nil {
+				return false, err
+			}
+			return true, broken(k[len(p):], err)
 		}
 		return true, fn(k[len(p):], &it)
 	})

@@ -68,7 +68,7 @@ func TestItemObjectStoredApart(t *testing.T) {
 				t.Errorf("head of %s = %+v", id, got)
 			}
 			return nil
-		})
+		}, nil)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -32,8 +32,13 @@ func (s *Store) Prune(cutoff time.Time) (PruneResult, error) {
 	err := s.View(func(t *Txn) error {
 		return t.scan([]byte("d/"), nil, false, func(k, v []byte) (bool, error) {
 			var d Delivery
-			if err := json.Unmarshal(v, &d); err != nil {
-				return false, fmt.Errorf("decode delivery %q: %w", k, err)
+			if json.Unmarshal(v, &d) != nil {
+				// Quarantined at the next start; until then its event is
+				// kept, as if the delivery were open.
+				if _, id, ok := bytes.Cut(k[len("d/"):], []byte{0}); ok {
+					open[string(id)] = true
+				}
+				return true, nil
 			}
 			subs[d.Subscription] = true
 			if d.Open() {

@@ -37,13 +37,13 @@ func (t *Txn) EventMeta(id string) (*event.Event, error) {
 	f := gjson.GetManyBytes(v, "id", "type", "kind", "source", "item_id", "created_at")
 	for _, r := range f[:5] {
 		if r.Exists() && r.Type != gjson.String {
-			return nil, fmt.Errorf("decode event %s: %s is not a string", id, r.Raw)
+			return nil, bad(fmt.Errorf("decode event %s: %s is not a string", id, r.Raw))
 		}
 	}
 	var at time.Time
 	if f[5].Exists() {
 		if at, err = time.Parse(time.RFC3339Nano, f[5].String()); err != nil {
-			return nil, fmt.Errorf("decode event %s: created_at: %w", id, err)
+			return nil, bad(fmt.Errorf("decode event %s: created_at: %w", id, err))
 		}
 	}
 	return &event.Event{ID: f[0].String(), Type: f[1].String(), Kind: f[2].String(), Source: f[3].String(), ItemID: f[4].String(), CreatedAt: at}, nil

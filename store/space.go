@@ -183,11 +183,11 @@ func (s *Store) spaceToClose() error {
 }
 
 // Collectors are the store's metrics, for the caller to register:
-// pollrelay_store_free_bytes and pollrelay_store_writes_refused_total. An
-// in-memory store has none.
+// pollrelay_store_free_bytes and pollrelay_store_writes_refused_total,
+// which an in-memory store has not, and pollrelay_quarantined_total.
 func (s *Store) Collectors() []prometheus.Collector {
 	if s.space == nil {
-		return nil
+		return []prometheus.Collector{s.quarantined}
 	}
-	return []prometheus.Collector{s.space.free, s.space.refused}
+	return []prometheus.Collector{s.space.free, s.space.refused, s.quarantined}
 }

@@ -35,8 +35,8 @@ func TestSpaceGuard(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() }) // before the umount: cleanups run last first
 	cs := s.Collectors()
-	if len(cs) != 2 {
-		t.Fatalf("%d collectors, want the free-space gauge and the refusal counter", len(cs))
+	if len(cs) != 3 {
+		t.Fatalf("%d collectors, want the free-space gauge, the refusal counter and the quarantine counter", len(cs))
 	}
 	gauge, refused := cs[0], cs[1].(*prometheus.CounterVec)
 	free := func() float64 { return testutil.ToFloat64(gauge) }
@@ -151,8 +151,8 @@ func TestSpaceGuardInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if cs := s.Collectors(); cs != nil {
-		t.Errorf("in-memory store exposes %d collectors", len(cs))
+	if cs := s.Collectors(); len(cs) != 1 {
+		t.Errorf("in-memory store exposes %d collectors, want the quarantine counter only", len(cs))
 	}
 	e := &event.Event{ID: event.NewID(time.Now()), Type: "t", CreatedAt: time.Now()}
 	mustUpdate(t, s, func(tx *Txn) error { return tx.AddEvent(e) })

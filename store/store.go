@@ -9,14 +9,24 @@
 //	o/<event id>                outbox: events not yet fanned out
 //	d/<sub>\x00<event id>       delivery
 //	q/<sub>\x00<due unix ns><event id>  per-subscription schedule of queued deliveries
-//	r/<sub>\x00<resource>\x00<event id> per-resource order of open deliveries
+//	r/<sub part><resource part><event id>  per-resource order of open deliveries
 //	a/<event id>\x00<sub>\x00<n>         attempt log
 //	u/<sub>                             subscription state (disabled, failures)
 //	w/<source>\x00<id>          watch of a watch source (see watches.go)
 //	wx/<source>\x00<id>         a watch that ended, so it is not re-added
 //	c/<id>                      subscription created through the API
+//	x/<quarantine id>           a record set aside (see quarantine.go)
+//	m/format                    the key layout's version (see migrate.go)
 //
 // Event ids are ULIDs, so every index that ends in one is in creation order.
+//
+// Source and subscription names are [a-z0-9_-]+ (config validates them),
+// so a NUL ends one unambiguously; an id that is the last part of its key
+// (i/, b/, w/, wx/) is the whole rest of the key, whatever bytes it holds.
+// A part that is followed by another and may hold any bytes (the resource
+// in r/, which holds an item id) is encoded with appendPart, so ids with
+// NUL never mix up two resources and no id is a prefix of another. Every
+// part is at most MaxKeyPart bytes (keys.go).
 package store
 
 import (
@@ -30,6 +40,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configures Open.
@@ -52,6 +63,21 @@ type Store struct {
 
 	floors floors // where queue scans may start; see floors.go
 	space  *space // refuses writes as the disk fills; nil in memory
+
+	// quarantined counts committed quarantine records by kind.
+	quarantined *prometheus.CounterVec
+}
+
+func newStore(db *badger.DB, log *slog.Logger) *Store {
+	s := &Store{db: db, log: log}
+	s.quarantined = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pollrelay_quarantined_total",
+		Help: "Records set aside because they cannot be processed (item: an upstream item over a limit; event, delivery: a record the notifier cannot read or store), so the rest keeps flowing. See GET /v1/quarantine.",
+	}, []string{"kind"})
+	for _, k := range QuarantineKinds {
+		s.quarantined.WithLabelValues(k)
+	}
+	return s
 }
 
 // Open opens (or creates) the database. Badger replays its log on open, so a
@@ -99,9 +125,13 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	s := &Store{db: db, log: log}
+	s := newStore(db, log)
 	if !opts.InMemory {
 		s.space = newSpace(opts.Path, log)
+	}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -199,6 +229,8 @@ type Txn struct {
 	// newData is set by a write that is not delivery bookkeeping: such a
 	// commit is refused sooner as the disk fills (see ReserveSpace).
 	newData bool
+	// quarantined counts the quarantine records written, by kind.
+	quarantined map[string]int
 }
 
 // Update runs fn in a read-write transaction and commits it, retrying on a
@@ -316,6 +348,9 @@ func (s *Store) admit(t *Txn) error {
 }
 
 func (t *Txn) set(key, val []byte) error {
+	if err := checkKV(key, val); err != nil {
+		return err
+	}
 	t.size += int64(len(key) + len(val) + 32)
 	t.count++
 	t.track(key)
@@ -327,7 +362,7 @@ func (t *Txn) set(key, val []byte) error {
 
 // deliveryRecord reports whether key is part of delivering events already
 // stored (a delivery, its schedule and resource order, its attempts, its
-// subscription's health), which may still be written while the disk is
+// subscription's health, a record set aside in quarantine), which may still be written while the disk is
 // too full for new data: finishing deliveries is what a full disk should
 // not stop. Deletes never count as new data.
 func deliveryRecord(key []byte) bool {
@@ -335,13 +370,16 @@ func deliveryRecord(key []byte) bool {
 		return false
 	}
 	switch key[0] {
-	case 'd', 'q', 'r', 'a', 'u':
+	case 'd', 'q', 'r', 'a', 'u', 'x':
 		return true
 	}
 	return false
 }
 
 func (t *Txn) del(key []byte) error {
+	if len(key) > badgerMaxKey {
+		return nil // Badger could never have stored it
+	}
 	t.size += int64(len(key) + 32)
 	t.count++
 	return t.txn.Delete(key)
@@ -415,5 +453,5 @@ func OpenReadOnly(path string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s read-only: %w", path, err)
 	}
-	return &Store{db: db, log: log}, nil
+	return newStore(db, log), nil
 }

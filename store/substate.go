@@ -56,14 +56,16 @@ func (t *Txn) DeleteSubState(sub string) error {
 	return wrap(t.del(subStateKey(sub)), "delete subscription state %s", sub)
 }
 
-// SubStates calls fn for every stored subscription state.
-func (t *Txn) SubStates(fn func(sub string, s *SubState) error) error {
+// SubStates calls fn for every stored subscription state. A record that
+// cannot be decoded is passed as nil with its error (marked ErrBadRecord),
+// so one broken record does not keep every subscription from loading.
+func (t *Txn) SubStates(fn func(sub string, s *SubState, err error) error) error {
 	return t.scan(subStatePrefix, nil, false, func(k, v []byte) (bool, error) {
 		sub := string(k[len(subStatePrefix):])
 		var s SubState
 		if err := json.Unmarshal(v, &s); err != nil {
-			return false, fmt.Errorf("decode subscription state %s: %w", sub, err)
+			return true, fn(sub, nil, bad(fmt.Errorf("decode subscription state %s: %w", sub, err)))
 		}
-		return true, fn(sub, &s)
+		return true, fn(sub, &s, nil)
 	})
 }

@@ -67,13 +67,16 @@ func (t *Txn) Watch(source, id string) (*Watch, error) {
 	}
 	var w Watch
 	if err := json.Unmarshal(v, &w); err != nil {
-		return nil, fmt.Errorf("decode watch %s/%s: %w", source, id, err)
+		return nil, bad(fmt.Errorf("decode watch %s/%s: %w", source, id, err))
 	}
 	return &w, nil
 }
 
 // PutWatch stores a watch under its Source and ID.
 func (t *Txn) PutWatch(w *Watch) error {
+	if err := errors.Join(CheckKeyPart("source name", w.Source), CheckKeyPart("id", w.ID)); err != nil {
+		return fmt.Errorf("write watch %s: %w", w.Source, err)
+	}
 	v, err := json.Marshal(w)
 	if err != nil {
 		return fmt.Errorf("encode watch %s/%s: %w", w.Source, w.ID, err)
@@ -130,6 +133,9 @@ func (t *Txn) WatchEnded(source, id string) (bool, error) {
 
 // MarkWatchEnded records that the watch of (source, id) ended at at.
 func (t *Txn) MarkWatchEnded(source, id string, at time.Time) error {
+	if err := errors.Join(CheckKeyPart("source name", source), CheckKeyPart("id", id)); err != nil {
+		return fmt.Errorf("mark watch end %s: %w", source, err)
+	}
 	v, _ := at.UTC().MarshalText()
 	return wrap(t.set(endedKey(source, id), v), "mark watch end %s/%s", source, id)
 }
