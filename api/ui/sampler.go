@@ -145,7 +145,7 @@ func (s *Sampler) Charts() template.HTML {
 	chart(&b, "Deliveries per minute (2xx)", "ok", se.delivered[:], "%.0f")
 	chart(&b, "Failed attempts per minute", "bad", se.failed[:], "%.0f")
 	chart(&b, "Queue depth (pending + retrying)", "queue", se.queue[:], "%.0f")
-	chart(&b, "Event → 2xx lag, seconds (mean per minute)", "lag", se.lag[:], "%.2f")
+	chart(&b, "Event → 2xx lag, mean seconds", "lag", se.lag[:], "%.2f")
 	return template.HTML(b.String())
 }
 
