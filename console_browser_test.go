@@ -172,3 +172,34 @@ func reload(ctx context.Context) bool {
 	chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("attempts")))
 	return false
 }
+
+// demoScreenshot saves the demo's console as the README shows it, once
+// its charts have a bar:
+// go test -run TestDemoPrintsTheConsole -screenshots docs .
+func demoScreenshot(t *testing.T, base, token string) {
+	ctx := browser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/ui/login"),
+		chromedp.SendKeys(chromedp.ID("token"), token),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("sources")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".chart.ok rect").length`))
+		if err == nil && n > 0 {
+			return true
+		}
+		chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("sources")))
+		return false
+	})
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(*screenshots, "console.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -271,4 +273,35 @@ func attempts(t *testing.T, rig *consoleRig, evID string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+var demoConsole = regexp.MustCompile(`console +(http://\S+)/ui/ +sign in with the token (\S+)`)
+
+// TestDemoPrintsTheConsole: the demo's banner names the console and a
+// token that signs in to it.
+func TestDemoPrintsTheConsole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out := &syncbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- runDemo(ctx, out, &syncbuf.Buffer{}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	var m []string
+	waitFor(t, 10*time.Second, func() bool { m = demoConsole.FindStringSubmatch(out.String()); return m != nil })
+	c, resp := signIn(t, m[1], m[2])
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("signing in with the demo's token: %d", resp.StatusCode)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		_, body := page(t, c, m[1]+"/ui/events?source=jobs")
+		return strings.Contains(body, "job.processing")
+	})
+	if *screenshots != "" {
+		demoScreenshot(t, m[1], m[2])
+	}
 }

@@ -145,12 +145,12 @@ func (s *Sampler) Charts() template.HTML {
 	chart(&b, "Deliveries per minute (2xx)", "ok", se.delivered[:], "%.0f")
 	chart(&b, "Failed attempts per minute", "bad", se.failed[:], "%.0f")
 	chart(&b, "Queue depth (pending + retrying)", "queue", se.queue[:], "%.0f")
-	chart(&b, "Event → 2xx lag, mean seconds", "lag", se.lag[:], "%.2f")
+	chart(&b, "Event → 2xx lag, mean seconds", "lag", se.lag[:], "%.3f")
 	return template.HTML(b.String())
 }
 
 func chart(b *strings.Builder, title, class string, v []float64, format string) {
-	const w, h, pad = 300.0, 80.0, 14.0
+	const w, h, pad = 264.0, 72.0, 14.0
 	top := 0.0
 	for _, x := range v {
 		top = math.Max(top, x)
