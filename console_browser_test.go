@@ -143,6 +143,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(before, "http_error") || !strings.Contains(before, hostileAnswer) || strings.Contains(before, "success") {
 		t.Errorf("the event's attempts show %q", before)
 	}
+	// The same button with its form's CSRF field removed is refused.
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#redeliver").form.querySelector("[name=csrf]").remove(), true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("redeliver without the CSRF token",
+		chromedp.Click(chromedp.ID("redeliver")),
+		chromedp.WaitVisible(chromedp.CSS("body")),
+		shot("csrf-refused"),
+	)
+	if got := text("body"); !strings.Contains(got, "CSRF token") {
+		t.Errorf("redeliver without the CSRF token shows %q", got)
+	}
+	if n := attempts(t, rig, evID); n != strings.Count(before, "http_error") {
+		t.Errorf("a refused redeliver made an attempt: %d", n)
+	}
+	run("back to the event",
+		chromedp.Navigate(rig.base+"/ui/event?id="+evID),
+		chromedp.WaitVisible(chromedp.ID("attempts")),
+	)
 	rig.accept.Store(true)
 	run("redeliver",
 		chromedp.Click(chromedp.ID("redeliver")),
@@ -153,7 +173,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	waitFor(t, 15*time.Second, func() bool { return strings.Contains(text("#attempts tbody"), "success") || reload(ctx) })
 	run("after redeliver", shot("redelivered"))
-	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#attempts tr.attempt").length`))
+	var rows int
+	rows, err = chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#attempts tr.attempt").length`))
 	if err != nil {
 		t.Fatal(err)
 	}
