@@ -305,3 +305,37 @@ func TestDemoPrintsTheConsole(t *testing.T) {
 		demoScreenshot(t, m[1], m[2])
 	}
 }
+
+// TestConsolePollNow: the sources page's button polls at once, so an item
+// the upstream just added is on the items page without waiting an interval.
+func TestConsolePollNow(t *testing.T) {
+	rig := newConsoleRig(t)
+	c, _ := signIn(t, rig.base, consoleToken)
+	_, body := page(t, c, rig.base+"/ui/")
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil || !strings.Contains(body, `name="source" value="jobs"`) {
+		t.Fatalf("no poll-now form on the sources page:\n%s", body)
+	}
+	rig.set(map[string]any{"id": "job-1", "status": "queued"}, map[string]any{"id": "job-new", "status": "queued"})
+	resp, err := c.PostForm(rig.base+"/ui/poll", url.Values{"source": {"jobs"}, "csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "Polled jobs.") {
+		t.Fatalf("poll now: %d\n%s", resp.StatusCode, b)
+	}
+	if _, body := page(t, c, rig.base+"/ui/items?source=jobs&id=new"); !strings.Contains(body, "job-new") {
+		t.Errorf("the polled item is not listed:\n%s", body)
+	}
+	resp, err = c.PostForm(rig.base+"/ui/poll", url.Values{"source": {"nope"}, "csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "There is no source &#34;nope&#34;.") {
+		t.Errorf("poll now of an unknown source:\n%s", b)
+	}
+}
