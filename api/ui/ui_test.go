@@ -102,3 +102,22 @@ func TestHeadersAndAssets(t *testing.T) {
 		t.Errorf("the sign-in page loads something from elsewhere or runs script:\n%s", rec.Body.String())
 	}
 }
+
+// TestSetToken: a reloaded token ends the sessions of the old one, and an
+// empty one turns the console off.
+func TestSetToken(t *testing.T) {
+	c := New(Options{Token: "old"})
+	r := httptest.NewRequest("GET", "/ui/login", nil)
+	r.AddCookie(&http.Cookie{Name: cookieName, Value: c.newSession()})
+	if c.session(r) == "" {
+		t.Fatal("a fresh session is refused")
+	}
+	c.SetToken("new")
+	if c.session(r) != "" {
+		t.Error("a session of the old token still works")
+	}
+	c.SetToken("")
+	if rec := serve(c, httptest.NewRequest("GET", "/ui/login", nil)); rec.Code != http.StatusNotFound {
+		t.Errorf("with the token removed: %d", rec.Code)
+	}
+}
