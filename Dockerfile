@@ -12,7 +12,7 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
-      -ldflags "-s -w -X main.version=${VERSION}" \
+      -ldflags "-s -w -X github.com/pollrelay/pollrelay/internal/version.stamped=${VERSION}" \
       -o /out/usr/local/bin/pollrelay . \
  && mkdir -p /out/var/lib/pollrelay /out/etc/pollrelay
 

@@ -37,7 +37,7 @@ func TestDockerfileMatchesImage(t *testing.T) {
 	if !regexp.MustCompile(`\nFROM gcr\.io/distroless/static[^\n]*:nonroot\n`).MatchString(runtime) {
 		t.Error("the runtime stage is not distroless/static:nonroot")
 	}
-	for _, w := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}"} {
+	for _, w := range []string{"CGO_ENABLED=0", "-trimpath", "-X github.com/pollrelay/pollrelay/internal/version.stamped=${VERSION}"} {
 		if !strings.Contains(df, w) {
 			t.Errorf("the Dockerfile's build lacks %q", w)
 		}

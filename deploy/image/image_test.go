@@ -149,7 +149,7 @@ func buildBinary(t *testing.T, _ string) string {
 }
 
 func compile(bin string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+testVersion, "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X github.com/pollrelay/pollrelay/internal/version.stamped="+testVersion, "-o", bin, ".")
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -3,7 +3,7 @@
 // image layout directory and/or a tarball that `docker load` and
 // `podman load` accept.
 //
-//	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=v1.2.3" -o pollrelay .
+//	CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/pollrelay/pollrelay/internal/version.stamped=v1.2.3" -o pollrelay .
 //	cd deploy && go run ./cmd/pollrelay-image --binary ../pollrelay --version v1.2.3 --tarball ../pollrelay.tar
 package main
 
