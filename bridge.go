@@ -181,6 +181,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		defer close(pruneDone)
 		b.pruneLoop(pctx)
 	}()
+	sampleDone := make(chan struct{})
+	go func() {
+		defer close(sampleDone)
+		b.api.Console().Sampler().Run(pctx)
+	}()
 	b.api.SetReady(true)
 	close(b.started)
 	b.log.Info("pollrelay running", "listen", b.Addr(), "sources", len(b.cfg.Sources), "subscriptions", len(b.cfg.Subscriptions))
@@ -201,6 +206,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			stopPollers()
 			b.poller.Stop()
 			<-pruneDone
+			<-sampleDone
 			return nil
 		}},
 		{"finishing in-flight deliveries", func() error {

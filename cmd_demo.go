@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -116,6 +117,8 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
+	token := rand.Text() // the console's and /v1's token, for this run only
+	cfg.APIToken = token
 	log := newLogger(stderr, cfg.Log)
 	b, err := NewBridge(cfg, log)
 	if err != nil {
@@ -125,9 +128,10 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer) error {
   simulated task API  %s/v1/jobs   (a job every 2s: queued → processing → ready | errored)
   pollrelay           polls it every 1s, stores state in memory, API on http://%s
   your app            %s/webhooks  (verifies every Standard Webhooks signature)
+  console             http://%s/ui/  sign in with the token %s
 The first poll records a baseline silently; transitions follow within seconds. Ctrl-C stops.
 
-`, upstream.URL, b.Addr(), receiver.URL)
+`, upstream.URL, b.Addr(), receiver.URL, b.Addr(), token)
 	err = b.Run(ctx)
 	fmt.Fprintf(stdout, "\n%d webhook(s) verified, %d rejected\n", recv.Verified.Load(), recv.Rejected.Load())
 	return err

@@ -1,5 +1,5 @@
 // Package api serves pollrelay's HTTP surface: the /v1 management API,
-// /metrics, /healthz and /readyz.
+// the /ui console, /metrics, /healthz and /readyz.
 package api
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pollrelay/pollrelay/api/ui"
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
@@ -92,6 +93,7 @@ type Server struct {
 	routes []string // "METHOD /pattern" of every /v1 route, for the OpenAPI check
 	// subLock is held by the subscription change running; see lockSubs.
 	subLock chan struct{}
+	ui      *ui.Console
 }
 
 // New builds the server; it reports not ready until SetReady(true).
@@ -106,7 +108,6 @@ func New(o Options) *Server {
 		o.Logger = slog.Default()
 	}
 	s := &Server{opts: o, mux: http.NewServeMux(), subLock: make(chan struct{}, 1)}
-	s.SetToken(o.Token)
 	s.mux.HandleFunc("/healthz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -120,6 +121,14 @@ func New(o Options) *Server {
 	if o.Gatherer != nil {
 		s.mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
+	s.ui = ui.New(ui.Options{
+		Store: o.Store, Poller: o.Poller, Notifier: o.Notifier,
+		Config: func() *config.Config { return o.Control.Config() }, Subscriptions: s.subscriptionIDs,
+		Gatherer: o.Gatherer, Logger: o.Logger, Now: o.Now,
+	})
+	s.SetToken(o.Token)
+	s.mux.Handle("/ui", s.ui)
+	s.mux.Handle("/ui/", s.ui)
 	s.routesV1()
 	s.mux.HandleFunc("/v1/", s.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+r.URL.Path)
@@ -127,8 +136,10 @@ func New(o Options) *Server {
 	return s
 }
 
-// SetToken replaces the bearer token /v1 requires; "" turns /v1 off.
+// SetToken replaces the bearer token /v1 and the console require; ""
+// turns both off.
 func (s *Server) SetToken(token string) {
+	s.ui.SetToken(token)
 	if token == "" {
 		s.token.Store(nil)
 		return
@@ -136,6 +147,9 @@ func (s *Server) SetToken(token string) {
 	sum := sha256.Sum256([]byte(token))
 	s.token.Store(&sum)
 }
+
+// Console is the /ui console; its Sampler gathers the charts' data.
+func (s *Server) Console() *ui.Console { return s.ui }
 
 // SetReady marks the store open and the config loaded (or not).
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }

@@ -37,7 +37,9 @@ type Status struct {
 	LastPollAt  time.Time `json:"last_poll_at,omitzero"`
 	LastOutcome string    `json:"last_outcome,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
-	LastSuccess time.Time `json:"last_success_at,omitzero"`
+	// LastDurationMS is how long that poll (or round) took.
+	LastDurationMS float64   `json:"last_duration_ms,omitempty"`
+	LastSuccess    time.Time `json:"last_success_at,omitzero"`
 	// ItemsTracked counts stored items; WatchesActive the ids a watch
 	// source polls.
 	ItemsTracked  int       `json:"items_tracked"`
@@ -367,6 +369,7 @@ func (l *loop) finish(start time.Time, outcome string, err error) {
 	defer l.mu.Unlock()
 	l.st.LastPollAt = start
 	l.st.LastOutcome = outcome
+	l.st.LastDurationMS = float64(l.m.now().Sub(start).Microseconds()) / 1000
 	err = redactError(err, l.secrets)
 	if err != nil {
 		m.up.WithLabelValues(name).Set(0)
