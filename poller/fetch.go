@@ -77,6 +77,7 @@ type fetcher struct {
 	limiter *rate.Limiter
 	// tokens is the OAuth 2.0 access token of auth.oauth2; nil without.
 	tokens *tokens
+	log    *slog.Logger
 }
 
 // newFetcher builds a source's HTTP client. rt replaces the network
@@ -91,7 +92,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	if rt != nil {
 		hc.Transport = rt
 	}
-	f := &fetcher{src: src}
+	f := &fetcher{src: src, log: log}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
 	}
@@ -107,7 +108,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 		RetryWaitMax: 2 * time.Second,
 		RetryMax:     2,
 		CheckRetry:   checkRetry,
-		Backoff:      retryablehttp.DefaultBackoff,
+		Backoff:      quickBackoff,
 		// Without it the last response is dropped and its status lost.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 		ResponseLogHook: func(_ retryablehttp.Logger, r *http.Response) {
@@ -137,6 +138,13 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		}
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// quickBackoff is DefaultBackoff held to its max: DefaultBackoff returns a
+// 429/503's Retry-After as it reads it, uncapped (and wrapped when huge),
+// and checkRetry's reading is the only one that decides a pause.
+func quickBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+	return min(max(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), 0), hi)
 }
 
 // do performs one request and reads the body up to the source's cap. With
@@ -226,7 +234,7 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 		pe := &PollError{Outcome: OutcomeHTTPError, Status: resp.StatusCode,
 			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, Snippet(data))}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			pe.RetryAfter, _ = retryafter.Parse(resp.Header.Get("Retry-After"), time.Now())
+			pe.RetryAfter = f.pause(resp.Header.Get("Retry-After"))
 		}
 		return nil, pe
 	}
@@ -308,18 +316,45 @@ func redactKV(kv []any) []any {
 	return out
 }
 
-// maxPollInterval caps X-Poll-Interval, so a broken upstream can't put a
-// source to sleep for days.
-const maxPollInterval = 24 * time.Hour
+// MaxUpstreamPause caps how far an upstream can push a source's next poll
+// away, by X-Poll-Interval or by a 429/503's Retry-After: a broken or
+// hostile upstream must not put a source to sleep for days (Retry-After:
+// 99999999 is three years).
+const MaxUpstreamPause = 24 * time.Hour
+
+// pause reads a 429/503's Retry-After, capped at MaxUpstreamPause; each
+// response whose ask is over the cap is logged.
+func (f *fetcher) pause(v string) time.Duration {
+	d, ok := retryafter.Parse(v, time.Now())
+	if !ok {
+		return 0
+	}
+	d, capped := retryafter.Cap(d, MaxUpstreamPause)
+	if capped {
+		if len(v) > 64 {
+			v = v[:64] + "…"
+		}
+		f.log.Warn("upstream asked to pause longer than pollrelay waits; pausing for the cap",
+			"retry_after", v, "cap", MaxUpstreamPause.String())
+	}
+	return d
+}
 
 // pollInterval reads X-Poll-Interval (seconds, as GitHub sends it): the
-// least time the upstream wants between polls. 0 when absent or invalid.
+// least time the upstream wants between polls, capped at MaxUpstreamPause.
+// 0 when absent or invalid.
 func pollInterval(h http.Header) time.Duration {
 	s, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Poll-Interval")))
+	if errors.Is(err, strconv.ErrRange) && s > 0 {
+		return MaxUpstreamPause
+	}
 	if err != nil || s <= 0 {
 		return 0
 	}
-	return min(time.Duration(s)*time.Second, maxPollInterval)
+	if int64(s) > int64(MaxUpstreamPause/time.Second) {
+		return MaxUpstreamPause
+	}
+	return time.Duration(s) * time.Second
 }
 
 // conditional returns the If-None-Match / If-Modified-Since headers for

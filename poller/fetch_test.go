@@ -181,7 +181,7 @@ func TestHelpers(t *testing.T) {
 			t.Errorf("watchURL(%q, %q) = %q, want %q", u.tmpl, u.id, got, u.want)
 		}
 	}
-	for v, want := range map[string]time.Duration{"60": time.Minute, "": 0, "x": 0, "-1": 0, "999999": maxPollInterval} {
+	for v, want := range map[string]time.Duration{"60": time.Minute, "": 0, "x": 0, "-1": 0, "999999": MaxUpstreamPause, "9300000000": MaxUpstreamPause, "99999999999999999999": MaxUpstreamPause, "-99999999999999999999": 0} {
 		if got := pollInterval(http.Header{"X-Poll-Interval": {v}}); got != want {
 			t.Errorf("pollInterval(%q) = %v, want %v", v, got, want)
 		}
