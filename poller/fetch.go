@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/retryafter"
 )
@@ -78,6 +79,9 @@ type fetcher struct {
 	// tokens is the OAuth 2.0 access token of auth.oauth2; nil without.
 	tokens *tokens
 	log    *slog.Logger
+	// secrets are cut from a quoted body before it is shortened, so no
+	// credential an upstream echoes is left half shown at the cut.
+	secrets *redact.Set
 }
 
 // newFetcher builds a source's HTTP client. rt replaces the network
@@ -92,7 +96,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	if rt != nil {
 		hc.Transport = rt
 	}
-	f := &fetcher{src: src, log: log}
+	f := &fetcher{src: src, log: log, secrets: sourceSecrets(src)}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
 	}
@@ -103,7 +107,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	}
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
-		Logger:       redactingLogger{log},
+		Logger:       redactingLogger{log, f.secrets},
 		RetryWaitMin: 250 * time.Millisecond,
 		RetryWaitMax: 2 * time.Second,
 		RetryMax:     2,
@@ -165,7 +169,9 @@ func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr htt
 			continue
 		}
 		// An upstream may echo the token it was sent into an error page.
-		return r, redactError(err, []string{tok.AccessToken})
+		access := &redact.Set{}
+		access.AddHeader("Bearer " + tok.AccessToken)
+		return r, redactError(err, access)
 	}
 }
 
@@ -232,7 +238,7 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		pe := &PollError{Outcome: OutcomeHTTPError, Status: resp.StatusCode,
-			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, Snippet(data))}
+			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, f.snippet(data))}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 			pe.RetryAfter = f.pause(resp.Header.Get("Retry-After"))
 		}
@@ -244,10 +250,12 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 // UserAgent is sent on every request pollrelay makes.
 var UserAgent = version.UserAgent()
 
+const snippetLen = 256
+
 // Snippet quotes the start of a body for an error message: at most 256
 // bytes, so a log line stays readable and a huge error page can't flood it.
 func Snippet(b []byte) string {
-	const n = 256
+	const n = snippetLen
 	b = bytes.TrimSpace(b)
 	if len(b) > n {
 		return strconv.Quote(string(b[:n])) + "…"
@@ -255,22 +263,14 @@ func Snippet(b []byte) string {
 	return strconv.Quote(string(b))
 }
 
-// RedactURL drops user info and query values, where upstreams often carry
-// credentials, from a URL meant for a log line or an error.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
+// snippet is Snippet of a body with the source's secrets cut first, far
+// enough past where Snippet cuts that none straddles the cut.
+func (f *fetcher) snippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if n := snippetLen + f.secrets.Longest(); len(b) > n {
+		b = b[:n]
 	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	q := u.Query()
-	for k := range q {
-		q.Set(k, "redacted")
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	return Snippet([]byte(f.secrets.String(string(b))))
 }
 
 // stripURLError removes the URL that net/http puts in its errors: the
@@ -288,14 +288,17 @@ func stripURLError(err error) error {
 // once per attempt, and the poll that gave up is logged once by the loop
 // (a run of the same failure once, then its recovery), so attempts are
 // debug detail.
-type redactingLogger struct{ l *slog.Logger }
+type redactingLogger struct {
+	l       *slog.Logger
+	secrets *redact.Set
+}
 
-func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, redactKV(kv)...) }
-func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
-func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv)...) }
+func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, redactKV(kv, r.secrets)...) }
+func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv, r.secrets)...) }
+func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv, r.secrets)...) }
 func (r redactingLogger) Debug(msg string, kv ...any) {}
 
-func redactKV(kv []any) []any {
+func redactKV(kv []any, secrets *redact.Set) []any {
 	out := make([]any, 0, len(kv))
 	for i := 0; i+1 < len(kv); i += 2 {
 		k, v := kv[i], kv[i+1]
@@ -308,7 +311,11 @@ func redactKV(kv []any) []any {
 			}
 		case "error":
 			if e, ok := v.(error); ok {
-				v = stripURLError(e).Error()
+				v = secrets.String(stripURLError(e).Error())
+			}
+		default:
+			if s, ok := v.(string); ok {
+				v = secrets.String(s)
 			}
 		}
 		out = append(out, k, v)

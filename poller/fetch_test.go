@@ -187,3 +187,18 @@ func TestHelpers(t *testing.T) {
 		}
 	}
 }
+
+// A secret an upstream echoes where the quoted body is cut is cut whole
+// first: no prefix of it is left before the "…".
+func TestSnippetCutsSecretsAcrossTheCut(t *testing.T) {
+	const tok = "tok_0123456789abcdefghijklmnopqrstuvwxyz"
+	src := source(t, "  - {name: s, url: 'http://upstream.test/s', auth: {bearer: "+tok+"}}\n")
+	f := newFetcher(src, quietLogger(t), func(int) {}, nil)
+	for pad := snippetLen - len(tok); pad <= snippetLen; pad++ {
+		body := strings.Repeat("x", pad) + tok + strings.Repeat("y", 100)
+		got := f.snippet([]byte(body))
+		if strings.Contains(got, tok[:8]) {
+			t.Fatalf("pad %d: %s", pad, got)
+		}
+	}
+}

@@ -3,66 +3,54 @@ package poller
 import (
 	"errors"
 	"net/url"
-	"strings"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
-// sourceSecrets lists the credential values a source sends upstream: its
-// auth, its header values and its URL's query values. An upstream may echo
-// any of them in an error page, which would otherwise end up in a log line
-// or in GET /v1/sources.
-func sourceSecrets(src *config.Source) []string {
-	var out []string
-	add := func(s string) {
-		if len(s) >= 4 {
-			out = append(out, s)
-		}
-	}
+// sourceSecrets is the credentials a source sends upstream: its auth, its
+// header values, its URL's user info and query values. An upstream may
+// echo any of them, in any encoding they travelled in, in an error page,
+// which would otherwise end up in a log line or in GET /v1/sources.
+func sourceSecrets(src *config.Source) *redact.Set {
+	s := &redact.Set{}
 	if a := src.Auth; a != nil {
-		add(a.Bearer)
+		s.Add(a.Bearer)
 		if a.Basic != nil {
-			add(a.Basic.Password)
+			s.AddBasic(a.Basic.Username, a.Basic.Password)
 		}
 		if o := a.OAuth2; o != nil {
-			add(o.ClientSecret)
-			add(o.RefreshToken)
+			// The token endpoint gets the client's credentials as Basic.
+			s.AddBasic(o.ClientID, o.ClientSecret)
+			s.Add(o.RefreshToken)
 		}
 		if a.Query != nil {
-			add(a.Query.Value)
-			add(url.QueryEscape(a.Query.Value))
+			s.Add(a.Query.Value) // percent-encoded forms included
 		}
 	}
 	for _, v := range src.Headers {
-		add(v)
-		if _, tok, ok := strings.Cut(v, " "); ok { // "Bearer xyz": xyz alone too
-			add(tok)
-		}
+		s.AddHeader(v)
 	}
 	if u, err := url.Parse(src.URL); err == nil {
 		for _, vs := range u.Query() {
-			for _, v := range vs {
-				add(v)
-			}
+			s.Add(vs...)
 		}
 		if p, ok := u.User.Password(); ok {
-			add(p)
+			// net/http sends URL user info as a Basic header.
+			s.AddBasic(u.User.Username(), p)
 		}
 	}
-	return out
+	return s
 }
 
 // redactError replaces every secret in err's text. A *PollError keeps its
 // outcome and status, so metrics and backoff still see why it failed.
-func redactError(err error, secrets []string) error {
-	if err == nil || len(secrets) == 0 {
+func redactError(err error, secrets *redact.Set) error {
+	if err == nil {
 		return err
 	}
 	msg := err.Error()
-	red := msg
-	for _, s := range secrets {
-		red = strings.ReplaceAll(red, s, "[redacted]")
-	}
+	red := secrets.String(msg)
 	if red == msg {
 		return err
 	}
@@ -73,3 +61,7 @@ func redactError(err error, secrets []string) error {
 	}
 	return errors.New(red)
 }
+
+// RedactURL drops user info and query values from a URL meant for a log
+// line or an error (see redact.URL).
+func RedactURL(raw string) string { return redact.URL(raw) }
