@@ -72,14 +72,6 @@ func CheckAddr(addr netip.Addr, allowPrivate bool) error {
 	return fmt.Errorf("%w: %s", ErrForbidden, desc)
 }
 
-// CheckIP is CheckAddr for a net.IP.
-func CheckIP(ip net.IP, allowPrivate bool) error {
-	addr, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return fmt.Errorf("%w: bad address", ErrForbidden)
-	}
-	return CheckAddr(addr, allowPrivate)
-}
 
 // CheckDialled checks the "host:port" a dialer is about to connect to, as
 // net.Dialer.Control receives it (zone included, for link-local).

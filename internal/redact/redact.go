@@ -175,12 +175,37 @@ func Headers(h map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		lk := strings.ToLower(k)
-		if lk == "authorization" || lk == "cookie" || strings.Contains(lk, "token") ||
-			strings.Contains(lk, "secret") || strings.Contains(lk, "key") || strings.Contains(lk, "signature") {
+		if Credential(k) {
 			v = "redacted"
 		}
 		out[k] = v
 	}
 	return out
+}
+
+// Credential reports whether a header of this name usually carries one.
+func Credential(header string) bool {
+	lk := strings.ToLower(header)
+	return lk == "authorization" || lk == "cookie" || strings.Contains(lk, "token") ||
+		strings.Contains(lk, "secret") || strings.Contains(lk, "key") || strings.Contains(lk, "signature")
+}
+
+// FromRequest is the secrets a configured request carries: the values of
+// its credential headers, its URL's password and query values.
+func FromRequest(rawURL string, headers map[string]string) *Set {
+	s := &Set{}
+	for k, v := range headers {
+		if Credential(k) {
+			s.AddHeader(v)
+		}
+	}
+	if u, err := url.Parse(rawURL); err == nil {
+		for _, vs := range u.Query() {
+			s.Add(vs...)
+		}
+		if p, ok := u.User.Password(); ok {
+			s.AddBasic(u.User.Username(), p)
+		}
+	}
+	return s
 }
