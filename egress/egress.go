@@ -72,7 +72,6 @@ func CheckAddr(addr netip.Addr, allowPrivate bool) error {
 	return fmt.Errorf("%w: %s", ErrForbidden, desc)
 }
 
-
 // CheckDialled checks the "host:port" a dialer is about to connect to, as
 // net.Dialer.Control receives it (zone included, for link-local).
 func CheckDialled(address string, allowPrivate bool) error {
