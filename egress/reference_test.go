@@ -90,11 +90,16 @@ func refBlocked(ip net.IP, allowPrivate bool) bool {
 	return false
 }
 
+var refTunnels = map[string][]*net.IPNet{
+	"64:ff9b::/96": cidrs("64:ff9b::/96"), "64:ff9b:1::/48": cidrs("64:ff9b:1::/48"),
+	"2002::/16": cidrs("2002::/16"), "2001::/32": cidrs("2001::/32"),
+}
+
 // refCarried lists the IPv4 addresses an IPv6 address is delivered to by
 // a translator or tunnel.
 func refCarried(ip net.IP) []net.IP {
 	var out []net.IP
-	has := func(p string) bool { return inAny(ip, cidrs(p)) }
+	has := func(p string) bool { return inAny(ip, refTunnels[p]) }
 	switch {
 	case has("64:ff9b::/96"):
 		out = append(out, net.IP(ip[12:16]))
