@@ -252,6 +252,9 @@ var UserAgent = version.UserAgent()
 
 const snippetLen = 256
 
+// snippetCut ends a Snippet that was shortened: the closing quote and "…".
+const snippetCut = `"…`
+
 // Snippet quotes the start of a body for an error message: at most 256
 // bytes, so a log line stays readable and a huge error page can't flood it.
 func Snippet(b []byte) string {

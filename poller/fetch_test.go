@@ -202,3 +202,20 @@ func TestSnippetCutsSecretsAcrossTheCut(t *testing.T) {
 		}
 	}
 }
+
+// Any error quoting a shortened body (a 200 that is not JSON, say) has
+// what is left of a secret at the cut removed too.
+func TestRedactErrorCutsSecretsAtTheCut(t *testing.T) {
+	const tok = "tok_0123456789abcdefghijklmnopqrstuvwxyz"
+	secrets := sourceSecrets(source(t, "  - {name: s, url: 'http://upstream.test/s', auth: {bearer: "+tok+"}}\n"))
+	for pad := snippetLen - len(tok); pad <= snippetLen; pad++ {
+		body := strings.Repeat("x", pad) + tok + strings.Repeat("y", 100)
+		err := redactError(pollErr(OutcomeDecode, "response is not JSON: %s", Snippet([]byte(body))), secrets)
+		if strings.Contains(err.Error(), tok[:minSecretPrefix]) {
+			t.Fatalf("pad %d: %s", pad, err)
+		}
+	}
+}
+
+// minSecretPrefix is the shortest start of a secret redaction must catch.
+const minSecretPrefix = 4

@@ -50,7 +50,7 @@ func redactError(err error, secrets *redact.Set) error {
 		return err
 	}
 	msg := err.Error()
-	red := secrets.String(msg)
+	red := secrets.Truncated(secrets.String(msg), snippetCut)
 	if red == msg {
 		return err
 	}

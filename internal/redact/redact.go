@@ -104,6 +104,39 @@ func (s *Set) String(msg string) string {
 	return msg
 }
 
+// Truncated cuts what is left of a secret where text was shortened: before
+// each occurrence of cut (the marker a shortened quote ends with), the
+// longest start of a secret's form is replaced by Mark. String cannot see
+// a secret the shortening left half shown.
+func (s *Set) Truncated(msg, cut string) string {
+	if s == nil || len(s.forms) == 0 || cut == "" {
+		return msg
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, cut)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		head, best := msg[:i], 0
+		for _, f := range s.forms {
+			for k := min(len(f)-1, len(head)); k >= minLen && k > best; k-- {
+				if strings.HasSuffix(head, f[:k]) {
+					best = k
+					break
+				}
+			}
+		}
+		if best > 0 {
+			head = head[:len(head)-best] + Mark
+		}
+		b.WriteString(head)
+		b.WriteString(cut)
+		msg = msg[i+len(cut):]
+	}
+}
+
 // Longest is the length of the longest form: a caller that cuts text short
 // redacts this much past the cut first, so no secret is left half shown.
 func (s *Set) Longest() int {

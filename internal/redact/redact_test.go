@@ -84,3 +84,23 @@ func TestURL(t *testing.T) {
 		t.Errorf("Headers = %v", h)
 	}
 }
+
+// What a shortened quote left of a secret, right before its cut marker,
+// is cut; text elsewhere is left alone.
+func TestTruncated(t *testing.T) {
+	s := &Set{}
+	s.Add("abcdefghijkl")
+	cases := map[string]string{
+		`x: "zzzabcdefg"… more`:   `x: "zzz` + Mark + `"… more`,
+		`x: "zzzabc"… more`:       `x: "zzzabc"… more`, // 3 bytes: not a secret's start worth cutting
+		`x: "abcdefg" no cut`:     `x: "abcdefg" no cut`,
+		`"abcd"… and "abcde"…`:    `"` + Mark + `"… and "` + Mark + `"…`,
+		`no marker abcdefghijk`:   `no marker abcdefghijk`,
+		`"zzzabcdefghijk"… again`: `"zzz` + Mark + `"… again`,
+	}
+	for in, want := range cases {
+		if got := s.Truncated(in, `"…`); got != want {
+			t.Errorf("Truncated(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
