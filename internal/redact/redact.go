@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -24,9 +25,13 @@ const Mark = "[redacted]"
 const minLen = 4
 
 // Set is a source's secrets with every form of them. The zero value and
-// nil hold none.
+// nil hold none. Secrets are added before its first use; their forms are
+// worked out then, so a set made for every poll costs little until an
+// error needs it.
 type Set struct {
-	forms []string // longest first, so a form's prefix never survives it
+	values []string // as added, base64 forms included
+	once   sync.Once
+	forms  []string // longest first, so a form's prefix never survives it
 }
 
 // Add adds secrets (a token, a password, an API key) in all their forms.
@@ -73,30 +78,45 @@ func (s *Set) AddHeader(v string) {
 	}
 }
 
-// addForms adds v as sent and as the encodings it may be shown in.
+// addForms adds v, to be cut as sent and in the encodings it may be
+// shown in.
 func (s *Set) addForms(v string) {
-	if len(v) < minLen {
-		return
+	if len(v) >= minLen {
+		s.values = append(s.values, v)
 	}
-	base := []string{v, url.QueryEscape(v), url.PathEscape(v), lowerHex(url.QueryEscape(v)), lowerHex(url.PathEscape(v))}
-	for _, b := range base {
-		j, _ := json.Marshal(b) // a string always encodes
-		js := string(j[1 : len(j)-1])
-		for _, f := range []string{b, js, strings.ReplaceAll(js, "/", `\/`), quoteInner(b), quoteInner(js)} {
-			if !slices.Contains(s.forms, f) {
-				s.forms = append(s.forms, f)
+}
+
+// build works out every form of every value.
+func (s *Set) build() {
+	seen := map[string]bool{}
+	for _, v := range s.values {
+		base := []string{v, url.QueryEscape(v), url.PathEscape(v), lowerHex(url.QueryEscape(v)), lowerHex(url.PathEscape(v))}
+		for _, b := range base {
+			j, _ := json.Marshal(b) // a string always encodes
+			js := string(j[1 : len(j)-1])
+			for _, f := range []string{b, js, strings.ReplaceAll(js, "/", `\/`), quoteInner(b), quoteInner(js)} {
+				if !seen[f] {
+					seen[f] = true
+					s.forms = append(s.forms, f)
+				}
 			}
 		}
 	}
 	slices.SortStableFunc(s.forms, func(a, b string) int { return len(b) - len(a) })
 }
 
+// all returns every form, longest first.
+func (s *Set) all() []string {
+	if s == nil {
+		return nil
+	}
+	s.once.Do(s.build)
+	return s.forms
+}
+
 // String returns msg with every secret replaced by Mark.
 func (s *Set) String(msg string) string {
-	if s == nil {
-		return msg
-	}
-	for _, f := range s.forms {
+	for _, f := range s.all() {
 		if strings.Contains(msg, f) {
 			msg = strings.ReplaceAll(msg, f, Mark)
 		}
@@ -109,7 +129,8 @@ func (s *Set) String(msg string) string {
 // longest start of a secret's form is replaced by Mark. String cannot see
 // a secret the shortening left half shown.
 func (s *Set) Truncated(msg, cut string) string {
-	if s == nil || len(s.forms) == 0 || cut == "" {
+	forms := s.all()
+	if len(forms) == 0 || cut == "" {
 		return msg
 	}
 	var b strings.Builder
@@ -120,7 +141,7 @@ func (s *Set) Truncated(msg, cut string) string {
 			return b.String()
 		}
 		head, best := msg[:i], 0
-		for _, f := range s.forms {
+		for _, f := range forms {
 			for k := min(len(f)-1, len(head)); k >= minLen && k > best; k-- {
 				if strings.HasSuffix(head, f[:k]) {
 					best = k
@@ -140,10 +161,10 @@ func (s *Set) Truncated(msg, cut string) string {
 // Longest is the length of the longest form: a caller that cuts text short
 // redacts this much past the cut first, so no secret is left half shown.
 func (s *Set) Longest() int {
-	if s == nil || len(s.forms) == 0 {
-		return 0
+	if forms := s.all(); len(forms) > 0 {
+		return len(forms[0])
 	}
-	return len(s.forms[0])
+	return 0
 }
 
 func quoteInner(v string) string {
