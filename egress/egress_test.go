@@ -49,8 +49,8 @@ var egressForms = []struct {
 	{"http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", false, true},  // circled letters, mapped by IDNA
 	{"http://①②⑦.⓪.⓪.①/", false, true},  // circled digits
 	{"http://127。0。0。1/", false, true},  // ideographic full stops
-	{"http://127.0.0.1­/", false, true}, // a soft hyphen IDNA drops
-	{"http://loca​lhost/", false, true}, // a zero-width space IDNA drops
+	{"http://127.0.0.1\u00ad/", false, true}, // a soft hyphen IDNA drops
+	{"http://loca\u200blhost/", false, true}, // a zero-width space IDNA drops
 	{"http://LOCALHOST./", false, true},
 	{"http://api.localhost/", false, true},
 	{"http://[::1]/", false, true},
