@@ -27,6 +27,14 @@ func FuzzEgressNeverAllowsBlocked(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, raw []byte, allowPrivate bool) {
 		if u, err := url.Parse("http://" + s + "/"); err == nil {
 			host := u.Hostname()
+			if a, ok := egress.HostAddr(host); ok {
+				// Judged at create as it will be when dialled.
+				atCreate := egress.CheckHost(host, allowPrivate) == nil
+				atDial := egress.CheckDialled(netip.AddrPortFrom(a, 443).String(), allowPrivate) == nil
+				if atCreate != atDial {
+					t.Fatalf("host %q (%s): allowed at create %v, when dialled %v", host, a, atCreate, atDial)
+				}
+			}
 			if egress.CheckHost(host, allowPrivate) == nil {
 				if ip, ok := refDialled(host); ok && refBlocked(ip, allowPrivate) {
 					t.Fatalf("host %q (%s) allowed, allow_private=%v", host, ip, allowPrivate)
