@@ -9,13 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/retryafter"
@@ -231,13 +231,7 @@ func isTimeout(err error) bool {
 
 // stripURL removes the URL net/http puts into errors: subscription URLs can
 // carry credentials in their query.
-func stripURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+func stripURL(err error) error { return redact.URLError(err) }
 
 // errPlainHTTP fails an attempt at an http:// URL under
 // delivery.require_https; the delivery retries on its schedule, so fixing

@@ -278,13 +278,7 @@ func (f *fetcher) snippet(b []byte) string {
 
 // stripURLError removes the URL that net/http puts in its errors: the
 // caller already names a redacted one.
-func stripURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+func stripURLError(err error) error { return redact.URLError(err) }
 
 // redactingLogger gives go-retryablehttp an slog logger that never sees a
 // raw URL and stays quiet about each request: its "request failed" comes

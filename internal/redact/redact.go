@@ -9,6 +9,7 @@ package redact
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -189,6 +190,15 @@ func lower(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// URLError removes the URL net/http puts into its errors (*url.Error): it
+// may carry credentials, and the caller names a redacted one if any.
+func URLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // URL drops user info and query values, where upstreams often carry
