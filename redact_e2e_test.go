@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,8 @@ const (
 	echoPassword = `p@ss/w+rd?"x"~1`
 	echoToken    = "tok_9f8e/7d+6c5b=4a3"
 	echoAPIKey   = "key&with=odd/chars+%"
+	echoClient   = "client-7"
+	echoClientSc = `cl!ent/secret+"9"`
 )
 
 // echoConfig has sources with Basic auth (plus an API key in a header and
@@ -39,9 +42,12 @@ func echoConfig(dir, upURL string) string {
       headers: {X-Api-Key: %q}, auth: {basic: {username: %s, password: %q}}}
   - {name: bearer%d, url: '%s/bearer?part=%d', interval: 1h, items: '.data[]', auth: {bearer: %q}}
   - {name: userinfo%d, url: 'http://%s:%s@%s/userinfo?part=%d', interval: 1h, items: '.data[]'}
+  - {name: oauth%d, url: '%s/oauth?part=%d', interval: 1h, items: '.data[]',
+      auth: {oauth2: {token_url: '%s/token?part=%d', client_id: %s, client_secret: %q}}}
 `, part, upURL, part, url.QueryEscape(echoAPIKey), echoAPIKey, echoUser, echoPassword,
 			part, upURL, part, echoToken,
-			part, echoUser, url.PathEscape(echoPassword), host, part)
+			part, echoUser, url.PathEscape(echoPassword), host, part,
+			part, upURL, part, upURL, part, echoClient, echoClientSc)
 	}
 	return b.String()
 }
@@ -54,8 +60,11 @@ const echoParts = 5
 // (with and without escaped slashes) and Go-quoted.
 func echoSecretForms() []string {
 	pair := echoUser + ":" + echoPassword
+	client := echoClient + ":" + echoClientSc
 	raw := []string{
-		echoPassword, echoToken, echoAPIKey,
+		echoPassword, echoToken, echoAPIKey, echoClientSc,
+		base64.StdEncoding.EncodeToString([]byte(client)),
+		base64.StdEncoding.EncodeToString([]byte(echoClient + ":" + url.QueryEscape(echoClientSc))),
 		base64.StdEncoding.EncodeToString([]byte(pair)),
 		base64.URLEncoding.EncodeToString([]byte(pair)),
 		base64.RawURLEncoding.EncodeToString([]byte(pair)),
@@ -90,7 +99,8 @@ func TestEchoedCredentialsAreRedacted(t *testing.T) {
 		if u, p, ok := r.BasicAuth(); ok {
 			parts[1] = fmt.Sprintf("basic user=%s password=%s", u, p)
 		}
-		parts[2] = "query=" + r.URL.RawQuery
+		form, _ := io.ReadAll(r.Body)
+		parts[2] = "query=" + r.URL.RawQuery + " body=" + string(form)
 		j, _ := json.Marshal(map[string]any{"headers": r.Header, "query": r.URL.Query()})
 		parts[3] = string(j)
 		parts[4] = strings.ReplaceAll(string(j), "/", `\/`)
@@ -115,7 +125,7 @@ func TestEchoedCredentialsAreRedacted(t *testing.T) {
 	var answers []string
 	var names []string
 	for part := range echoParts {
-		names = append(names, fmt.Sprint("basic", part), fmt.Sprint("bearer", part), fmt.Sprint("userinfo", part))
+		names = append(names, fmt.Sprint("basic", part), fmt.Sprint("bearer", part), fmt.Sprint("userinfo", part), fmt.Sprint("oauth", part))
 	}
 	for _, name := range names {
 		var out map[string]any

@@ -20,8 +20,10 @@ func sourceSecrets(src *config.Source) *redact.Set {
 			s.AddBasic(a.Basic.Username, a.Basic.Password)
 		}
 		if o := a.OAuth2; o != nil {
-			// The token endpoint gets the client's credentials as Basic.
+			// The token endpoint gets the client's credentials as Basic,
+			// form-encoded first (RFC 6749 §2.3.1), or in the form body.
 			s.AddBasic(o.ClientID, o.ClientSecret)
+			s.AddBasic(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret))
 			s.Add(o.RefreshToken)
 		}
 		if a.Query != nil {
