@@ -46,9 +46,9 @@ var egressForms = []struct {
 	{"http://127.0.1/", false, true},
 	{"http://１２７．０．０．１/", false, true}, // full-width, mapped by IDNA before dialling
 	{"http://localhost/", false, true},
-	{"http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", false, true},  // circled letters, mapped by IDNA
-	{"http://①②⑦.⓪.⓪.①/", false, true},  // circled digits
-	{"http://127。0。0。1/", false, true},  // ideographic full stops
+	{"http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", false, true},       // circled letters, mapped by IDNA
+	{"http://①②⑦.⓪.⓪.①/", false, true},       // circled digits
+	{"http://127。0。0。1/", false, true},       // ideographic full stops
 	{"http://127.0.0.1\u00ad/", false, true}, // a soft hyphen IDNA drops
 	{"http://loca\u200blhost/", false, true}, // a zero-width space IDNA drops
 	{"http://LOCALHOST./", false, true},
