@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -449,19 +448,16 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 
 // checkDestination refuses webhook targets that must never be reached
 // from a sidecar: link-local and cloud metadata addresses always, private
-// and loopback ones unless delivery.allow_private_networks. The notifier
-// checks again at connect time, against DNS rebinding.
+// and loopback ones unless delivery.allow_private_networks. A host that is
+// an address in any form a dialer takes is judged as that address; a name
+// is checked by the notifier on every address it connects to, which also
+// covers DNS rebinding.
 func (s *Server) checkDestination(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return err
 	}
-	host := u.Hostname()
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return nil // resolved, and checked, when connecting
-	}
-	return egress.CheckIP(ip, s.opts.Control.Config().Delivery.AllowPrivateNetworks)
+	return egress.CheckHost(u.Hostname(), s.opts.Control.Config().Delivery.AllowPrivateNetworks)
 }
 
 func validGlob(g string) bool {

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store"
@@ -47,9 +47,9 @@ type sigView struct {
 
 func (s *Server) view(c *config.Subscription, managedBy string, rec *store.SubscriptionRecord) subscriptionView {
 	v := subscriptionView{
-		ID: c.Name, Name: c.Name, URL: redactUserinfo(c.URL), Method: c.Method, Events: c.Events,
+		ID: c.Name, Name: c.Name, URL: redact.Userinfo(c.URL), Method: c.Method, Events: c.Events,
 		Signature: sigView{Scheme: c.SigScheme.Scheme, Header: c.SigScheme.Header, Encoding: c.SigScheme.Encoding},
-		Headers:   redactHeaders(c.Headers), Payload: c.Payload, Timeout: c.Timeout.String(),
+		Headers:   redact.Headers(c.Headers), Payload: c.Payload, Timeout: c.Timeout.String(),
 		Ordering: c.Ordering, MaxInFlight: c.MaxInFlight, ManagedBy: managedBy,
 	}
 	if v.Events == nil {
@@ -68,37 +68,6 @@ func (s *Server) view(c *config.Subscription, managedBy string, rec *store.Subsc
 		v.SubscriptionStats = st
 	}
 	return v
-}
-
-// redactUserinfo hides a password in a URL: it is a credential, not part
-// of where webhooks go.
-func redactUserinfo(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "redacted")
-	}
-	return u.String()
-}
-
-// redactHeaders hides the values of headers that usually carry credentials
-// for the receiving app.
-func redactHeaders(h map[string]string) map[string]string {
-	if len(h) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(h))
-	for k, v := range h {
-		lk := strings.ToLower(k)
-		if lk == "authorization" || lk == "cookie" || strings.Contains(lk, "token") ||
-			strings.Contains(lk, "secret") || strings.Contains(lk, "key") || strings.Contains(lk, "signature") {
-			v = "redacted"
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // apiSubscription is a stored API subscription, parsed.

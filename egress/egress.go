@@ -4,6 +4,13 @@
 // check runs on the IP actually dialled, so a hostname that resolves to a
 // public address when validated and to 169.254.169.254 when used (DNS
 // rebinding) is still refused.
+//
+// An address is judged without its zone (netip.Prefix.Contains is false
+// for every zoned address, so [::1%lo] would otherwise pass as public),
+// IPv4-mapped addresses as IPv4, and an IPv6 address that carries an IPv4
+// one to where it is delivered (NAT64, 6to4, Teredo, ISATAP) by the
+// stricter of the two, against the IANA special-purpose registries
+// (registry.go). Whatever is not globally reachable is refused.
 package egress
 
 import (
@@ -19,69 +26,71 @@ import (
 // ErrForbidden is returned for a destination that policy refuses.
 var ErrForbidden = errors.New("destination not allowed")
 
-var (
-	// Always refused: link-local (where cloud metadata services live) and
-	// AWS's IPv6 metadata address.
-	alwaysBlocked = []netip.Prefix{
-		netip.MustParsePrefix("169.254.0.0/16"),
-		netip.MustParsePrefix("fe80::/10"),
-		netip.MustParsePrefix("fd00:ec2::254/128"),
-		netip.MustParsePrefix("0.0.0.0/8"),
-	}
-	// Refused unless private networks are allowed.
-	private = []netip.Prefix{
-		netip.MustParsePrefix("127.0.0.0/8"),
-		netip.MustParsePrefix("10.0.0.0/8"),
-		netip.MustParsePrefix("172.16.0.0/12"),
-		netip.MustParsePrefix("192.168.0.0/16"),
-		netip.MustParsePrefix("100.64.0.0/10"),
-		netip.MustParsePrefix("::1/128"),
-		netip.MustParsePrefix("fc00::/7"),
-	}
-)
-
-// CheckIP reports whether ip may be sent webhooks.
-func CheckIP(ip net.IP, allowPrivate bool) error {
-	addr, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return fmt.Errorf("%w: bad address", ErrForbidden)
-	}
-	return CheckAddr(addr, allowPrivate)
+// verdict is the judgement of one address: its class and the row that gave
+// it, for addr (the address itself or an IPv4 address it carries).
+type verdict struct {
+	class class
+	addr  netip.Addr
+	what  string
 }
 
-// CheckAddr is CheckIP for a netip.Addr.
-func CheckAddr(addr netip.Addr, allowPrivate bool) error {
-	addr = addr.Unmap()
-	for _, p := range alwaysBlocked {
-		if p.Contains(addr) {
-			return fmt.Errorf("%w: %s is link-local or a cloud metadata address", ErrForbidden, addr)
-		}
+// judge classifies a, zone stripped and unmapped.
+func judge(a netip.Addr) verdict {
+	a = a.WithZone("").Unmap()
+	if !a.IsValid() {
+		return verdict{never, a, "not an IP address"}
 	}
-	if addr.IsUnspecified() || addr.IsMulticast() {
-		return fmt.Errorf("%w: %s is not a unicast address", ErrForbidden, addr)
+	v := verdict{public, a, "globally reachable"}
+	if rw, ok := lookup(a); ok {
+		v = verdict{rw.class, a, rw.what}
 	}
-	if !allowPrivate {
-		for _, p := range private {
-			if p.Contains(addr) {
-				return fmt.Errorf("%w: %s is a private or loopback address (set delivery.allow_private_networks to allow it)", ErrForbidden, addr)
+	if a.Is6() {
+		for _, e := range embedded(a) {
+			if ev := judge(e); ev.class > v.class {
+				v = ev
 			}
 		}
 	}
-	return nil
+	return v
+}
+
+// CheckAddr reports whether addr may be sent webhooks: never when it is
+// link-local, a metadata service, not unicast or reserved; private and
+// loopback ranges only when allowPrivate.
+func CheckAddr(addr netip.Addr, allowPrivate bool) error {
+	v := judge(addr)
+	if v.class == public || (v.class == private && allowPrivate) {
+		return nil
+	}
+	desc := fmt.Sprintf("%s is %s", addr, v.what)
+	if shown := addr.WithZone("").Unmap(); v.addr != shown {
+		desc = fmt.Sprintf("%s carries %s, %s", addr, v.addr, v.what)
+	}
+	if v.class == private {
+		return fmt.Errorf("%w: %s (set delivery.allow_private_networks to allow it)", ErrForbidden, desc)
+	}
+	return fmt.Errorf("%w: %s", ErrForbidden, desc)
+}
+
+// CheckDialled checks the "host:port" a dialer is about to connect to, as
+// net.Dialer.Control receives it (zone included, for link-local).
+func CheckDialled(address string, allowPrivate bool) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	return CheckAddr(ap.Addr(), allowPrivate)
 }
 
 // DialContext returns a dial function that checks every address it
-// connects to, after DNS resolution.
+// connects to, after DNS resolution: Control runs for each address tried,
+// so every family a happy-eyeballs dial falls back to is checked too.
 func DialContext(allowPrivate bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{
 		Timeout:   30 * time.Second,
 		KeepAlive: 30 * time.Second,
 		Control: func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrForbidden, err)
-			}
-			return CheckAddr(ap.Addr(), allowPrivate)
+			return CheckDialled(address, allowPrivate)
 		},
 	}
 	return d.DialContext

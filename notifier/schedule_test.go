@@ -102,6 +102,13 @@ func TestRetryAfterHonoured(t *testing.T) {
 		{"shorter than the schedule", func(time.Time) string { return "1" }, 8 * time.Second, 12 * time.Second},
 		{"http date", func(now time.Time) string { return now.Add(17 * time.Second).UTC().Format(http.TimeFormat) }, 17 * time.Second, 17 * time.Second},
 		{"unparseable", func(time.Time) string { return "soon" }, 8 * time.Second, 12 * time.Second},
+		// Huge asks are at most twice the schedule, never wrapped into a
+		// short or negative wait.
+		{"three years in seconds", func(time.Time) string { return "99999999" }, 20 * time.Second, 20 * time.Second},
+		{"seconds that overflow a Duration", func(time.Time) string { return "9300000000" }, 20 * time.Second, 20 * time.Second},
+		{"seconds beyond int64", func(time.Time) string { return "99999999999999999999999" }, 20 * time.Second, 20 * time.Second},
+		{"http date in 2099", func(time.Time) string { return "Thu, 01 Jan 2099 00:00:00 GMT" }, 20 * time.Second, 20 * time.Second},
+		{"negative", func(time.Time) string { return "-30" }, 8 * time.Second, 12 * time.Second},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

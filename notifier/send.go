@@ -9,13 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/retryafter"
@@ -193,13 +193,16 @@ func send(ctx context.Context, c *http.Client, s *Subscription, e *event.Event, 
 		return r
 	}
 	defer resp.Body.Close()
-	buf, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	// Read past the kept length by the longest secret, so one that
+	// straddles the cut is cut whole before the body is shortened.
+	buf, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+int64(s.secrets.Longest())))
 	// Drain a little more so the connection can be reused, but never wait
 	// on a receiver that streams forever.
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	r.latency = time.Since(start)
 	r.status = resp.StatusCode
-	r.body = strings.ToValidUTF8(string(buf), "\uFFFD")
+	kept := s.secrets.String(string(buf))
+	r.body = strings.ToValidUTF8(kept[:min(len(kept), maxResponseBody)], "\uFFFD")
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		r.outcome = OutcomeSuccess
 		return r
@@ -228,13 +231,7 @@ func isTimeout(err error) bool {
 
 // stripURL removes the URL net/http puts into errors: subscription URLs can
 // carry credentials in their query.
-func stripURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+func stripURL(err error) error { return redact.URLError(err) }
 
 // errPlainHTTP fails an attempt at an http:// URL under
 // delivery.require_https; the delivery retries on its schedule, so fixing

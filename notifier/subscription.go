@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/signature"
 )
@@ -40,6 +41,10 @@ type Subscription struct {
 	// RequireHTTPS refuses to send anywhere but https:// URLs
 	// (delivery.require_https).
 	RequireHTTPS bool
+	// secrets are the credentials in URL and Headers, cut from what a
+	// receiver answers before it is stored as an attempt: the API hides
+	// them in the subscription, and an echo must not show them.
+	secrets *redact.Set
 }
 
 // FromConfig builds a subscription from a validated config entry.
@@ -67,6 +72,7 @@ func FromConfig(c *config.Subscription) (*Subscription, error) {
 		ManagedBy:          "config",
 		InsecureSkipVerify: c.InsecureSkipVerify,
 		TestEvent:          c.TestEvent,
+		secrets:            redact.FromRequest(c.URL, c.Headers),
 	}, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/retryafter"
 )
@@ -80,6 +81,10 @@ type fetcher struct {
 	limiter *rate.Limiter
 	// tokens is the OAuth 2.0 access token of auth.oauth2; nil without.
 	tokens *tokens
+	log    *slog.Logger
+	// secrets are cut from a quoted body before it is shortened, so no
+	// credential an upstream echoes is left half shown at the cut.
+	secrets *redact.Set
 }
 
 // newFetcher builds a source's HTTP client. rt replaces the network
@@ -95,7 +100,7 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 		hc.Transport = rt
 	}
 	hc.CheckRedirect = checkRedirect
-	f := &fetcher{src: src}
+	f := &fetcher{src: src, log: log, secrets: sourceSecrets(src)}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
 	}
@@ -106,12 +111,12 @@ func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int),
 	}
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
-		Logger:       redactingLogger{log, sourceSecrets(src)},
+		Logger:       redactingLogger{log, f.secrets},
 		RetryWaitMin: 250 * time.Millisecond,
 		RetryWaitMax: 2 * time.Second,
 		RetryMax:     2,
 		CheckRetry:   checkRetry,
-		Backoff:      retryablehttp.DefaultBackoff,
+		Backoff:      quickBackoff,
 		// Without it the last response is dropped and its status lost.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 		ResponseLogHook: func(_ retryablehttp.Logger, r *http.Response) {
@@ -146,6 +151,13 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
+// quickBackoff is DefaultBackoff held to its max: DefaultBackoff returns a
+// 429/503's Retry-After as it reads it, uncapped (and wrapped when huge),
+// and checkRetry's reading is the only one that decides a pause.
+func quickBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+	return min(max(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), 0), hi)
+}
+
 // do performs one request and reads the body up to the source's cap. With
 // auth.oauth2 a 401 gets one more try with a fresh token: the cached one
 // may have been revoked before it expired.
@@ -164,7 +176,9 @@ func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr htt
 			continue
 		}
 		// An upstream may echo the token it was sent into an error page.
-		return r, redactError(err, []string{tok.AccessToken})
+		access := &redact.Set{}
+		access.AddHeader("Bearer " + tok.AccessToken)
+		return r, redactError(err, access)
 	}
 }
 
@@ -235,9 +249,9 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		pe := &PollError{Outcome: OutcomeHTTPError, Status: resp.StatusCode,
-			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, Snippet(data))}
+			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, f.snippet(data))}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			pe.RetryAfter, _ = retryafter.Parse(resp.Header.Get("Retry-After"), time.Now())
+			pe.RetryAfter = f.pause(resp.Header.Get("Retry-After"))
 		}
 		return nil, pe
 	}
@@ -247,10 +261,15 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 // UserAgent is sent on every request pollrelay makes.
 var UserAgent = version.UserAgent()
 
+const snippetLen = 256
+
+// snippetCut ends a Snippet that was shortened: the closing quote and "…".
+const snippetCut = `"…`
+
 // Snippet quotes the start of a body for an error message: at most 256
 // bytes, so a log line stays readable and a huge error page can't flood it.
 func Snippet(b []byte) string {
-	const n = 256
+	const n = snippetLen
 	b = bytes.TrimSpace(b)
 	if len(b) > n {
 		return strconv.Quote(string(b[:n])) + "…"
@@ -258,33 +277,19 @@ func Snippet(b []byte) string {
 	return strconv.Quote(string(b))
 }
 
-// RedactURL drops user info and query values, where upstreams often carry
-// credentials, from a URL meant for a log line or an error.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
+// snippet is Snippet of a body with the source's secrets cut first, far
+// enough past where Snippet cuts that none straddles the cut.
+func (f *fetcher) snippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if n := snippetLen + f.secrets.Longest(); len(b) > n {
+		b = b[:n]
 	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	q := u.Query()
-	for k := range q {
-		q.Set(k, "redacted")
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	return Snippet([]byte(f.secrets.String(string(b))))
 }
 
 // stripURLError removes the URL that net/http puts in its errors: the
 // caller already names a redacted one.
-func stripURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+func stripURLError(err error) error { return redact.URLError(err) }
 
 // redactingLogger gives go-retryablehttp an slog logger that never sees a
 // raw URL or one of the source's credentials (an upstream may echo them,
@@ -294,15 +299,15 @@ func stripURLError(err error) error {
 // recovery), so attempts are debug detail.
 type redactingLogger struct {
 	l       *slog.Logger
-	secrets []string
+	secrets *redact.Set
 }
 
-func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, r.redactKV(kv)...) }
-func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, r.redactKV(kv)...) }
-func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, r.redactKV(kv)...) }
+func (r redactingLogger) Error(msg string, kv ...any) { r.l.Debug(msg, redactKV(kv, r.secrets)...) }
+func (r redactingLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv, r.secrets)...) }
+func (r redactingLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, redactKV(kv, r.secrets)...) }
 func (r redactingLogger) Debug(msg string, kv ...any) {}
 
-func (r redactingLogger) redactKV(kv []any) []any {
+func redactKV(kv []any, secrets *redact.Set) []any {
 	out := make([]any, 0, len(kv))
 	for i := 0; i+1 < len(kv); i += 2 {
 		k, v := kv[i], kv[i+1]
@@ -315,7 +320,11 @@ func (r redactingLogger) redactKV(kv []any) []any {
 			}
 		case "error":
 			if e, ok := v.(error); ok {
-				v = redactText(stripURLError(e).Error(), r.secrets)
+				v = secrets.String(stripURLError(e).Error())
+			}
+		default:
+			if s, ok := v.(string); ok {
+				v = secrets.String(s)
 			}
 		}
 		out = append(out, k, v)
@@ -323,18 +332,45 @@ func (r redactingLogger) redactKV(kv []any) []any {
 	return out
 }
 
-// maxPollInterval caps X-Poll-Interval, so a broken upstream can't put a
-// source to sleep for days.
-const maxPollInterval = 24 * time.Hour
+// MaxUpstreamPause caps how far an upstream can push a source's next poll
+// away, by X-Poll-Interval or by a 429/503's Retry-After: a broken or
+// hostile upstream must not put a source to sleep for days (Retry-After:
+// 99999999 is three years).
+const MaxUpstreamPause = 24 * time.Hour
+
+// pause reads a 429/503's Retry-After, capped at MaxUpstreamPause; each
+// response whose ask is over the cap is logged.
+func (f *fetcher) pause(v string) time.Duration {
+	d, ok := retryafter.Parse(v, time.Now())
+	if !ok {
+		return 0
+	}
+	d, capped := retryafter.Cap(d, MaxUpstreamPause)
+	if capped {
+		if len(v) > 64 {
+			v = v[:64] + "…"
+		}
+		f.log.Warn("upstream asked to pause longer than pollrelay waits; pausing for the cap",
+			"retry_after", v, "cap", MaxUpstreamPause.String())
+	}
+	return d
+}
 
 // pollInterval reads X-Poll-Interval (seconds, as GitHub sends it): the
-// least time the upstream wants between polls. 0 when absent or invalid.
+// least time the upstream wants between polls, capped at MaxUpstreamPause.
+// 0 when absent or invalid.
 func pollInterval(h http.Header) time.Duration {
 	s, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Poll-Interval")))
+	if errors.Is(err, strconv.ErrRange) && s > 0 {
+		return MaxUpstreamPause
+	}
 	if err != nil || s <= 0 {
 		return 0
 	}
-	return min(time.Duration(s)*time.Second, maxPollInterval)
+	if int64(s) > int64(MaxUpstreamPause/time.Second) {
+		return MaxUpstreamPause
+	}
+	return time.Duration(s) * time.Second
 }
 
 // conditional returns the If-None-Match / If-Modified-Since headers for

@@ -181,9 +181,41 @@ func TestHelpers(t *testing.T) {
 			t.Errorf("watchURL(%q, %q) = %q, want %q", u.tmpl, u.id, got, u.want)
 		}
 	}
-	for v, want := range map[string]time.Duration{"60": time.Minute, "": 0, "x": 0, "-1": 0, "999999": maxPollInterval} {
+	for v, want := range map[string]time.Duration{"60": time.Minute, "": 0, "x": 0, "-1": 0, "999999": MaxUpstreamPause, "9300000000": MaxUpstreamPause, "99999999999999999999": MaxUpstreamPause, "-99999999999999999999": 0} {
 		if got := pollInterval(http.Header{"X-Poll-Interval": {v}}); got != want {
 			t.Errorf("pollInterval(%q) = %v, want %v", v, got, want)
 		}
 	}
 }
+
+// A secret an upstream echoes where the quoted body is cut is cut whole
+// first: no prefix of it is left before the "…".
+func TestSnippetCutsSecretsAcrossTheCut(t *testing.T) {
+	const tok = "tok_0123456789abcdefghijklmnopqrstuvwxyz"
+	src := source(t, "  - {name: s, url: 'http://upstream.test/s', auth: {bearer: "+tok+"}}\n")
+	f := newFetcher(src, quietLogger(t), func(int) {}, nil)
+	for pad := snippetLen - len(tok); pad <= snippetLen; pad++ {
+		body := strings.Repeat("x", pad) + tok + strings.Repeat("y", 100)
+		got := f.snippet([]byte(body))
+		if strings.Contains(got, tok[:8]) {
+			t.Fatalf("pad %d: %s", pad, got)
+		}
+	}
+}
+
+// Any error quoting a shortened body (a 200 that is not JSON, say) has
+// what is left of a secret at the cut removed too.
+func TestRedactErrorCutsSecretsAtTheCut(t *testing.T) {
+	const tok = "tok_0123456789abcdefghijklmnopqrstuvwxyz"
+	secrets := sourceSecrets(source(t, "  - {name: s, url: 'http://upstream.test/s', auth: {bearer: "+tok+"}}\n"))
+	for pad := snippetLen - len(tok); pad <= snippetLen; pad++ {
+		body := strings.Repeat("x", pad) + tok + strings.Repeat("y", 100)
+		err := redactError(pollErr(OutcomeDecode, "response is not JSON: %s", Snippet([]byte(body))), secrets)
+		if strings.Contains(err.Error(), tok[:minSecretPrefix]) {
+			t.Fatalf("pad %d: %s", pad, err)
+		}
+	}
+}
+
+// minSecretPrefix is the shortest start of a secret redaction must catch.
+const minSecretPrefix = 4

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -86,7 +87,7 @@ type loop struct {
 	// what failed (see noteStoreErr).
 	storeErrs map[string]string
 	// secrets are the source's credentials, cut from every error shown.
-	secrets   []string
+	secrets   *redact.Set
 	truncated bool
 	// dups is the number of duplicate ids last logged, so an upstream
 	// that always repeats ids is logged once, not every poll.

@@ -3,63 +3,56 @@ package poller
 import (
 	"errors"
 	"net/url"
-	"strings"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
-// sourceSecrets lists the credential values a source sends upstream: its
-// auth, its header values and its URL's query values. An upstream may echo
-// any of them in an error page, which would otherwise end up in a log line
-// or in GET /v1/sources.
-func sourceSecrets(src *config.Source) []string {
-	var out []string
-	add := func(s string) {
-		if len(s) >= 4 {
-			out = append(out, s)
-		}
-	}
+// sourceSecrets is the credentials a source sends upstream: its auth, its
+// header values, its URL's user info and query values. An upstream may
+// echo any of them, in any encoding they travelled in, in an error page,
+// which would otherwise end up in a log line or in GET /v1/sources.
+func sourceSecrets(src *config.Source) *redact.Set {
+	s := &redact.Set{}
 	if a := src.Auth; a != nil {
-		add(a.Bearer)
+		s.Add(a.Bearer)
 		if a.Basic != nil {
-			add(a.Basic.Password)
+			s.AddBasic(a.Basic.Username, a.Basic.Password)
 		}
 		if o := a.OAuth2; o != nil {
-			add(o.ClientSecret)
-			add(o.RefreshToken)
+			// The token endpoint gets the client's credentials as Basic,
+			// form-encoded first (RFC 6749 §2.3.1), or in the form body.
+			s.AddBasic(o.ClientID, o.ClientSecret)
+			s.AddBasic(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret))
+			s.Add(o.RefreshToken)
 		}
 		if a.Query != nil {
-			add(a.Query.Value)
-			add(url.QueryEscape(a.Query.Value))
+			s.Add(a.Query.Value) // percent-encoded forms included
 		}
 	}
 	for _, v := range src.Headers {
-		add(v)
-		if _, tok, ok := strings.Cut(v, " "); ok { // "Bearer xyz": xyz alone too
-			add(tok)
-		}
+		s.AddHeader(v)
 	}
 	if u, err := url.Parse(src.URL); err == nil {
 		for _, vs := range u.Query() {
-			for _, v := range vs {
-				add(v)
-			}
+			s.Add(vs...)
 		}
 		if p, ok := u.User.Password(); ok {
-			add(p)
+			// net/http sends URL user info as a Basic header.
+			s.AddBasic(u.User.Username(), p)
 		}
 	}
-	return out
+	return s
 }
 
 // redactError replaces every secret in err's text. A *PollError keeps its
 // outcome and status, so metrics and backoff still see why it failed.
-func redactError(err error, secrets []string) error {
-	if err == nil || len(secrets) == 0 {
+func redactError(err error, secrets *redact.Set) error {
+	if err == nil {
 		return err
 	}
 	msg := err.Error()
-	red := redactText(msg, secrets)
+	red := secrets.Truncated(secrets.String(msg), snippetCut)
 	if red == msg {
 		return err
 	}
@@ -71,10 +64,6 @@ func redactError(err error, secrets []string) error {
 	return errors.New(red)
 }
 
-// redactText replaces every secret in s.
-func redactText(s string, secrets []string) string {
-	for _, sec := range secrets {
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-	}
-	return s
-}
+// RedactURL drops user info and query values from a URL meant for a log
+// line or an error (see redact.URL).
+func RedactURL(raw string) string { return redact.URL(raw) }
