@@ -17,25 +17,34 @@ import (
 
 // Expr is a compiled jq expression. It is safe for concurrent use.
 type Expr struct {
-	src  string
-	code *gojq.Code
+	src    string
+	code   *gojq.Code
+	limits Limits
 	// path is set when src is a plain field path such as `.a.b` or `.id`,
 	// which is evaluated without the jq interpreter: it is the common case for
-	// id and state and runs once per item per poll.
+	// id and state and runs once per item per poll. Following a path builds
+	// nothing, so it needs no limits.
 	path []string
 }
 
-// Compile parses and compiles src. The error names the expression.
-func Compile(src string) (*Expr, error) {
+// Compile parses and compiles src under DefaultLimits. The error names the
+// expression.
+func Compile(src string) (*Expr, error) { return CompileWithLimits(src, DefaultLimits) }
+
+// CompileWithLimits is Compile with other limits.
+func CompileWithLimits(src string, l Limits) (*Expr, error) {
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("jq %q: %w", src, err)
 	}
-	code, err := gojq.Compile(q)
+	if q, err = withPrelude(q); err != nil {
+		return nil, fmt.Errorf("jq %q: %w", src, err)
+	}
+	code, err := gojq.Compile(q, l.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("jq %q: %w", src, err)
 	}
-	return &Expr{src: src, code: code, path: simplePath(src)}, nil
+	return &Expr{src: src, code: code, limits: l, path: simplePath(src)}, nil
 }
 
 // MustCompile is Compile for expressions known at build time.
@@ -50,6 +59,9 @@ func MustCompile(src string) *Expr {
 // String returns the source text.
 func (e *Expr) String() string { return e.src }
 
+// Limits returns the limits the expression runs under.
+func (e *Expr) Limits() Limits { return e.limits }
+
 // IsIdentity reports whether the expression is `.`.
 func (e *Expr) IsIdentity() bool { return strings.TrimSpace(e.src) == "." }
 
@@ -63,21 +75,14 @@ func (e *Expr) All(ctx context.Context, v any) ([]any, error) {
 		return []any{r}, nil
 	}
 	var out []any
-	iter := e.code.RunWithContext(ctx, v)
-	for {
-		r, ok := iter.Next()
-		if !ok {
-			return out, nil
-		}
-		if err, isErr := r.(error); isErr {
-			var halt *gojq.HaltError
-			if errors.As(err, &halt) && halt.Value() == nil {
-				return out, nil
-			}
-			return nil, fmt.Errorf("jq %q: %w", e.src, err)
-		}
+	err := e.run(ctx, v, func(r any) bool {
 		out = append(out, r)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // First runs the expression and returns its first value, or nil when it
@@ -90,15 +95,82 @@ func (e *Expr) First(ctx context.Context, v any) (any, error) {
 		}
 		return r, nil
 	}
+	var first any
+	err := e.run(ctx, v, func(r any) bool {
+		first = r
+		return false
+	})
+	return first, err
+}
+
+// run evaluates the expression under its limits, handing each value to
+// yield until yield returns false. An evaluation stopped by a limit fails
+// with a *LimitError; one stopped because ctx ended fails with ctx's error,
+// so a caller can tell its own cancellation (shutdown) from a runaway
+// expression.
+func (e *Expr) run(ctx context.Context, v any, yield func(any) bool) (err error) {
+	ctx, done := dog.start(ctx, e.limits, e.src)
+	defer done()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("jq %q: evaluation failed: %v", e.src, p)
+		}
+	}()
 	iter := e.code.RunWithContext(ctx, v)
-	r, ok := iter.Next()
-	if !ok {
-		return nil, nil
+	for {
+		r, ok := iter.Next()
+		if !ok {
+			return nil
+		}
+		if rerr, isErr := r.(error); isErr {
+			if cerr := context.Cause(ctx); cerr != nil {
+				var le *LimitError
+				if errors.As(cerr, &le) {
+					return fmt.Errorf("jq %q: %w", e.src, le)
+				}
+				return fmt.Errorf("jq %q: %w", e.src, cerr)
+			}
+			var halt *gojq.HaltError
+			if errors.As(rerr, &halt) && halt.Value() == nil {
+				return nil
+			}
+			return fmt.Errorf("jq %q: %w", e.src, quoted(rerr))
+		}
+		if err := e.limits.check("a value it yields", r); err != nil {
+			return fmt.Errorf("jq %q: %w", e.src, err)
+		}
+		if !yield(r) {
+			return nil
+		}
 	}
-	if err, isErr := r.(error); isErr {
-		return nil, fmt.Errorf("jq %q: %w", e.src, err)
+}
+
+// maxErrorText bounds the text of an error an expression raises, which
+// ends up in logs and attempt records.
+const maxErrorText = 1 << 10
+
+// quoted gives a bounded message for an expression's error: gojq encodes
+// the whole value of error(v) in its message, which for a value built to
+// be huge is itself a bomb.
+func quoted(err error) error {
+	var le *LimitError
+	if errors.As(err, &le) {
+		return err
 	}
-	return r, nil
+	var msg string
+	if ve, ok := err.(interface{ Value() any }); ok {
+		if s, isStr := ve.Value().(string); isStr {
+			msg = "error: " + s
+		} else {
+			msg = "error: " + gojq.Preview(ve.Value())
+		}
+	} else {
+		msg = err.Error()
+	}
+	if len(msg) > maxErrorText {
+		msg = strings.ToValidUTF8(msg[:maxErrorText], "") + " …"
+	}
+	return errors.New(msg)
 }
 
 // Truthy reports whether the first value is neither false nor null.
