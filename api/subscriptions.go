@@ -257,6 +257,9 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		invalid(w, err)
 		return
 	}
+	if !triedPayload(w, c) {
+		return
+	}
 	if existing, _, err := s.find(name); err != nil {
 		s.internal(w, r, err)
 		return
@@ -327,6 +330,9 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		nc, err := config.ParseSubscription(anySecrets(check))
 		if err != nil {
 			invalid(w, err)
+			return
+		}
+		if _, changed := patch["payload"]; changed && !triedPayload(w, nc) {
 			return
 		}
 		if err := s.checkTarget(nc.URL); err != nil {
@@ -477,6 +483,17 @@ func anySecrets(m map[string]any) map[string]any {
 		m["secret"] = a
 	}
 	return m
+}
+
+// triedPayload runs the subscription's payload program over sample
+// envelopes within its limits and answers 422 when it fails: an API client
+// is not trusted to send a program that terminates.
+func triedPayload(w http.ResponseWriter, c *config.Subscription) bool {
+	if err := config.TryPayload(c.PayloadExpr); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "payload: "+err.Error())
+		return false
+	}
+	return true
 }
 
 // invalid answers 422 with the first problem; the rest follow in

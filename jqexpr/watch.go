@@ -30,6 +30,7 @@ type watchdog struct {
 	mu      sync.Mutex
 	evals   map[*running]struct{}
 	active  bool
+	wake    chan struct{}
 	samples [2]metrics.Sample
 	// stopped counts evaluations stopped for memory; a stop also hands
 	// the garbage back to the OS, which a sidecar's memory limit counts.
@@ -42,6 +43,7 @@ type watchdog struct {
 
 var dog = &watchdog{
 	evals: map[*running]struct{}{},
+	wake:  make(chan struct{}, 1),
 	samples: [2]metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/stacks:bytes"},
@@ -65,12 +67,15 @@ func (w *watchdog) heap() uint64 {
 // function that ends the watch.
 func (w *watchdog) start(parent context.Context, l Limits, src string) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
-	r := &running{cancel: cancel, deadline: time.Now().Add(l.Timeout), limits: l, src: src}
+	r := &running{cancel: cancel, limits: l, src: src}
 	w.mu.Lock()
 	if !w.active {
 		w.active = true
 		w.last = w.heap()
-		go w.loop()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 	r.heapAt = w.last
 	w.evals[r] = struct{}{}
@@ -83,13 +88,18 @@ func (w *watchdog) start(parent context.Context, l Limits, src string) (context.
 	}
 }
 
+// loop runs for the life of the process, started from init so that it
+// belongs to no testing/synctest bubble and its clock is the real one
+// whatever the evaluating goroutine's; it sleeps on wake while nothing runs.
 func (w *watchdog) loop() {
-	t := time.NewTicker(watchEvery)
-	defer t.Stop()
-	for range t.C {
-		if !w.tick() {
-			return
+	for range w.wake {
+		t := time.NewTicker(watchEvery)
+		for range t.C {
+			if !w.tick() {
+				break
+			}
 		}
+		t.Stop()
 	}
 }
 
@@ -105,6 +115,10 @@ func (w *watchdog) tick() bool {
 	w.last = heap
 	var freed bool
 	for r := range w.evals {
+		if r.deadline.IsZero() {
+			// Set here rather than at start, by this goroutine's clock.
+			r.deadline = now.Add(r.limits.Timeout)
+		}
 		switch {
 		case now.After(r.deadline):
 			r.cancel(limitErr("did not finish within %s (the limit on one evaluation)", r.limits.Timeout))
@@ -125,6 +139,8 @@ func (w *watchdog) tick() bool {
 	}
 	return true
 }
+
+func init() { go dog.loop() }
 
 // Running is how many evaluations are under way now.
 func Running() int {
