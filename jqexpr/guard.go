@@ -22,7 +22,7 @@ const maxNumberDigits = 1 << 16
 // them straight to its internal functions, which a definition cannot
 // replace, so the syntax tree is rewritten instead.
 var operators = map[gojq.Operator]string{
-	gojq.OpMul: "_pollrelay_mul", gojq.OpSub: "_pollrelay_sub", gojq.OpDiv: "_pollrelay_div",
+	gojq.OpAdd: "_pollrelay_add", gojq.OpMul: "_pollrelay_mul", gojq.OpSub: "_pollrelay_sub", gojq.OpDiv: "_pollrelay_div",
 	gojq.OpEq: "_pollrelay_eq", gojq.OpNe: "_pollrelay_ne",
 	gojq.OpLt: "_pollrelay_lt", gojq.OpLe: "_pollrelay_le",
 	gojq.OpGt: "_pollrelay_gt", gojq.OpGe: "_pollrelay_ge",
@@ -33,7 +33,7 @@ var operators = map[gojq.Operator]string{
 
 // implicit are the functions gojq calls for an operator.
 var implicit = map[gojq.Operator][]string{
-	gojq.OpModify: {"_modify"}, gojq.OpUpdateAdd: {"_modify"}, gojq.OpUpdateAlt: {"_modify"},
+	gojq.OpModify: {"_modify"}, gojq.OpUpdateAdd: {"_modify", "_add"}, gojq.OpUpdateAlt: {"_modify"},
 	gojq.OpUpdateMod: {"_modify"}, gojq.OpUpdateSub: {"_modify", "_subtract"},
 	gojq.OpUpdateMul: {"_modify", "_multiply"}, gojq.OpUpdateDiv: {"_modify", "_divide"},
 }
@@ -216,6 +216,7 @@ func (l Limits) options() []gojq.CompilerOption {
 			}
 			return v
 		}),
+		gojq.WithFunction("_pollrelay_add", 2, 2, func(_ any, a []any) any { return l.add(a[0], a[1]) }),
 		gojq.WithFunction("_pollrelay_mul", 2, 2, func(_ any, a []any) any { return l.mul(a[0], a[1]) }),
 		gojq.WithFunction("_pollrelay_sub", 2, 2, func(_ any, a []any) any { return l.sub(a[0], a[1]) }),
 		gojq.WithFunction("_pollrelay_div", 2, 2, func(_ any, a []any) any { return l.div(a[0], a[1]) }),
@@ -364,6 +365,22 @@ func toFloat(v any) (float64, bool) {
 		return f, true
 	}
 	return 0, false
+}
+
+// add checks concatenation: a string or an array doubled again and again
+// reaches any size in a few steps, each of them one call.
+func (l Limits) add(x, y any) any {
+	switch a := x.(type) {
+	case string:
+		if b, ok := y.(string); ok && len(a)+len(b) > l.MaxValueBytes {
+			return l.tooBig("the concatenated string")
+		}
+	case []any:
+		if b, ok := y.([]any); ok && 16*(len(a)+len(b)) > l.MaxValueBytes {
+			return l.tooBig("the concatenated array")
+		}
+	}
+	return delegate("+", x, y)
 }
 
 func (l Limits) mul(x, y any) any {

@@ -155,7 +155,7 @@ func TestChecksKeepJqSemantics(t *testing.T) {
 	input := `{"a": 3, "s": "a, b, a", "n": [3, 1, 2], "o": [{"x": 2, "id": "b"}, {"x": 1, "id": "a"}, {"x": 2, "id": "c"}],
 		"m": {"k": {"v": 1}}, "t": [[1, 2], [3]], "j": "{\"z\": [1]}", "num": "42"}`
 	exprs := []string{
-		`.a * 2`, `"ab" * 3`, `"ab" * 0`, `"ab" * -1`, `.m * {"k": {"w": 2}}`, `[(1,2) * (3,4)]`, `[(1,2) == (1,3)]`,
+		`.a * 2`, `.a + 1`, `"a" + "b"`, `[1] + [2]`, `{a: 1} + {b: 2}`, `null + 1`, `[(1,2) + (10,20)]`, `.n += [4]`, `"ab" * 3`, `"ab" * 0`, `"ab" * -1`, `.m * {"k": {"w": 2}}`, `[(1,2) * (3,4)]`, `[(1,2) == (1,3)]`,
 		`[1,2,3,2] - [2]`, `.s / ", "`, `.a - 1`, `.a / 2`, `1 / 0`, `[.a < 4, .a <= 3, .a > 3, .a >= 4, .a != 3]`,
 		`.n[5] = 1`, `.a |= . + 1`, `.a += 1`, `.a -= 1`, `.a *= 2`, `.a /= 2`, `.a //= 9`, `.n[] |= empty`, `.n[1:] = ["x"]`,
 		`to_entries`, `tostring`, `.n | tostring`, `"\(.a) x \(.n)"`, `@base64 "x\(.s)"`, `@json "v=\(.n)"`, `.n | @csv`, `.s | @sh`,
@@ -215,5 +215,20 @@ func TestPreludeCompilesOnlyWhatIsUsed(t *testing.T) {
 	}
 	if !reflect.DeepEqual(names, []string{"_pollrelay_b_tostring", "tostring"}) {
 		t.Errorf("definitions %v", names)
+	}
+}
+
+// TestHeapBoundStopsGradualGrowth: recursion that builds a little at each
+// step has no single call to refuse; the watchdog stops it by the heap.
+func TestHeapBoundStopsGradualGrowth(t *testing.T) {
+	l := DefaultLimits
+	l.Timeout = time.Hour
+	e, err := CompileWithLimits(`def f: [f]; f`, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.First(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "allocate") {
+		t.Fatalf("got %v, want the heap bound", err)
 	}
 }

@@ -50,6 +50,7 @@ def _pollrelay_b_setpath($p; $v): setpath($p; $v); def setpath($p; $v): _pollrel
 def _pollrelay_b_delpaths($ps): delpaths($ps); def delpaths($ps): _pollrelay_paths($ps) | _pollrelay_b_delpaths($ps);
 def _pollrelay_b_assign(p; $x): _assign(p; $x); def _assign(p; $x): reduce path(p) as $q (.; _pollrelay_path($q)) | _pollrelay_b_assign(p; $x);
 def _pollrelay_b_modify(p; f): _modify(p; f); def _modify(p; f): reduce path(p) as $q (.; _pollrelay_path($q)) | _pollrelay_b_modify(p; f);
+def _add($a; $b): _pollrelay_add($a; $b);
 def _multiply($a; $b): _pollrelay_mul($a; $b);
 def _subtract($a; $b): _pollrelay_sub($a; $b);
 def _divide($a; $b): _pollrelay_div($a; $b);
