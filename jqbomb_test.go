@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -264,5 +267,53 @@ func TestAPIRefusesRunawayPayloads(t *testing.T) {
 	// Reading a field only real events have fails on the ping sample alone.
 	if code := e.c.do("PATCH", "/v1/subscriptions/shaped", map[string]any{"payload": "{s: (.data.object.status | ascii_downcase)}"}, nil); code != http.StatusOK {
 		t.Errorf("PATCH to a data-dependent payload: %d", code)
+	}
+}
+
+// TestRuleOverALimitFailsThePoll: a `when` or `members` that runs away on
+// a transition fails the poll with extract_error instead of recording the
+// state without its events; the next poll after the fix delivers it.
+func TestRuleOverALimitFailsThePoll(t *testing.T) {
+	for name, rule := range map[string]string{
+		"when":    `{type: task.ready, on: changed, when: 'def f: [f]; f'}`,
+		"members": `{type: task.member, on: member_added, members: '[limit(1e9; repeat(.))]'}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t, map[string]string{"a": "queued"})
+			secret := signature.NewSecret()
+			rc := newReceiver(t, secret)
+			yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+storage: {path: %q}
+log: {level: info, format: text}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1h
+    items: '.data[]'
+    events: [%s]
+subscriptions:
+  - {name: app, url: "%s/hook", secret: %s}
+`, t.TempDir(), up.srv.URL, rule, rc.srv.URL, secret)
+			b, _ := startBridge(t, yaml)
+			pollNow(t, b, "tasks")
+			up.set(func(items map[string]string) { items["a"] = "ready" })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := b.poller.PollNow(ctx, "tasks")
+			var pe *poller.PollError
+			if !errors.As(err, &pe) || pe.Outcome != poller.OutcomeExtract || !strings.Contains(err.Error(), "limit") {
+				t.Fatalf("poll: %v, want extract_error over a limit", err)
+			}
+			var st poller.Status
+			for _, s := range b.poller.Status() {
+				if s.Name == "tasks" {
+					st = s
+				}
+			}
+			if st.LastOutcome != poller.OutcomeExtract {
+				t.Errorf("status %+v", st)
+			}
+		})
 	}
 }
