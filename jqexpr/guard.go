@@ -2,6 +2,7 @@ package jqexpr
 
 import (
 	"fmt"
+	"maps"
 	"math/big"
 	"reflect"
 	"strings"
@@ -380,7 +381,56 @@ func (l Limits) add(x, y any) any {
 			return l.tooBig("the concatenated array")
 		}
 	}
+	if v, ok := fastAdd(x, y); ok {
+		return v
+	}
 	return delegate("+", x, y)
+}
+
+// fastAdd is jq's + for the common operands, without a run of gojq's own
+// (which costs more than the addition): null, numbers that cannot
+// overflow, strings, arrays and objects. ok is false for the rest.
+func fastAdd(x, y any) (any, bool) {
+	switch a := x.(type) {
+	case nil:
+		return y, true
+	case int:
+		switch b := y.(type) {
+		case int:
+			if s := a + b; (s > a) == (b > 0) {
+				return s, true
+			}
+		case float64:
+			return float64(a) + b, true
+		}
+	case float64:
+		switch b := y.(type) {
+		case int:
+			return a + float64(b), true
+		case float64:
+			return a + b, true
+		}
+	case string:
+		if b, ok := y.(string); ok {
+			return a + b, true
+		}
+	case []any:
+		if b, ok := y.([]any); ok {
+			out := make([]any, 0, len(a)+len(b))
+			return append(append(out, a...), b...), true
+		}
+	case map[string]any:
+		if b, ok := y.(map[string]any); ok {
+			out := make(map[string]any, len(a)+len(b))
+			maps.Copy(out, a)
+			maps.Copy(out, b)
+			return out, true
+		}
+	}
+	if y == nil {
+		return x, true
+	}
+	return nil, false
 }
 
 func (l Limits) mul(x, y any) any {
