@@ -31,8 +31,17 @@ type Expr struct {
 // expression.
 func Compile(src string) (*Expr, error) { return CompileWithLimits(src, DefaultLimits) }
 
+// MaxSourceBytes bounds an expression's text. gojq compiles recursively,
+// in time that grows faster than the text: 8 KiB of `1+1+…` takes most of a
+// second, and a megabyte of `[[[…` overflows the goroutine stack, which
+// ends the process. The longest vendor payloads are a few hundred bytes.
+const MaxSourceBytes = 8 << 10
+
 // CompileWithLimits is Compile with other limits.
 func CompileWithLimits(src string, l Limits) (*Expr, error) {
+	if len(src) > MaxSourceBytes {
+		return nil, fmt.Errorf("jq expression of %d bytes: at most %s", len(src), bytesText(MaxSourceBytes))
+	}
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("jq %q: %w", src, err)

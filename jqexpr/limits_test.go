@@ -232,3 +232,45 @@ func TestHeapBoundStopsGradualGrowth(t *testing.T) {
 		t.Fatalf("got %v, want the heap bound", err)
 	}
 }
+
+// TestLongSourceIsRefused: compiling recurses on the goroutine stack, so
+// a deeply nested expression must be refused before it is parsed.
+func TestLongSourceIsRefused(t *testing.T) {
+	n := 1 << 20
+	for _, src := range []string{strings.Repeat("[", n) + strings.Repeat("]", n), strings.Repeat(".|", n) + "."} {
+		if _, err := Compile(src); err == nil || !strings.Contains(err.Error(), "at most 8 KiB") {
+			t.Errorf("a %d-byte expression: %v", len(src), err)
+		}
+	}
+	if _, err := Compile(strings.Repeat("[", 1000) + strings.Repeat("]", 1000)); err != nil {
+		t.Errorf("a nested expression under the bound: %v", err)
+	}
+}
+
+// FuzzLimitedEvaluation runs arbitrary expressions over a small document
+// under tight limits: each must end (with values or an error) and never
+// take the process down, whatever it asks gojq to build.
+func FuzzLimitedEvaluation(f *testing.F) {
+	for _, src := range bombs {
+		f.Add(src)
+	}
+	f.Add(`.data[] | {id, s: (.status | ascii_downcase)}`)
+	f.Add(`[paths] | tojson | explode | implode`)
+	l := Limits{Timeout: 200 * time.Millisecond, MaxValueBytes: 1 << 20, MaxDepth: 1000, MaxHeapGrowth: 32 << 20}
+	doc, _ := Decode([]byte(`{"data": [{"id": "a", "status": "READY", "n": [1, 2, 3]}], "next": null}`))
+	f.Fuzz(func(t *testing.T, src string) {
+		e, err := CompileWithLimits(src, l)
+		if err != nil {
+			return
+		}
+		out, err := e.All(context.Background(), doc)
+		if err != nil && len(err.Error()) > 2*maxErrorText+len(src)+64 {
+			t.Fatalf("error of %d bytes", len(err.Error()))
+		}
+		for _, v := range out {
+			if err := l.check("out", v); err != nil {
+				t.Fatalf("yielded a value over the limits: %v", err)
+			}
+		}
+	})
+}
