@@ -248,7 +248,10 @@ func typeName(v any) string {
 
 // Decode parses JSON into the value types gojq accepts. Numbers keep their
 // precision: integers become int (or *big.Int), others float64, so an id like
-// 1234567890123456789 survives.
+// 1234567890123456789 survives. A number of more than maxNumberDigits
+// characters is refused: converting decimal digits to a big integer takes
+// time quadratic in their count (five million took minutes), and no id or
+// state needs a thousandth of that.
 func Decode(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -259,23 +262,40 @@ func Decode(data []byte) (any, error) {
 	if dec.More() {
 		return nil, errors.New("unexpected data after the top-level JSON value")
 	}
-	return Normalize(v), nil
+	var long int
+	v = normalize(v, &long)
+	if long > 0 {
+		return nil, fmt.Errorf("a number of %d digits (at most %d)", long, maxNumberDigits)
+	}
+	return v, nil
 }
 
 // Normalize converts json.Number values (from a decoder with UseNumber) in
 // place into int, *big.Int or float64.
 func Normalize(v any) any {
+	var long int
+	return normalize(v, &long)
+}
+
+// normalize is Normalize, setting *long to the length of a number too long
+// to convert exactly (which becomes a float64).
+func normalize(v any, long *int) any {
 	switch x := v.(type) {
 	case json.Number:
+		if len(x) > maxNumberDigits {
+			*long = len(x)
+			f, _ := x.Float64()
+			return f
+		}
 		return number(x)
 	case map[string]any:
 		for k, e := range x {
-			x[k] = Normalize(e)
+			x[k] = normalize(e, long)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = Normalize(e)
+			x[i] = normalize(e, long)
 		}
 		return x
 	default:

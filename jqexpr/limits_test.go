@@ -274,3 +274,16 @@ func FuzzLimitedEvaluation(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeRefusesHugeNumbers: an upstream body with a number of millions
+// of digits would take minutes to convert; it is refused at once.
+func TestDecodeRefusesHugeNumbers(t *testing.T) {
+	_, err := Decode([]byte(`{"id": ` + strings.Repeat("7", 5_000_000) + `}`))
+	if err == nil || !strings.Contains(err.Error(), "digits") {
+		t.Fatalf("got %v, want a refusal of the number", err)
+	}
+	v, err := Decode([]byte(`{"id": ` + strings.Repeat("7", 100) + `}`))
+	if err != nil || v.(map[string]any)["id"] == nil {
+		t.Fatalf("a 100-digit id: %v, %v", v, err)
+	}
+}
