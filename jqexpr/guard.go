@@ -104,6 +104,33 @@ func uses(q *gojq.Query) map[string]bool {
 	return names
 }
 
+// internalCalls refuses calls of functions whose names start with `_` that
+// the expression does not define itself: gojq's internal functions
+// (`_sort_by`, `_equal`, `_match`, …) and the prelude's own names would
+// reach the unchecked builtins behind the checks.
+func internalCalls(q *gojq.Query) error {
+	defined := map[string]bool{}
+	var called []string
+	walk(reflect.ValueOf(q), func(n any) {
+		switch x := n.(type) {
+		case *gojq.Query:
+			for _, fd := range x.FuncDefs {
+				defined[fd.Name] = true
+			}
+		case *gojq.Func:
+			if strings.HasPrefix(x.Name, "_") {
+				called = append(called, x.Name)
+			}
+		}
+	})
+	for _, name := range called {
+		if !defined[name] {
+			return fmt.Errorf("%s is internal to jq; call the documented function instead", name)
+		}
+	}
+	return nil
+}
+
 // rewrite turns the operators in q into calls of their checked forms.
 func rewrite(q *gojq.Query) {
 	walk(reflect.ValueOf(q), func(n any) {
@@ -142,6 +169,9 @@ type preludeDef struct {
 // uses, directly or through other prelude definitions, and rewrites the
 // operators of both.
 func withPrelude(q *gojq.Query) (*gojq.Query, error) {
+	if err := internalCalls(q); err != nil {
+		return nil, err
+	}
 	defs := preludeDefs()
 	need := uses(q)
 	for changed := true; changed; {

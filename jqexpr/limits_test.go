@@ -287,3 +287,17 @@ func TestDecodeRefusesHugeNumbers(t *testing.T) {
 		t.Fatalf("a 100-digit id: %v, %v", v, err)
 	}
 }
+
+// TestInternalFunctionsAreRefused: gojq's internal functions and the
+// prelude's names lead to the builtins behind the checks.
+func TestInternalFunctionsAreRefused(t *testing.T) {
+	for _, src := range []string{dag + ` | _pollrelay_b_tojson`, dag + ` as $d | _equal($d; $d)`,
+		`[0] | _sort_by([` + dag + `])`, `"x" | _match("x"; "g"; false)`, `_modify(.a; 1)`} {
+		if _, err := Compile(src); err == nil || !strings.Contains(err.Error(), "internal") {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+	if _, err := Compile(`def _twice: . * 2; 3 | _twice`); err != nil {
+		t.Errorf("a function of the expression's own: %v", err)
+	}
+}
