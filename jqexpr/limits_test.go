@@ -301,3 +301,45 @@ func TestInternalFunctionsAreRefused(t *testing.T) {
 		t.Errorf("a function of the expression's own: %v", err)
 	}
 }
+
+// TestConcurrentBombsShareTheHeapBound: evaluations running at once are
+// measured against the same process heap, so eight bombs together stay
+// near the bound instead of eight times it.
+func TestConcurrentBombsShareTheHeapBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates up to the heap bound")
+	}
+	l := DefaultLimits
+	l.Timeout = time.Hour
+	e, err := CompileWithLimits(`def f: [f]; f`, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { _, err := e.First(context.Background(), nil); errs <- err }()
+	}
+	var top uint64
+	for done := 0; done < 8; {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrLimit) {
+				t.Errorf("got %v, want a limit error", err)
+			}
+			done++
+		default:
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			top = max(top, m.HeapAlloc)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if grew := int64(top) - int64(base.HeapAlloc); grew > 3*int64(l.MaxHeapGrowth) {
+		t.Errorf("heap grew by %d MiB with eight bombs, bound %d MiB", grew>>20, l.MaxHeapGrowth>>20)
+	} else {
+		t.Logf("heap grew by %d MiB at most", grew>>20)
+	}
+}
