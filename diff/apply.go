@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -332,6 +334,12 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 		var evs []*event.Event
 		for _, t := range c.Transitions {
 			e, err := Events(ctx, src, t, nil, p.Now)
+			if errors.Is(err, jqexpr.ErrLimit) {
+				// A rule that runs away would fail again on every item:
+				// the poll fails and decides nothing more, rather than
+				// recording states whose events were never made.
+				return fmt.Errorf("events: %w", err)
+			}
 			if err != nil {
 				res.RuleErrors = append(res.RuleErrors, err)
 			}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -174,6 +176,21 @@ func applyWatch(ctx context.Context, t *store.Txn, src *config.Source, ob *Watch
 	}
 	cur.ID = ob.ID
 	c, ok, ended := CompareWatch(prev, cur, o)
+	// The events are made before anything is written: a rule that runs
+	// over a jq limit leaves this watch as it was (it is polled again and
+	// decides nothing now) instead of storing a state without its events.
+	evs := make([][]*event.Event, len(c.Transitions))
+	for i, tr := range c.Transitions {
+		var err error
+		evs[i], err = Events(ctx, src, tr, ew, now)
+		if errors.Is(err, jqexpr.ErrLimit) {
+			res.RuleErrors = append(res.RuleErrors, fmt.Errorf("%s/%s: nothing stored: %w", src.Name, ob.ID, err))
+			return nil
+		}
+		if err != nil {
+			res.RuleErrors = append(res.RuleErrors, err)
+		}
+	}
 	if ok {
 		if prev == nil {
 			res.NewItems++
@@ -182,18 +199,14 @@ func applyWatch(ctx context.Context, t *store.Txn, src *config.Source, ob *Watch
 			return err
 		}
 	}
-	for _, tr := range c.Transitions {
-		evs, err := Events(ctx, src, tr, ew, now)
-		if err != nil {
-			res.RuleErrors = append(res.RuleErrors, err)
-		}
-		for _, e := range evs {
+	for i, tr := range c.Transitions {
+		for _, e := range evs[i] {
 			if err := t.AddEvent(e); err != nil {
 				return err
 			}
 		}
 		res.Transitions = append(res.Transitions, tr)
-		res.Events = append(res.Events, evs...)
+		res.Events = append(res.Events, evs[i]...)
 	}
 	if ended {
 		res.Ended++

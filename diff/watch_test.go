@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,37 @@ func TestWatchListedAndApplyWatchFrom(t *testing.T) {
 	}
 	if w := d.watch("b"); w.Origin != store.OriginWatchFrom {
 		t.Errorf("origin = %s", w.Origin)
+	}
+}
+
+// TestWatchRuleOverALimitStoresNothing: a rule that runs over a jq limit
+// on a watch's transition leaves that watch's item as it was, so the next
+// round sees the transition again; the other watches are applied.
+func TestWatchRuleOverALimitStoresNothing(t *testing.T) {
+	d := newDB(t)
+	src := parseSource(t, "  - {name: w, url: 'https://x.test/t/{id}', terminal: [ready], watch_ttl: 1h, ids: [a, b],\n"+
+		"     events: [{type: w.changed, on: changed, when: 'if .id == \"a\" then (def f: [f]; f) else true end'}]}\n")
+	ctx := context.Background()
+	if _, _, err := SyncConfigWatches(d.st, src, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ApplyWatches(ctx, d.st, src, []WatchObservation{{ID: "a", Observation: ob("a", "queued")}, {ID: "b", Observation: ob("b", "queued")}}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ApplyWatches(ctx, d.st, src, []WatchObservation{{ID: "a", Observation: ob("a", "running")}, {ID: "b", Observation: ob("b", "running")}}, t0.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.RuleErrors) != 1 || !strings.Contains(res.RuleErrors[0].Error(), "nothing stored") || len(res.Events) != 1 || res.Events[0].ItemID != "b" {
+		t.Fatalf("result %+v", res)
+	}
+	var a *store.Item
+	d.update(func(t *store.Txn) error {
+		var err error
+		a, err = t.Item("w", "a")
+		return err
+	})
+	if string(a.State) != `"queued"` {
+		t.Errorf("a's state is %s: stored without its event", a.State)
 	}
 }

@@ -17,25 +17,43 @@ import (
 
 // Expr is a compiled jq expression. It is safe for concurrent use.
 type Expr struct {
-	src  string
-	code *gojq.Code
+	src    string
+	code   *gojq.Code
+	limits Limits
 	// path is set when src is a plain field path such as `.a.b` or `.id`,
 	// which is evaluated without the jq interpreter: it is the common case for
-	// id and state and runs once per item per poll.
+	// id and state and runs once per item per poll. Following a path builds
+	// nothing, so it needs no limits.
 	path []string
 }
 
-// Compile parses and compiles src. The error names the expression.
-func Compile(src string) (*Expr, error) {
+// Compile parses and compiles src under DefaultLimits. The error names the
+// expression.
+func Compile(src string) (*Expr, error) { return CompileWithLimits(src, DefaultLimits) }
+
+// MaxSourceBytes bounds an expression's text. gojq compiles recursively,
+// in time that grows faster than the text: 8 KiB of `1+1+…` takes most of a
+// second, and a megabyte of `[[[…` overflows the goroutine stack, which
+// ends the process. The longest vendor payloads are a few hundred bytes.
+const MaxSourceBytes = 8 << 10
+
+// CompileWithLimits is Compile with other limits.
+func CompileWithLimits(src string, l Limits) (*Expr, error) {
+	if len(src) > MaxSourceBytes {
+		return nil, fmt.Errorf("jq expression of %d bytes: at most %s", len(src), bytesText(MaxSourceBytes))
+	}
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("jq %q: %w", src, err)
 	}
-	code, err := gojq.Compile(q)
+	if q, err = withPrelude(q); err != nil {
+		return nil, fmt.Errorf("jq %q: %w", src, err)
+	}
+	code, err := gojq.Compile(q, l.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("jq %q: %w", src, err)
 	}
-	return &Expr{src: src, code: code, path: simplePath(src)}, nil
+	return &Expr{src: src, code: code, limits: l, path: simplePath(src)}, nil
 }
 
 // MustCompile is Compile for expressions known at build time.
@@ -50,6 +68,9 @@ func MustCompile(src string) *Expr {
 // String returns the source text.
 func (e *Expr) String() string { return e.src }
 
+// Limits returns the limits the expression runs under.
+func (e *Expr) Limits() Limits { return e.limits }
+
 // IsIdentity reports whether the expression is `.`.
 func (e *Expr) IsIdentity() bool { return strings.TrimSpace(e.src) == "." }
 
@@ -63,21 +84,14 @@ func (e *Expr) All(ctx context.Context, v any) ([]any, error) {
 		return []any{r}, nil
 	}
 	var out []any
-	iter := e.code.RunWithContext(ctx, v)
-	for {
-		r, ok := iter.Next()
-		if !ok {
-			return out, nil
-		}
-		if err, isErr := r.(error); isErr {
-			var halt *gojq.HaltError
-			if errors.As(err, &halt) && halt.Value() == nil {
-				return out, nil
-			}
-			return nil, fmt.Errorf("jq %q: %w", e.src, err)
-		}
+	err := e.run(ctx, v, func(r any) bool {
 		out = append(out, r)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // First runs the expression and returns its first value, or nil when it
@@ -90,15 +104,82 @@ func (e *Expr) First(ctx context.Context, v any) (any, error) {
 		}
 		return r, nil
 	}
+	var first any
+	err := e.run(ctx, v, func(r any) bool {
+		first = r
+		return false
+	})
+	return first, err
+}
+
+// run evaluates the expression under its limits, handing each value to
+// yield until yield returns false. An evaluation stopped by a limit fails
+// with a *LimitError; one stopped because ctx ended fails with ctx's error,
+// so a caller can tell its own cancellation (shutdown) from a runaway
+// expression.
+func (e *Expr) run(ctx context.Context, v any, yield func(any) bool) (err error) {
+	ctx, done := dog.start(ctx, e.limits, e.src)
+	defer done()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("jq %q: evaluation failed: %v", e.src, p)
+		}
+	}()
 	iter := e.code.RunWithContext(ctx, v)
-	r, ok := iter.Next()
-	if !ok {
-		return nil, nil
+	for {
+		r, ok := iter.Next()
+		if !ok {
+			return nil
+		}
+		if rerr, isErr := r.(error); isErr {
+			if cerr := context.Cause(ctx); cerr != nil {
+				var le *LimitError
+				if errors.As(cerr, &le) {
+					return fmt.Errorf("jq %q: %w", e.src, le)
+				}
+				return fmt.Errorf("jq %q: %w", e.src, cerr)
+			}
+			var halt *gojq.HaltError
+			if errors.As(rerr, &halt) && halt.Value() == nil {
+				return nil
+			}
+			return fmt.Errorf("jq %q: %w", e.src, quoted(rerr))
+		}
+		if err := e.limits.check("a value it yields", r); err != nil {
+			return fmt.Errorf("jq %q: %w", e.src, err)
+		}
+		if !yield(r) {
+			return nil
+		}
 	}
-	if err, isErr := r.(error); isErr {
-		return nil, fmt.Errorf("jq %q: %w", e.src, err)
+}
+
+// maxErrorText bounds the text of an error an expression raises, which
+// ends up in logs and attempt records.
+const maxErrorText = 1 << 10
+
+// quoted gives a bounded message for an expression's error: gojq encodes
+// the whole value of error(v) in its message, which for a value built to
+// be huge is itself a bomb.
+func quoted(err error) error {
+	var le *LimitError
+	if errors.As(err, &le) {
+		return err
 	}
-	return r, nil
+	var msg string
+	if ve, ok := err.(interface{ Value() any }); ok {
+		if s, isStr := ve.Value().(string); isStr {
+			msg = "error: " + s
+		} else {
+			msg = "error: " + gojq.Preview(ve.Value())
+		}
+	} else {
+		msg = err.Error()
+	}
+	if len(msg) > maxErrorText {
+		msg = strings.ToValidUTF8(msg[:maxErrorText], "") + " …"
+	}
+	return errors.New(msg)
 }
 
 // Truthy reports whether the first value is neither false nor null.
@@ -167,7 +248,10 @@ func typeName(v any) string {
 
 // Decode parses JSON into the value types gojq accepts. Numbers keep their
 // precision: integers become int (or *big.Int), others float64, so an id like
-// 1234567890123456789 survives.
+// 1234567890123456789 survives. A number of more than maxNumberDigits
+// characters is refused: converting decimal digits to a big integer takes
+// time quadratic in their count (five million took minutes), and no id or
+// state needs a thousandth of that.
 func Decode(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -180,23 +264,40 @@ func Decode(data []byte) (any, error) {
 	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return nil, errors.New("unexpected data after the top-level JSON value")
 	}
-	return Normalize(v), nil
+	var long int
+	v = normalize(v, &long)
+	if long > 0 {
+		return nil, fmt.Errorf("a number of %d digits (at most %d)", long, maxNumberDigits)
+	}
+	return v, nil
 }
 
 // Normalize converts json.Number values (from a decoder with UseNumber) in
 // place into int, *big.Int or float64.
 func Normalize(v any) any {
+	var long int
+	return normalize(v, &long)
+}
+
+// normalize is Normalize, setting *long to the length of a number too long
+// to convert exactly (which becomes a float64).
+func normalize(v any, long *int) any {
 	switch x := v.(type) {
 	case json.Number:
+		if len(x) > maxNumberDigits {
+			*long = len(x)
+			f, _ := x.Float64()
+			return f
+		}
 		return number(x)
 	case map[string]any:
 		for k, e := range x {
-			x[k] = Normalize(e)
+			x[k] = normalize(e, long)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = Normalize(e)
+			x[i] = normalize(e, long)
 		}
 		return x
 	default:

@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -169,10 +170,10 @@ func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, erro
 			n.mu.Unlock()
 			moved++
 			n.workers.Add(1)
-			go func(sub *Subscription, client *http.Client, eventID string) {
+			go func(sub *Subscription, client *http.Client, eventID string, build context.Context) {
 				defer n.workers.Done()
-				n.results <- n.attempt(client, sub, eventID)
-			}(ss.sub, ss.client, d.EventID)
+				n.results <- n.attempt(client, sub, eventID, build)
+			}(ss.sub, ss.client, d.EventID, ss.build)
 		}
 		return nil
 	})
@@ -185,7 +186,9 @@ func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, erro
 // attempt reads the event and sends it, on a worker goroutine: decoding
 // the event off the Run goroutine keeps Run, the pipeline's one serial
 // stage, to scheduling and commits.
-func (n *Notifier) attempt(client *http.Client, sub *Subscription, eventID string) result {
+// build is the context of the payload's evaluation: it ends at shutdown
+// and when the subscription is removed or its payload changes.
+func (n *Notifier) attempt(client *http.Client, sub *Subscription, eventID string, build context.Context) result {
 	var e *event.Event
 	err := n.st.View(func(t *store.Txn) error {
 		var err error
@@ -199,7 +202,7 @@ func (n *Notifier) attempt(client *http.Client, sub *Subscription, eventID strin
 	if err != nil {
 		return result{sub: sub.ID, eventID: eventID, at: n.now(), outcome: OutcomePayload, err: err.Error(), permanent: true}
 	}
-	return send(n.sendCtx, client, sub, e, n.now)
+	return send(n.sendCtx, build, client, sub, e, n.now)
 }
 
 // tidy is what start found that can't be sent now.

@@ -74,6 +74,11 @@ type subState struct {
 	sub      *Subscription
 	client   *http.Client
 	inflight int
+	// build is the context of its payload evaluations, cancelled when the
+	// subscription is removed or its payload changes, so an expression
+	// that runs away stops with the subscription that holds it.
+	build       context.Context
+	cancelBuild context.CancelFunc
 }
 
 // state is what operations executed by Run may touch.
@@ -160,6 +165,14 @@ func (n *Notifier) SetSubscriptions(subs []*Subscription) {
 			if policyOf(old.sub) != policyOf(s) {
 				ss.client = nil
 			}
+			if payloadOf(old.sub) == payloadOf(s) {
+				ss.build, ss.cancelBuild = old.build, old.cancelBuild
+			} else {
+				old.cancelBuild()
+			}
+		}
+		if ss.build == nil {
+			ss.build, ss.cancelBuild = context.WithCancel(n.sendCtx)
 		}
 		if ss.client == nil {
 			if s.InsecureSkipVerify {
@@ -170,13 +183,21 @@ func (n *Notifier) SetSubscriptions(subs []*Subscription) {
 		n.metrics.initSubscription(s.ID)
 		next[s.ID] = ss
 	}
-	for id := range n.subs {
+	for id, old := range n.subs {
 		if _, ok := next[id]; !ok {
+			old.cancelBuild()
 			n.metrics.dropSubscription(id)
 		}
 	}
 	n.subs = next
 	n.Wake()
+}
+
+func payloadOf(s *Subscription) string {
+	if s.Payload == nil {
+		return "."
+	}
+	return s.Payload.String()
 }
 
 // Subscription returns a subscription by id.

@@ -42,7 +42,8 @@ type result struct {
 	// permanent failures skip the remaining schedule (a payload the jq
 	// program can't build will not build next time either).
 	permanent bool
-	// canceled attempts were cut short by shutdown and are not recorded:
+	// canceled attempts were cut short by shutdown (or their payload's
+	// evaluation by a change of the subscription) and are not recorded:
 	// the delivery stays due and is sent after restart.
 	canceled bool
 }
@@ -146,7 +147,7 @@ func newHTTPClient(p clientPolicy, rt http.RoundTripper) *http.Client {
 }
 
 // send makes one attempt at delivering e to s.
-func send(ctx context.Context, c *http.Client, s *Subscription, e *event.Event, now func() time.Time) result {
+func send(ctx, build context.Context, c *http.Client, s *Subscription, e *event.Event, now func() time.Time) result {
 	r := result{sub: s.ID, eventID: e.ID, at: now()}
 	payload := s.Payload
 	if e.Kind == event.Ping && s.TestEvent == "" {
@@ -154,8 +155,18 @@ func send(ctx context.Context, c *http.Client, s *Subscription, e *event.Event, 
 		// would say a session changed status): keep pollrelay's own.
 		payload = nil
 	}
-	body, err := Body(ctx, e, payload)
+	body, err := Body(build, e, payload)
+	if err != nil && build.Err() != nil && !errors.Is(err, jqexpr.ErrLimit) {
+		// Cut short by shutdown, or by the subscription being removed or
+		// edited: not an outcome of the payload, so the delivery stays
+		// due, to be built again (with the new payload, if edited).
+		r.canceled = true
+		return r
+	}
 	if err != nil {
+		// The same program over the same envelope fails the same way:
+		// retrying cannot help, so the delivery is dead at once and can
+		// be redelivered once the payload is fixed.
 		r.outcome, r.err, r.permanent = OutcomePayload, err.Error(), true
 		return r
 	}

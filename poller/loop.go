@@ -14,6 +14,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/redact"
+	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -323,7 +324,11 @@ func (l *loop) poll(ctx context.Context) error {
 				l.noteDuplicates(res.Duplicates, res.DuplicateID)
 			}
 			l.preload = err == nil && res.Duplicates >= 0 && !lst.notModified
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, jqexpr.ErrLimit):
+				err = &PollError{Outcome: OutcomeExtract, Err: err}
+			default:
 				err = &PollError{Outcome: OutcomeStore, Err: err}
 			}
 		} else {

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pollrelay/pollrelay/poller"
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+// rssOf reads a process's resident set size from /proc.
+func rssOf(pid int) (int64, bool) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}
+
+// rssPeak samples a process's RSS until stop is called, which returns the
+// largest value seen.
+func rssPeak(pid int) (stop func() int64) {
+	var mu sync.Mutex
+	var peak int64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if rss, ok := rssOf(pid); ok {
+					mu.Lock()
+					peak = max(peak, rss)
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
+
+const bombConfig = `
+listen: %s
+api_token: %s
+storage: {path: %q}
+log: {level: info, format: text}
+delivery: {allow_private_networks: true}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1h
+    items: '.data[]'
+    events:
+      - {type: 'task.{current}', on: changed}
+  - name: spin
+    url: %s/v1/tasks
+    interval: 1h
+    items: 'def f: f; f'
+subscriptions:
+  - name: app
+    url: %s/hook
+    secret: %s
+    retry: {schedule: [100ms]}
+`
+
+// maxBombRSS is a safety bound, not a figure: the process idles near
+// 30 MiB and may grow by the heap bound (128 MiB) while a bomb runs.
+const maxBombRSS = 400 << 20
+
+// TestJqBombsInTheRealBinary: hostile jq in a config source and in API
+// subscriptions fails only its own poll or delivery. The process stays up
+// with its memory bounded, other sources and subscriptions keep flowing,
+// POST /v1/sources/NAME/poll answers, and a restart finds the bomb's
+// delivery dead instead of due again.
+func TestJqBombsInTheRealBinary(t *testing.T) {
+	bin := binary(t)
+	up := newUpstream(t, map[string]string{"a": "queued"})
+	secret := signature.NewSecret()
+	rc := newReceiver(t, secret)
+	other := newReceiver(t, secret)
+	bombed := newReceiver(t, secret)
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pollrelay.yaml")
+	cfg := fmt.Sprintf(bombConfig, addr, apiToken, filepath.Join(dir, "data"), up.srv.URL, up.srv.URL, rc.srv.URL, secret)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, bin, "run", "--config", path)
+	c := apiClient{t: t, base: "http://" + addr, token: apiToken}
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
+	peak := rssPeak(p.cmd.Process.Pid)
+
+	// A config source whose items never finish: the poll answers, failed.
+	var polled map[string]any
+	if code := c.do("POST", "/v1/sources/spin/poll", nil, &polled); code != http.StatusBadGateway ||
+		!strings.Contains(fmt.Sprint(polled["error"]), "limit") {
+		t.Errorf("poll of the spinning source: %d %v", code, polled)
+	}
+	if m := getMetrics(addr); !strings.Contains(m, `pollrelay_polls_total{outcome="extract_error",source="spin"} `) {
+		t.Errorf("no extract_error counted for the spinning source")
+	}
+
+	// Refused on create: the program runs away on a sample envelope.
+	var refused map[string]any
+	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "direct", "url": rc.srv.URL + "/direct",
+		"secret": secret, "payload": "def f: [f]; f"}, &refused); code != http.StatusUnprocessableEntity ||
+		!strings.HasPrefix(fmt.Sprint(refused["error"]), "payload: ") {
+		t.Errorf("create with a bomb payload: %d %v", code, refused)
+	}
+	// These run away only on events of the source "tasks", which the
+	// samples they are tried on at create time are not.
+	bombs := map[string]string{
+		"memory": `if .data.source == "tasks" then (def f: [f]; f) else . end`,
+		"cpu":    `if .data.source == "tasks" then (def f: f; f) else . end`,
+	}
+	for name, payload := range bombs {
+		if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": name, "url": bombed.srv.URL + "/" + name,
+			"secret": secret, "payload": payload}, nil); code != http.StatusCreated {
+			t.Fatalf("create %s: %d", name, code)
+		}
+	}
+	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "other", "url": other.srv.URL + "/other",
+		"secret": secret}, nil); code != http.StatusCreated {
+		t.Fatalf("create other: %d", code)
+	}
+
+	// A transition: the bombs go off, the config and the other API
+	// subscription get it.
+	up.set(func(items map[string]string) { items["a"] = "ready" })
+	c.do("POST", "/v1/sources/tasks/poll", nil, nil)
+	var eventID string
+	for _, r := range []*receiver{rc, other} {
+		d := r.next(t)
+		if d.Env.Type != "task.ready" {
+			t.Errorf("got %s, want task.ready", d.Env.Type)
+		}
+		eventID = d.ID
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		var as struct{ Data []map[string]any }
+		c.do("GET", "/v1/events/"+eventID+"/attempts", nil, &as)
+		failed := map[string]bool{}
+		for _, a := range as.Data {
+			if a["outcome"] == "payload_error" && strings.Contains(fmt.Sprint(a["error"]), "limit") {
+				failed[fmt.Sprint(a["subscription"])] = true
+			}
+		}
+		return failed["memory"] && failed["cpu"]
+	})
+	if rss := peak(); rss > maxBombRSS {
+		t.Errorf("peak RSS %d MiB, bound %d MiB", rss>>20, maxBombRSS>>20)
+	} else {
+		t.Logf("peak RSS while the bombs ran: %d MiB", rss>>20)
+	}
+
+	// A restart does not start the bombs again: their deliveries are dead.
+	p.kill()
+	p.start()
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
+	for _, name := range []string{"memory", "cpu"} {
+		if m := getMetrics(addr); !strings.Contains(m, `pollrelay_delivery_queue{state="dead",subscription="`+name+`"} 1`) {
+			t.Errorf("the %s bomb's delivery is not dead after the restart", name)
+		}
+	}
+	up.set(func(items map[string]string) { items["a"] = "errored" })
+	c.do("POST", "/v1/sources/tasks/poll", nil, nil)
+	for _, r := range []*receiver{rc, other} {
+		if d := r.next(t); d.Env.Type != "task.errored" {
+			t.Errorf("got %s, want task.errored", d.Env.Type)
+		}
+	}
+	select {
+	case err := <-p.exit:
+		t.Fatalf("the process exited after the restart: %v", err)
+	default:
+	}
+}
+
+// TestValidateRefusesABombPayload: `pollrelay validate` tries payloads on
+// sample events and ends (exit 1, the problem named); an items expression
+// that never ends cannot be judged without an upstream and passes.
+func TestValidateRefusesABombPayload(t *testing.T) {
+	bin := binary(t)
+	path := filepath.Join(t.TempDir(), "pollrelay.yaml")
+	cfg := fmt.Sprintf(`
+storage: {in_memory: true}
+sources:
+  - {name: spin, url: "http://127.0.0.1:9/", items: 'def f: f; f'}
+subscriptions:
+  - {name: app, url: "http://127.0.0.1:9/", secret: %s, payload: 'def f: [f]; f'}
+`, signature.NewSecret())
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "validate", "--config", path).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "subscriptions[0].payload: ") || !strings.Contains(string(out), "limit") {
+		t.Errorf("validate output does not name the payload's problem:\n%s", out)
+	}
+}
+
+// TestAPIRefusesRunawayPayloads: a payload sent to /v1 is tried on sample
+// envelopes within the jq limits, on create and on PATCH, and refused
+// with 422 naming the field; the stored subscription is left as it was.
+func TestAPIRefusesRunawayPayloads(t *testing.T) {
+	e := newAPIEnv(t)
+	for _, bomb := range []string{`def f: [f]; f`, `def f: f; f`, `"x" * 1e9`, `[range(1e9)]`,
+		`reduce range(40) as $i ([0]; [., .]) | tojson`, `.[5e8] = 1`, `error("always")`} {
+		var body map[string]any
+		code := e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "bomb", "url": e.rc.srv.URL + "/b",
+			"secret": e.secret, "payload": bomb}, &body)
+		if code != http.StatusUnprocessableEntity || !strings.HasPrefix(fmt.Sprint(body["error"]), "payload: ") {
+			t.Errorf("create with %s: %d %v", bomb, code, body)
+		}
+	}
+	if code := e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "shaped", "url": e.rc.srv.URL + "/s",
+		"secret": e.secret, "payload": "{kind: .type}"}, nil); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	var body map[string]any
+	if code := e.c.do("PATCH", "/v1/subscriptions/shaped", map[string]any{"payload": "def f: f; f"}, &body); code != http.StatusUnprocessableEntity ||
+		!strings.HasPrefix(fmt.Sprint(body["error"]), "payload: ") {
+		t.Errorf("PATCH to a bomb: %d %v", code, body)
+	}
+	var got map[string]any
+	e.c.do("GET", "/v1/subscriptions/shaped", nil, &got)
+	if got["payload"] != "{kind: .type}" {
+		t.Errorf("after a refused PATCH the payload is %v", got["payload"])
+	}
+	// Reading a field only real events have fails on the ping sample alone.
+	if code := e.c.do("PATCH", "/v1/subscriptions/shaped", map[string]any{"payload": "{s: (.data.object.status | ascii_downcase)}"}, nil); code != http.StatusOK {
+		t.Errorf("PATCH to a data-dependent payload: %d", code)
+	}
+}
+
+// TestRuleOverALimitFailsThePoll: a `when` or `members` that runs away on
+// a transition fails the poll with extract_error instead of recording the
+// state without its events; the next poll after the fix delivers it.
+func TestRuleOverALimitFailsThePoll(t *testing.T) {
+	for name, rule := range map[string]string{
+		"when":    `{type: task.ready, on: changed, when: 'def f: [f]; f'}`,
+		"members": `{type: task.member, on: member_added, members: '[limit(1e9; repeat(.))]'}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t, map[string]string{"a": "queued"})
+			secret := signature.NewSecret()
+			rc := newReceiver(t, secret)
+			yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+storage: {path: %q}
+log: {level: info, format: text}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1h
+    items: '.data[]'
+    events: [%s]
+subscriptions:
+  - {name: app, url: "%s/hook", secret: %s}
+`, t.TempDir(), up.srv.URL, rule, rc.srv.URL, secret)
+			b, _ := startBridge(t, yaml)
+			pollNow(t, b, "tasks")
+			up.set(func(items map[string]string) { items["a"] = "ready" })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := b.poller.PollNow(ctx, "tasks")
+			var pe *poller.PollError
+			if !errors.As(err, &pe) || pe.Outcome != poller.OutcomeExtract || !strings.Contains(err.Error(), "limit") {
+				t.Fatalf("poll: %v, want extract_error over a limit", err)
+			}
+			var st poller.Status
+			for _, s := range b.poller.Status() {
+				if s.Name == "tasks" {
+					st = s
+				}
+			}
+			if st.LastOutcome != poller.OutcomeExtract {
+				t.Errorf("status %+v", st)
+			}
+		})
+	}
+}
