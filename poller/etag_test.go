@@ -81,8 +81,9 @@ func TestETagListSource(t *testing.T) {
 
 		// A reload that changes what is extracted must not trust the old
 		// validators: the first request after it is unconditional.
-		h.restart(sources(t, "  - {name: l, url: 'http://upstream.test/l', items: '.data[]', object: '{id}', interval: 10s}\n"))
-		synctest.Wait()
+		srcs = sources(t, "  - {name: l, url: 'http://upstream.test/l', items: '.data[]', object: '{id}', interval: 10s}\n")
+		h.restart(srcs)
+		untilFirstPoll(&srcs[0])
 		up.mu.Lock()
 		last := up.inm[len(up.inm)-1]
 		up.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
@@ -87,19 +85,17 @@ type fetcher struct {
 	secrets *redact.Set
 }
 
-// newFetcher builds a source's HTTP client. rt replaces the network
-// transport when set (tests run upstreams in-process under synctest).
+// newFetcher builds a source's HTTP client over rt, a transport shared by
+// the sources with the same TLS setting (see transports); nil builds one
+// for this source alone.
 func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int), rt http.RoundTripper) *fetcher {
-	hc := cleanhttp.DefaultPooledClient()
 	if src.InsecureSkipVerify {
 		log.Warn("TLS certificate verification is off for this source (insecure_skip_verify)")
-		tr := hc.Transport.(*http.Transport)
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by config
 	}
-	if rt != nil {
-		hc.Transport = rt
+	if rt == nil {
+		rt = newTransport(transportKey(src))
 	}
-	hc.CheckRedirect = checkRedirect
+	hc := &http.Client{Transport: rt, CheckRedirect: checkRedirect}
 	f := &fetcher{src: src, log: log, secrets: sourceSecrets(src)}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +87,16 @@ func (h *harness) open() {
 // start runs the sources; close (or restart) must follow.
 func (h *harness) start(srcs []config.Source) {
 	h.m.Start(context.Background(), srcs)
+}
+
+// untilFirstPoll, called under synctest right after a list source
+// started, sleeps until its first poll (its slot on the grid) and lets the
+// poll run until it blocks or ends. It returns the time of the poll.
+func untilFirstPoll(src *config.Source) time.Time {
+	at := nextSlot(time.Now(), src.Interval, offset(src.Name, src.Interval))
+	time.Sleep(time.Until(at))
+	synctest.Wait()
+	return at
 }
 
 // close stops polling and closes the store.

@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -57,24 +58,36 @@ func sortStatus(s []Status) {
 }
 
 type loop struct {
-	m       *Manager
-	src     *config.Source
-	f       *fetcher
-	log     *slog.Logger
-	off     time.Duration
-	vkey    string // validatorsFor(src)
-	ctx     context.Context
-	cancel  context.CancelFunc
-	pollNow chan chan error
-	done    chan struct{}
+	m      *Manager
+	src    *config.Source
+	f      *fetcher
+	log    *slog.Logger
+	off    time.Duration
+	vkey   string // validatorsFor(src)
+	ctx    context.Context
+	cancel context.CancelFunc
+	// due and idx are the loop's place on the manager's scheduler, which
+	// guards them.
+	due time.Time
+	idx int
+
+	// gate guards running, stopped and waiters; it is taken before the
+	// scheduler's lock, never after.
+	gate sync.Mutex
+	// running is set while a goroutine polls; at most one does.
+	running bool
+	stopped bool
+	// waiters are PollNow calls the next poll answers.
+	waiters []chan error
+	// runs counts the polling goroutine, so stop can wait for it.
+	runs sync.WaitGroup
+	// interrupt tells a spread watch round that a PollNow is waiting.
+	interrupt chan struct{}
 	// synced is set once a watch source's `ids:` and watch_from items have
 	// been turned into watches (retried each round until it works).
 	synced bool
-	// next is a PollNow that arrived during a spread watch round; only the
-	// run goroutine touches it.
-	next chan error
 	// sched is the per-watch schedule of an adaptive watch source; nil
-	// otherwise. Only the run goroutine touches it.
+	// otherwise. Only the polling goroutine touches it.
 	sched *sched
 
 	mu sync.Mutex
@@ -117,70 +130,157 @@ func newLoop(m *Manager, src *config.Source) *loop {
 	}
 	l := &loop{
 		m: m, src: src, log: log, ctx: ctx, cancel: cancel, secrets: sourceSecrets(src),
-		off:     offset(src.Name, src.Interval),
-		vkey:    validatorsFor(src),
-		pollNow: make(chan chan error),
-		done:    make(chan struct{}),
-		st:      Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src)},
+		off:       offset(src.Name, src.Interval),
+		vkey:      validatorsFor(src),
+		idx:       -1,
+		interrupt: make(chan struct{}, 1),
+		st:        Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src)},
 	}
 	if src.Adaptive && src.IsWatch() {
 		l.sched = newSched()
 		m.metrics.detectionDelay.WithLabelValues(src.Name)
 	}
+	rt := m.transport
+	if rt == nil {
+		rt = m.pool.get(transportKey(src))
+	}
 	l.f = newFetcher(src, log, func(code int) {
 		m.metrics.requests.WithLabelValues(src.Name, strconv.Itoa(code)).Inc()
-	}, m.transport)
+	}, rt)
 	return l
 }
 
-func (l *loop) stop() {
-	l.cancel()
-	<-l.done
+// firstPoll is when a source just started polls first: its slot on the
+// grid, as every later poll, so a restart of many sources does not poll
+// them all at once, whether or not they have stored state (a new source
+// waits too: at most the interval its config asks for). A watch source
+// starts its first round at once: the round spreads its requests over the
+// interval itself.
+func (l *loop) firstPoll(now time.Time) time.Time {
+	if l.src.IsWatch() {
+		return now
+	}
+	return nextSlot(now, l.src.Interval, l.off)
 }
 
-// run polls at once, then on the source's grid; failures back off. A
-// watch source's poll is a round over all its watches, spread over the
-// interval; PollNow polls them all at once.
-func (l *loop) run() {
-	defer close(l.done)
-	if n, err := l.countTracked(); err == nil {
-		l.setTracked(n)
+// schedule puts the loop on the scheduler for at, unless it was stopped.
+func (l *loop) schedule(at time.Time) {
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	if !l.stopped {
+		l.setNext(at)
+		l.m.sched.add(l, at)
 	}
-	next := l.m.now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		timer.Reset(max(next.Sub(l.m.now()), 0))
-		l.mu.Lock()
-		l.st.NextPollAt = next
-		l.mu.Unlock()
-		var reply chan error
+}
+
+func (l *loop) setNext(at time.Time) {
+	l.mu.Lock()
+	l.st.NextPollAt = at
+	l.mu.Unlock()
+}
+
+// fire starts a poll when the scheduler finds the loop due.
+func (l *loop) fire() {
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	l.startLocked()
+}
+
+// startLocked starts the polling goroutine unless one runs already or the
+// loop was stopped. The caller holds l.gate.
+func (l *loop) startLocked() {
+	if l.running || l.stopped {
+		return
+	}
+	l.running = true
+	l.m.sched.remove(l)
+	l.runs.Add(1)
+	go l.run()
+}
+
+// pollNow asks for a poll at once; the reply arrives on the returned
+// channel when it ends. A spread watch round in progress is cut short and
+// followed by a full one.
+func (l *loop) pollNow() (<-chan error, bool) {
+	reply := make(chan error, 1)
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	if l.stopped {
+		return nil, false
+	}
+	l.waiters = append(l.waiters, reply)
+	if l.running {
 		select {
-		case <-l.ctx.Done():
-			return
-		case <-timer.C:
-		case reply = <-l.pollNow:
+		case l.interrupt <- struct{}{}:
+		default:
 		}
-		for {
-			start := l.m.now()
-			var err error
-			if l.src.IsWatch() {
-				err = l.round(l.ctx, start, reply == nil)
-			} else {
-				err = l.poll(l.ctx)
-			}
-			if reply != nil {
-				reply <- redactError(err, l.secrets)
-			}
-			if l.ctx.Err() != nil {
-				return
-			}
+	}
+	l.startLocked()
+	return reply, true
+}
+
+// halt stops the loop: no poll starts after it, and the one in progress
+// (if any) is cancelled. stop also waits for that poll to end.
+func (l *loop) halt() {
+	l.gate.Lock()
+	l.stopped = true
+	l.m.sched.remove(l)
+	l.gate.Unlock()
+	l.cancel()
+}
+
+func (l *loop) stop() {
+	l.halt()
+	l.runs.Wait()
+}
+
+// run polls, answering the PollNow calls waiting when it started, then
+// again at once while more arrived, and puts the loop back on the
+// scheduler for its next slot; failures back off. A watch source's poll
+// is a round over all its watches, spread over the interval unless a
+// PollNow asked for it.
+func (l *loop) run() {
+	defer l.runs.Done()
+	for {
+		l.gate.Lock()
+		waiters := l.waiters
+		l.waiters = nil
+		select {
+		case <-l.interrupt: // from a PollNow among waiters
+		default:
+		}
+		l.gate.Unlock()
+		start := l.m.now()
+		var err error
+		if l.src.IsWatch() {
+			err = l.round(l.ctx, start, len(waiters) == 0)
+		} else {
+			err = l.poll(l.ctx)
+		}
+		for _, w := range waiters {
+			w <- redactError(err, l.secrets)
+		}
+		next := time.Time{}
+		if l.ctx.Err() == nil {
 			next = l.nextPoll(start, err)
-			// A PollNow that cut a spread round short is served at once.
-			if reply, l.next = l.next, nil; reply == nil {
-				break
-			}
 		}
+		l.gate.Lock()
+		if len(l.waiters) > 0 && l.ctx.Err() == nil {
+			l.gate.Unlock()
+			continue
+		}
+		l.running = false
+		if l.ctx.Err() != nil {
+			for _, w := range l.waiters {
+				w <- fmt.Errorf("poll %s: source stopped", l.src.Name)
+			}
+			l.waiters = nil
+		} else if !l.stopped {
+			l.setNext(next)
+			l.m.sched.add(l, next)
+		}
+		l.gate.Unlock()
+		return
 	}
 }
 
@@ -253,6 +353,24 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 		}
 	}
 	return next
+}
+
+// initTracked counts a newly started source's stored items, unless a
+// poll (which knows better) finished first.
+func (l *loop) initTracked() {
+	if l.ctx.Err() != nil {
+		return
+	}
+	n, err := l.countTracked()
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st.LastPollAt.IsZero() {
+		l.st.ItemsTracked = n
+		l.m.metrics.tracked.WithLabelValues(l.src.Name).Set(float64(n))
+	}
 }
 
 func (l *loop) countTracked() (int, error) {

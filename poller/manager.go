@@ -1,6 +1,7 @@
 // Package poller fetches upstream endpoints on a schedule and feeds what it
-// extracts to the diff. A Manager owns one loop per source; each loop has
-// one timer, one owner and one way to stop.
+// extracts to the diff. A Manager owns one loop per source and one
+// scheduler that wakes each loop at its slot; a loop polls in a goroutine
+// of its own only while a poll runs, and has one way to stop.
 package poller
 
 import (
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,13 +30,21 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
-	// transport replaces the network in tests; nil = the real one.
+	// transport replaces the network in tests; nil = the real one, from
+	// pool.
 	transport http.RoundTripper
+	pool      transports
 
 	mu    sync.Mutex
 	loops map[string]*loop
 	ctx   context.Context
-	wg    sync.WaitGroup
+	// sched wakes the loops; its goroutine runs from the first Apply
+	// until Stop (stopSched).
+	sched     *scheduler
+	stopSched context.CancelFunc
+	// wg counts the scheduler's goroutine and the counting of new
+	// sources' items.
+	wg sync.WaitGroup
 	// watchers maps a list source to the watch sources whose watch_from
 	// names it. Loops read it while polling without taking mu, which Apply
 	// holds while it waits for loops to stop.
@@ -46,7 +56,9 @@ type Manager struct {
 
 // NewManager returns a manager that writes to st. Loops start with Apply.
 func NewManager(st *store.Store, m *Metrics, log *slog.Logger) *Manager {
-	return &Manager{st: st, log: log, metrics: m, now: time.Now, loops: map[string]*loop{}}
+	mg := &Manager{st: st, log: log, metrics: m, now: time.Now, loops: map[string]*loop{}}
+	mg.sched = newScheduler(func() time.Time { return mg.now() })
+	return mg
 }
 
 // Start sets the context every loop runs under and starts the sources.
@@ -83,17 +95,30 @@ func (m *Manager) Apply(sources []config.Source) {
 			m.metrics.dropSource(name)
 		}
 	}
+	if m.stopSched == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.stopSched = cancel
+		m.wg.Go(func() { m.sched.run(ctx) })
+	}
+	var started []*loop
+	now := m.now()
 	for name, s := range want {
 		if _, ok := m.loops[name]; ok {
 			continue
 		}
 		l := newLoop(m, s)
 		m.loops[name] = l
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			l.run()
-		}()
+		l.schedule(l.firstPoll(now))
+		started = append(started, l)
+	}
+	if len(started) > 0 {
+		// Counted apart from polling, one source after another: a
+		// restart of many sources reads the store gently.
+		m.wg.Go(func() {
+			for _, l := range started {
+				l.initTracked()
+			}
+		})
 	}
 	running := maps.Clone(m.loops)
 	m.running.Store(&running)
@@ -103,11 +128,20 @@ func (m *Manager) Apply(sources []config.Source) {
 // short by the stop commits nothing it had not committed already.
 func (m *Manager) Stop() {
 	m.mu.Lock()
-	for _, l := range m.loops {
-		l.cancel()
+	loops := slices.Collect(maps.Values(m.loops))
+	for _, l := range loops {
+		l.halt()
+	}
+	if m.stopSched != nil {
+		m.stopSched()
+		m.stopSched = nil
 	}
 	m.mu.Unlock()
+	for _, l := range loops {
+		l.runs.Wait()
+	}
 	m.wg.Wait()
+	m.pool.closeIdle()
 }
 
 // watchersOf returns the watch sources whose watch_from names source.
@@ -142,12 +176,8 @@ func (m *Manager) PollNow(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("poll %s: %w", name, ErrUnknownSource)
 	}
-	done := make(chan error, 1)
-	select {
-	case l.pollNow <- done:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-l.done:
+	done, ok := l.pollNow()
+	if !ok {
 		return fmt.Errorf("poll %s: source stopped", name)
 	}
 	select {

@@ -175,8 +175,9 @@ func TestListRatePacesPages(t *testing.T) {
 			fmt.Fprintf(w, `{"data": [{"id": %d, "status": "a"}], "next": %s}`, n, next)
 		}
 		h := newHarness(t, handlerTransport{rc})
-		h.start(sources(t, "  - {name: l, url: 'http://upstream.test/l', items: '.data[]', interval: 1h, rate: 60/m, pagination: {next: .next, param: c}}\n"))
-		synctest.Wait() // the first poll has started
+		srcs := sources(t, "  - {name: l, url: 'http://upstream.test/l', items: '.data[]', interval: 1h, rate: 60/m, pagination: {next: .next, param: c}}\n")
+		h.start(srcs)
+		untilFirstPoll(&srcs[0]) // the first poll has started
 		h.mustPoll("l")
 		ts := rc.times()
 		h.close()
@@ -196,9 +197,11 @@ func TestRetryAfterPausesTheSource(t *testing.T) {
 		name   string
 		status int
 		value  func(now time.Time) string
+		// unit is the header's resolution: an HTTP-date names a second.
+		unit time.Duration
 	}{
-		{"429 delta-seconds", 429, func(time.Time) string { return "120" }},
-		{"503 HTTP-date", 503, func(now time.Time) string { return now.Add(120 * time.Second).UTC().Format(http.TimeFormat) }},
+		{"429 delta-seconds", 429, func(time.Time) string { return "120" }, 0},
+		{"503 HTTP-date", 503, func(now time.Time) string { return now.Add(120 * time.Second).UTC().Format(http.TimeFormat) }, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -211,20 +214,23 @@ func TestRetryAfterPausesTheSource(t *testing.T) {
 					fmt.Fprint(w, `{"id":1,"status":"ok"}`)
 				}}
 				h := newHarness(t, handlerTransport{rc})
-				start := time.Now()
-				h.start(sources(t, "  - {name: s, url: 'http://upstream.test/s', interval: 10s}\n"))
-				time.Sleep(time.Second)
-				synctest.Wait()
+				srcs := sources(t, "  - {name: s, url: 'http://upstream.test/s', interval: 10s}\n")
+				h.start(srcs)
+				start := untilFirstPoll(&srcs[0])
 				st := h.status("s")
-				if want := start.Add(120 * time.Second); !st.PausedUntil.Equal(want) || !st.NextPollAt.Equal(want) {
+				want := start.Add(120 * time.Second)
+				if tc.unit > 0 {
+					want = want.Truncate(tc.unit)
+				}
+				if !st.PausedUntil.Equal(want) || !st.NextPollAt.Equal(want) {
 					t.Errorf("paused until %v, next poll %v; want both %v", st.PausedUntil, st.NextPollAt, want)
 				}
 				time.Sleep(130 * time.Second)
 				synctest.Wait()
 				ts := rc.times()
 				h.close()
-				if len(ts) < 2 || ts[1].Sub(ts[0]) != 120*time.Second {
-					t.Fatalf("requests at %v: want the second exactly 120s after the first", gaps(ts))
+				if len(ts) < 2 || !ts[1].Equal(want) {
+					t.Fatalf("requests at %v: want the second at %v, as asked", ts, want)
 				}
 				if got := counter(t, h.reg, "pollrelay_upstream_requests_total", map[string]string{"code": fmt.Sprint(tc.status)}); got != 1 {
 					t.Errorf("upstream_requests_total{code=%d} = %v, want 1 (no quick retry)", tc.status, got)
@@ -316,9 +322,9 @@ func TestXPollIntervalRaisesTheInterval(t *testing.T) {
 			fmt.Fprint(w, `{"id":1,"status":"ok"}`)
 		}}
 		h := newHarness(t, handlerTransport{rc})
-		h.start(sources(t, "  - {name: s, url: 'http://upstream.test/s', interval: 10s}\n"))
-		time.Sleep(time.Second)
-		synctest.Wait()
+		srcs := sources(t, "  - {name: s, url: 'http://upstream.test/s', interval: 10s}\n")
+		h.start(srcs)
+		untilFirstPoll(&srcs[0])
 		if got := h.status("s").Interval; got != "1m0s" {
 			t.Errorf("status interval = %s, want 1m0s", got)
 		}

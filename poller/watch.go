@@ -107,9 +107,9 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 	// finishes, and the run loop follows with a full round at once, so the
 	// caller sees every watch polled after its call.
 	end := n
-	var interrupt chan chan error
+	var interrupt chan struct{}
 	if cuttable {
-		interrupt = l.pollNow
+		interrupt = l.interrupt
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -154,8 +154,7 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 			}
 			return ctx.Err()
 		case <-timer.C:
-		case reply := <-interrupt:
-			l.next = reply
+		case <-interrupt:
 			end, interrupt = dispatched, nil
 		case d := <-results:
 			inflight--
