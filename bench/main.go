@@ -68,14 +68,33 @@ func (r *row) pass() bool {
 func main() {
 	runs := flag.Int("runs", 3, "runs per row; the table shows the median")
 	idle := flag.Duration("idle", 10*time.Second, "how long idle CPU is measured per run")
+	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, sources")
+	sources := flag.Int("sources", 10_000, "list sources in the sources group")
+	interval := flag.Duration("sources-interval", 30*time.Second, "their interval: the run waits one for every first poll")
 	flag.Parse()
-	if err := run(*runs, *idle); err != nil {
+	o := opts{runs: *runs, idle: *idle, sources: *sources, interval: *interval, only: map[string]bool{}}
+	for g := range strings.SplitSeq(*only, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			o.only[g] = true
+		}
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
 }
 
-func run(runs int, idle time.Duration) error {
+// opts are the command's flags.
+type opts struct {
+	runs, sources  int
+	idle, interval time.Duration
+	only           map[string]bool // empty = every group
+}
+
+func (o opts) want(group string) bool { return len(o.only) == 0 || o.only[group] }
+
+func run(o opts) error {
+	runs := o.runs
 	dir, err := os.MkdirTemp("", "pollrelay-bench-")
 	if err != nil {
 		return fmt.Errorf("temp dir: %w", err)
@@ -86,47 +105,65 @@ func run(runs int, idle time.Duration) error {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 
-	rss := &row{name: "idle RSS (1 list source, 1 subscription, Badger open)", unit: "MiB", target: 40}
-	start := &row{name: "startup to first poll", unit: "ms", target: 150}
-	cpu := &row{name: "CPU when idle between polls", unit: "% of a core", target: 1, strict: true}
-	for i := range runs {
-		if err := sidecar(bin, filepath.Join(dir, fmt.Sprint("run", i)), idle, rss, start, cpu); err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
+	var rows []*row
+	if o.want("sidecar") {
+		rss := &row{name: "idle RSS (1 list source, 1 subscription, Badger open)", unit: "MiB", target: 40}
+		start := &row{name: "startup to first poll", unit: "ms", target: 150}
+		cpu := &row{name: "CPU when idle between polls", unit: "% of a core", target: 1, strict: true}
+		for i := range runs {
+			if err := sidecar(bin, filepath.Join(dir, fmt.Sprint("run", i)), o.idle, rss, start, cpu); err != nil {
+				return fmt.Errorf("run %d: %w", i+1, err)
+			}
 		}
+		rows = append(rows, rss, start, cpu)
 	}
-
-	unchanged := &row{name: "diff, unchanged 100k listing", unit: "items/s", target: 1_000_000, higher: true}
-	changed := &row{name: "diff, 100k listing 1% changed, durable", unit: "ms/poll", target: 300}
-	if err := gotest("./poller/", "BenchmarkDiff(Unchanged|OnePercentChanged)$", "5x", runs, map[string]metric{
-		"BenchmarkDiffUnchanged":         {unchanged, "items/s"},
-		"BenchmarkDiffOnePercentChanged": {changed, "ms/poll"},
-	}); err != nil {
-		return err
+	if o.want("diff") {
+		unchanged := &row{name: "diff, unchanged 100k listing", unit: "items/s", target: 1_000_000, higher: true}
+		changed := &row{name: "diff, 100k listing 1% changed, durable", unit: "ms/poll", target: 300}
+		if err := gotest("./poller/", "BenchmarkDiff(Unchanged|OnePercentChanged)$", "5x", runs, map[string]metric{
+			"BenchmarkDiffUnchanged":         {unchanged, "items/s"},
+			"BenchmarkDiffOnePercentChanged": {changed, "ms/poll"},
+		}); err != nil {
+			return err
+		}
+		rows = append(rows, unchanged, changed)
 	}
-	disk := &row{name: "1,000,000 tracked items: disk", unit: "MiB", target: 300}
-	idleRSS := &row{name: "1,000,000 tracked items: RSS, store open", unit: "MiB", target: 150}
-	heap := &row{name: "1,000,000 tracked items: peak RSS, full poll (memory_limit_bytes: 100 MiB)", unit: "MiB", target: 150}
-	if err := gotest("./poller/", "BenchmarkTrackedMillion$", "1x", 1, map[string]metric{
-		"BenchmarkTrackedMillion":   {disk, "disk-MiB"},
-		"BenchmarkTrackedMillion#":  {idleRSS, "idle-rss-MiB"},
-		"BenchmarkTrackedMillion##": {heap, "rss-MiB"},
-	}); err != nil {
-		return err
+	if o.want("million") {
+		disk := &row{name: "1,000,000 tracked items: disk", unit: "MiB", target: 300}
+		idleRSS := &row{name: "1,000,000 tracked items: RSS, store open", unit: "MiB", target: 150}
+		heap := &row{name: "1,000,000 tracked items: peak RSS, full poll (memory_limit_bytes: 100 MiB)", unit: "MiB", target: 150}
+		if err := gotest("./poller/", "BenchmarkTrackedMillion$", "1x", 1, map[string]metric{
+			"BenchmarkTrackedMillion":   {disk, "disk-MiB"},
+			"BenchmarkTrackedMillion#":  {idleRSS, "idle-rss-MiB"},
+			"BenchmarkTrackedMillion##": {heap, "rss-MiB"},
+		}); err != nil {
+			return err
+		}
+		rows = append(rows, disk, idleRSS, heap)
 	}
-	rate := &row{name: "durable signed deliveries, sustained", unit: "/s", target: 5000, higher: true}
-	p99 := &row{name: "p99 event written → 2xx at 1,000/s", unit: "ms", target: 50}
-	if err := gotest("./notifier/", "BenchmarkDurableDeliveries$", "20000x", runs, map[string]metric{
-		"BenchmarkDurableDeliveries": {rate, "deliveries/s"},
-	}); err != nil {
-		return err
+	if o.want("deliveries") {
+		rate := &row{name: "durable signed deliveries, sustained", unit: "/s", target: 5000, higher: true}
+		p99 := &row{name: "p99 event written → 2xx at 1,000/s", unit: "ms", target: 50}
+		if err := gotest("./notifier/", "BenchmarkDurableDeliveries$", "20000x", runs, map[string]metric{
+			"BenchmarkDurableDeliveries": {rate, "deliveries/s"},
+		}); err != nil {
+			return err
+		}
+		if err := gotest("./notifier/", "BenchmarkDurableDeliveriesAt1000PerSecond$", "5000x", runs, map[string]metric{
+			"BenchmarkDurableDeliveriesAt1000PerSecond": {p99, "p99-ms"},
+		}); err != nil {
+			return err
+		}
+		rows = append(rows, rate, p99)
 	}
-	if err := gotest("./notifier/", "BenchmarkDurableDeliveriesAt1000PerSecond$", "5000x", runs, map[string]metric{
-		"BenchmarkDurableDeliveriesAt1000PerSecond": {p99, "p99-ms"},
-	}); err != nil {
-		return err
+	if o.want("sources") {
+		// Once: a run waits an interval for every first poll.
+		many := newManyRows(o.sources)
+		if err := manySources(bin, filepath.Join(dir, "many"), o.sources, o.interval, many); err != nil {
+			return fmt.Errorf("%d sources: %w", o.sources, err)
+		}
+		rows = append(rows, many.all()...)
 	}
-
-	rows := []*row{rss, start, cpu, unchanged, changed, disk, idleRSS, heap, rate, p99}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "row\tmedian\ttarget\tresult\truns")
 	short := false
