@@ -232,6 +232,7 @@ func sidecar(bin, dir string, idle time.Duration, rss, start, cpu *row) error {
 		return err
 	}
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
+api_token: %s
 storage: {path: %s}
 log: {level: warn, format: json}
 sources:
@@ -248,7 +249,7 @@ subscriptions:
   - name: app
     url: http://%s/webhooks
     secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-`, port, filepath.Join(dir, "data"), up.Addr(), recv.Addr())
+`, port, benchToken, filepath.Join(dir, "data"), up.Addr(), recv.Addr())
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
@@ -270,6 +271,11 @@ subscriptions:
 			<-done
 		}
 	}()
+	// A source's first poll waits for its slot in the interval; the row
+	// is the time to a poll asked for as soon as the API answers.
+	if err := pollWhenReady(fmt.Sprintf("http://127.0.0.1:%d", port), "videos"); err != nil {
+		return err
+	}
 	select {
 	case t := <-firstPoll:
 		start.runs = append(start.runs, float64(t.Sub(t0).Microseconds())/1000)
@@ -296,6 +302,40 @@ subscriptions:
 		return err
 	}
 	rss.runs = append(rss.runs, float64(kb)/1024)
+	return nil
+}
+
+const benchToken = "bench-token-0123456789abcdef"
+
+// pollWhenReady waits for /readyz, then asks for a poll of source.
+func pollWhenReady(base, source string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("not ready within 10s of start")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/sources/"+source+"/poll", nil)
+	if err != nil {
+		return fmt.Errorf("poll request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("poll now: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("poll now: status %d", resp.StatusCode)
+	}
 	return nil
 }
 

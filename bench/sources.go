@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -66,17 +67,20 @@ func (f *firstPolls) count() int {
 	return len(f.at)
 }
 
-// busiestTenth is the share of first polls, in percent, that fell in the
-// busiest tenth of [t0, t0+interval).
-func (f *firstPolls) busiestTenth(t0 time.Time, interval time.Duration) float64 {
+// busiestTenth is the share of first polls, in percent, in the busiest
+// window a tenth of the interval long.
+func (f *firstPolls) busiestTenth(interval time.Duration) float64 {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	var buckets [10]int
-	for _, t := range f.at {
-		b := int(t.Sub(t0) * 10 / interval)
-		buckets[min(max(b, 0), 9)]++
+	ts := slices.SortedFunc(maps.Values(f.at), time.Time.Compare)
+	f.mu.Unlock()
+	best, j := 0, 0
+	for i := range ts {
+		for j < len(ts) && ts[j].Sub(ts[i]) < interval/10 {
+			j++
+		}
+		best = max(best, j-i)
 	}
-	return float64(slices.Max(buckets[:])) * 100 / float64(len(f.at))
+	return float64(best) * 100 / float64(len(ts))
 }
 
 // manySources runs the binary with n list sources polling one loopback
@@ -145,7 +149,7 @@ func manySources(bin, dir string, n int, interval time.Duration, rows manyRows) 
 	case <-time.After(interval + time.Minute):
 		return fmt.Errorf("after %s only %d of %d sources had polled", time.Since(t0).Round(time.Second), fp.count(), n)
 	}
-	rows.spread.runs = append(rows.spread.runs, fp.busiestTenth(t0, interval))
+	rows.spread.runs = append(rows.spread.runs, fp.busiestTenth(interval))
 	api := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	if err := measure(cmd.Process.Pid, api, rows.rss, rows.goroutines); err != nil {
 		return err

@@ -146,7 +146,7 @@ func compile(path, src string, required bool, p *problems) *jqexpr.Expr {
 		}
 		return nil
 	}
-	e, err := jqexpr.Compile(src)
+	e, err := compileInterned(src)
 	if err != nil {
 		p.add(path, "%v", err)
 		return nil
