@@ -231,7 +231,7 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 	}
 	defer resp.Body.Close()
 	limit := f.src.MaxBodyBytes
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := readBody(resp, limit)
 	if err != nil {
 		return nil, pollErr(OutcomeNetwork, "%s %s: read body: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
 	}
@@ -252,6 +252,19 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 		return nil, pe
 	}
 	return r, nil
+}
+
+// readBody reads up to limit+1 bytes of a response. A body whose length
+// is announced is read into one buffer of that size: io.ReadAll's
+// doubling held up to twice a large listing, in copies, while it read.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	r := io.LimitReader(resp.Body, limit+1)
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err := buf.ReadFrom(r)
+		return buf.Bytes(), err
+	}
+	return io.ReadAll(r)
 }
 
 // UserAgent is sent on every request pollrelay makes.
