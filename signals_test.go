@@ -38,6 +38,8 @@ func getMetrics(addr string) string {
 // TestSignals drives the real binary: SIGHUP with a valid file adds a
 // source, SIGHUP with an invalid file keeps the running config and says
 // so in a metric, SIGTERM shuts down cleanly with exit status 0.
+const signalsToken = "signals-test-token-0123456789"
+
 func TestSignals(t *testing.T) {
 	bin := binary(t)
 	up := newUpstream(t, map[string]string{"a": "queued"})
@@ -46,13 +48,14 @@ func TestSignals(t *testing.T) {
 	path := filepath.Join(dir, "pollrelay.yaml")
 	base := fmt.Sprintf(`
 listen: %s
+api_token: %s
 storage: {path: %q}
 log: {level: info, format: text}
 sources:
   - {name: one, url: "%s/v1/tasks", interval: 1h, items: '.data[]'}
 subscriptions:
   - {name: app, url: "http://127.0.0.1:9/", secret: %s}
-`, addr, filepath.Join(dir, "data"), up.srv.URL, signature.NewSecret())
+`, addr, signalsToken, filepath.Join(dir, "data"), up.srv.URL, signature.NewSecret())
 	write := func(s string) {
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
@@ -60,11 +63,22 @@ subscriptions:
 	}
 	write(base)
 	p := startProcess(t, bin, "run", "--config", path)
+	// A source's first poll waits for its slot in the hour; ask for it.
+	pollNow := func(name string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="`+name+`"}`) })
+		c := apiClient{t: t, base: "http://" + addr, token: signalsToken}
+		if code := c.do("POST", "/v1/sources/"+name+"/poll", nil, nil); code/100 != 2 {
+			t.Fatalf("poll %s: status %d", name, code)
+		}
+	}
+	pollNow("one")
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })
 
 	added := strings.Replace(base, "subscriptions:", fmt.Sprintf("  - {name: two, url: \"%s/v1/tasks\", interval: 1h, items: '.data[]'}\nsubscriptions:", up.srv.URL), 1)
 	write(added)
 	p.cmd.Process.Signal(syscall.SIGHUP)
+	pollNow("two")
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="two"} 1`) })
 
 	write(strings.Replace(added, "interval: 1h", "interval: 1ms", 1))
