@@ -25,12 +25,13 @@ type manyRows struct {
 }
 
 func newManyRows(n int) manyRows {
-	name := func(s string) string { return fmt.Sprintf("%s idle list sources: %s", num(float64(n)), s) }
+	name := func(s string) string { return fmt.Sprintf("%s idle list sources: %s", thousands(n), s) }
 	return manyRows{
-		rss:                &row{name: name("RSS once each has polled"), unit: "MiB", target: 200},
-		rssReloaded:        &row{name: name("RSS after 3 SIGHUPs"), unit: "MiB", target: 200},
-		goroutines:         &row{name: name("goroutines"), unit: "", target: float64(n) + 200},
-		goroutinesReloaded: &row{name: name("goroutines after 3 SIGHUPs"), unit: "", target: float64(n) + 200},
+		rss:         &row{name: name("RSS once each has polled"), unit: "MiB", target: 200},
+		rssReloaded: &row{name: name("RSS after 3 SIGHUPs"), unit: "MiB", target: 200},
+		// An idle source holds no goroutine: the count does not grow with n.
+		goroutines:         &row{name: name("goroutines"), unit: "", target: 200},
+		goroutinesReloaded: &row{name: name("goroutines after 3 SIGHUPs"), unit: "", target: 200},
 		// Evenly spread, each tenth of the interval holds 10% of the first
 		// polls; 15% leaves room for the hash's unevenness.
 		spread: &row{name: name("first polls in the busiest tenth of the interval"), unit: "%", target: 15},
@@ -39,6 +40,15 @@ func newManyRows(n int) manyRows {
 
 func (r manyRows) all() []*row {
 	return []*row{r.rss, r.rssReloaded, r.goroutines, r.goroutinesReloaded, r.spread}
+}
+
+// thousands writes n with commas: 10,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // firstPolls records when each source's first request arrived.

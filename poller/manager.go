@@ -111,6 +111,7 @@ func (m *Manager) Apply(sources []config.Source) {
 		l.schedule(l.firstPoll(now))
 		started = append(started, l)
 	}
+	m.logFirstPolls(started)
 	if len(started) > 0 {
 		// Counted apart from polling, one source after another: a
 		// restart of many sources reads the store gently.
@@ -122,6 +123,40 @@ func (m *Manager) Apply(sources []config.Source) {
 	}
 	running := maps.Clone(m.loops)
 	m.running.Store(&running)
+}
+
+// logFirstPolls says when newly started sources poll first: at their slot
+// in the interval, which may be a while after a start.
+func (m *Manager) logFirstPolls(started []*loop) {
+	if len(started) == 0 {
+		return
+	}
+	first, last := started[0].status().NextPollAt, started[0].status().NextPollAt
+	for _, l := range started[1:] {
+		at := l.status().NextPollAt
+		first, last = minTime(first, at), maxTime(last, at)
+	}
+	if len(started) == 1 {
+		m.log.Info("first poll scheduled at the source's slot in its interval; POST /v1/sources/{name}/poll polls now",
+			"source", started[0].src.Name, "at", first.Format(time.RFC3339))
+		return
+	}
+	m.log.Info("first polls scheduled, each source at its slot in its interval", "sources", len(started),
+		"first", first.Format(time.RFC3339), "last", last.Format(time.RFC3339))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Stop stops every loop and waits for polls in progress to end. A poll cut
