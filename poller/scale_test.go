@@ -13,6 +13,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pollrelay/pollrelay/config"
 )
 
@@ -81,12 +83,33 @@ func TestFirstPollsSpreadOverTheInterval(t *testing.T) {
 	})
 }
 
+// seriesOf counts the gathered series labelled source=name.
+func seriesOf(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "source" && lp.GetValue() == name {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
 // TestReloadsKeepGoroutinesFlat polls 200 list sources over real
 // connections, then reloads the same config, a changed one (every source
 // restarts), one without half of them and the first again, several
 // times: after each, the goroutine count comes back to where it was. A
 // loop of a changed or removed source must leave nothing behind (its
-// connections above all); an unchanged one keeps its loop.
+// connections above all, and a removed one's metric series); an
+// unchanged one keeps its loop.
 func TestReloadsKeepGoroutinesFlat(t *testing.T) {
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +120,7 @@ func TestReloadsKeepGoroutinesFlat(t *testing.T) {
 	h := newHarnessLog(t, nil, slog.New(slog.DiscardHandler))
 	const n = 200
 	base := manySources(t, n, srv.URL, "1h", "")
-	changed := manySources(t, n, srv.URL, "1h", ", state: '.status'")
+	changed := manySources(t, n, srv.URL, "1h", ", object: '{id}'")
 	half := base[:n/2]
 	pollAll := func(srcs []config.Source) {
 		t.Helper()
@@ -128,10 +151,19 @@ func TestReloadsKeepGoroutinesFlat(t *testing.T) {
 		for _, step := range []struct {
 			name string
 			srcs []config.Source
-		}{{"the same config", base}, {"a changed config", changed}, {"half the sources", half}, {"the first config", base}} {
+			// restarts: s0's settings differ from the running ones.
+			restarts bool
+		}{{"the same config", base, false}, {"a changed config", changed, true}, {"half the sources", half, true}, {"the first config", base, false}} {
+			prev := h.m.loop("s0")
 			h.m.Apply(step.srcs)
+			if restarted := h.m.loop("s0") != prev; restarted != step.restarts {
+				t.Errorf("after %s: s0's loop restarted: %v", step.name, restarted)
+			}
 			pollAll(step.srcs)
 			settled(fmt.Sprintf("round %d, %s", round+1, step.name))
+			if got := seriesOf(t, h.reg, fmt.Sprintf("s%d", n-1)); (len(step.srcs) == n) != (got > 0) {
+				t.Errorf("after %s: %d series of s%d", step.name, got, n-1)
+			}
 		}
 	}
 	if got := len(h.m.Status()); got != n {
