@@ -103,6 +103,9 @@ type loop struct {
 	// secrets are the source's credentials, cut from every error shown.
 	secrets   *redact.Set
 	truncated bool
+	// watchAdds counts addWatches calls, so a round's count of the watches
+	// it loaded does not overwrite one that changed meanwhile.
+	watchAdds uint64
 	// dups is the number of duplicate ids last logged, so an upstream
 	// that always repeats ids is logged once, not every poll.
 	dups int

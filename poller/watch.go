@@ -46,13 +46,14 @@ func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
 	if !l.synced {
 		l.syncWatches(start)
 	}
+	since := l.watchChanges()
 	watches, err := l.loadWatches()
 	if err != nil {
 		err = &PollError{Outcome: OutcomeStore, Err: fmt.Errorf("load watches: %w", err)}
 		l.finish(start, OutcomeStore, err)
 		return err
 	}
-	l.setWatches(len(watches))
+	l.setWatches(len(watches), since)
 	// cuttable: a PollNow may cut this round short (see below).
 	cuttable := spread
 	if l.sched != nil {
@@ -379,15 +380,30 @@ func (l *loop) loadWatches() ([]store.Watch, error) {
 	return out, nil
 }
 
-func (l *loop) setWatches(n int) {
+// watchChanges counts the watches added or removed outside rounds so far.
+func (l *loop) watchChanges() uint64 {
 	l.mu.Lock()
-	l.st.WatchesActive = n
+	defer l.mu.Unlock()
+	return l.watchAdds
+}
+
+// setWatches records the n watches a round loaded, unless a watch was
+// added or removed since (a PUT or DELETE racing the load): the load may
+// or may not have seen it, and its own count already moved the number.
+// The next round sets it again.
+func (l *loop) setWatches(n int, since uint64) {
+	l.mu.Lock()
+	if l.watchAdds == since {
+		l.st.WatchesActive = n
+	}
+	v := l.st.WatchesActive
 	l.mu.Unlock()
-	l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(n))
+	l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(v))
 }
 
 func (l *loop) addWatches(n int) {
 	l.mu.Lock()
+	l.watchAdds++
 	l.st.WatchesActive = max(l.st.WatchesActive+n, 0)
 	v := l.st.WatchesActive
 	l.mu.Unlock()
