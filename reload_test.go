@@ -57,6 +57,11 @@ sources:
 	conf(addr, "old-token-0a1b2c3d4e")
 	p := startProcess(t, bin, "run", "--config", path)
 	base := "http://" + addr
+	// A source's first poll waits for its slot in the hour; ask for it.
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"}`) })
+	if code, body := apiStatus(t, "POST", base+"/v1/sources/one/poll", "old-token"); code/100 != 2 {
+		t.Fatalf("poll now: %d %s", code, body)
+	}
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })
 	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "old-token-0a1b2c3d4e"); code != 200 {
 		t.Fatalf("old token before the reload: %d", code)
