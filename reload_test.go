@@ -59,7 +59,7 @@ sources:
 	base := "http://" + addr
 	// A source's first poll waits for its slot in the hour; ask for it.
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"}`) })
-	if code, body := apiStatus(t, "POST", base+"/v1/sources/one/poll", "old-token"); code/100 != 2 {
+	if code, body := apiStatus(t, "POST", base+"/v1/sources/one/poll", "old-token-0a1b2c3d4e"); code/100 != 2 {
 		t.Fatalf("poll now: %d %s", code, body)
 	}
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })

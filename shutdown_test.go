@@ -64,7 +64,7 @@ func TestShutdownStoreUnwritable(t *testing.T) {
 listen: 127.0.0.1:0
 storage: {path: %q}
 delivery: {shutdown_grace: %s}
-sources: [{name: s, url: %q, items: '.data[]', id: '.id', state: '.status', interval: 1h}]
+sources: [{name: s, url: %q, items: '.data[]', id: '.id', state: '.status', interval: 1s}]
 subscriptions: [{name: app, url: "http://127.0.0.1:9/", secret: %s}]
 `, data, grace, up.URL, signature.NewSecret())), 0o600)
 			out := &syncbuf.Buffer{}
