@@ -12,7 +12,8 @@ import (
 // sources with the same `.data[]` share one, and a reload reuses those the
 // running config compiled. An expression no config uses any more is
 // collected and its entry removed. A compiled expression is immutable and
-// safe for concurrent use, so sharing it is safe.
+// safe for concurrent use, so sharing it is safe; config compiles every
+// expression with the default limits, so its text is the whole key.
 var interned sync.Map // string → weak.Pointer[jqexpr.Expr]
 
 // compileInterned is jqexpr.Compile, sharing an identical expression

@@ -39,10 +39,9 @@ func TestRetryAfterIsCapped(t *testing.T) {
 				}}
 				log, buf := captureLogger()
 				h := newHarnessLog(t, handlerTransport{rc}, log)
-				start := time.Now()
-				h.start(sources(t, "  - {name: s, url: 'http://upstream.test/s', interval: 10s}\n"))
-				time.Sleep(time.Second)
-				synctest.Wait()
+				srcs := sources(t, "  - {name: s, url: 'http://upstream.test/s', interval: 10s}\n")
+				h.start(srcs)
+				start := untilFirstPoll(&srcs[0])
 				want := start.Add(MaxUpstreamPause)
 				if st := h.status("s"); !st.PausedUntil.Equal(want) || !st.NextPollAt.Equal(want) {
 					t.Errorf("paused until %v, next poll %v; want both %v (the cap)", st.PausedUntil, st.NextPollAt, want)
