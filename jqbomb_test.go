@@ -118,6 +118,11 @@ func TestJqBombsInTheRealBinary(t *testing.T) {
 	}
 	p := startProcess(t, bin, "run", "--config", path)
 	c := apiClient{t: t, base: "http://" + addr, token: apiToken}
+	// A source's first poll waits for its slot in its interval; ask for it.
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"}`) })
+	if code := c.do("POST", "/v1/sources/tasks/poll", nil, nil); code/100 != 2 {
+		t.Fatalf("poll tasks: status %d", code)
+	}
 	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
 	peak := rssPeak(p.cmd.Process.Pid)
 
@@ -187,7 +192,7 @@ func TestJqBombsInTheRealBinary(t *testing.T) {
 	// A restart does not start the bombs again: their deliveries are dead.
 	p.kill()
 	p.start()
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"}`) })
 	for _, name := range []string{"memory", "cpu"} {
 		if m := getMetrics(addr); !strings.Contains(m, `pollrelay_delivery_queue{state="dead",subscription="`+name+`"} 1`) {
 			t.Errorf("the %s bomb's delivery is not dead after the restart", name)
