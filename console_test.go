@@ -339,3 +339,49 @@ func TestConsolePollNow(t *testing.T) {
 		t.Errorf("poll now of an unknown source:\n%s", b)
 	}
 }
+
+// A listing still being fetched shows on the sources page how far it has
+// come, and nothing once it is done.
+func TestConsoleShowsPollProgress(t *testing.T) {
+	release := make(chan struct{})
+	up := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page := r.URL.Query().Get("page")
+		if page == "2" {
+			<-release // the second page takes as long as the test wants
+		}
+		items := []map[string]any{}
+		if page == "1" || page == "2" {
+			for i := range 10 {
+				items = append(items, map[string]any{"id": fmt.Sprintf("p%s-%d", page, i), "status": "ok"})
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"data": items})
+	}))
+	b, _ := startBridge(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+api_token: %s
+storage: {in_memory: true}
+sources:
+  - name: big
+    url: %s
+    interval: 1h
+    timeout: 30s
+    items: '.data[]'
+    pagination: {page_param: page, limit_param: per_page, limit: 10}
+`, consoleToken, up))
+	base := "http://" + b.Addr()
+	c, _ := signIn(t, base, consoleToken)
+	done := make(chan error, 1)
+	go func() { done <- b.poller.PollNow(context.Background(), "big") }()
+	waitFor(t, 10*time.Second, func() bool {
+		_, body := page(t, c, base+"/ui/")
+		return strings.Contains(body, "10 items, 1 pages so far")
+	})
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, body := page(t, c, base+"/ui/"); strings.Contains(body, "so far") {
+		t.Errorf("a finished poll still shows progress:\n%s", body)
+	}
+}

@@ -51,7 +51,21 @@ type Status struct {
 	// PausedUntil is set while the source honours a 429/503 Retry-After.
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	Failures    int       `json:"consecutive_failures"`
+	// Progress is set while a listing is being fetched, page by page.
+	Progress *Progress `json:"progress,omitempty"`
 }
+
+// Progress is how far a running poll has come: a long first listing can
+// take minutes, and this is what an operator watches meanwhile.
+type Progress struct {
+	StartedAt time.Time `json:"started_at"`
+	Pages     int       `json:"pages"`
+	Items     int       `json:"items"`
+}
+
+// progressLogEvery is how often a poll still running logs how far it got;
+// a poll shorter than that logs nothing.
+const progressLogEvery = 10 * time.Second
 
 func sortStatus(s []Status) {
 	slices.SortFunc(s, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
@@ -412,7 +426,7 @@ func (l *loop) poll(ctx context.Context) error {
 		}
 	}
 	tracked := l.status().ItemsTracked
-	s := &stream{now: start, load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src, tracked) },
+	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src, tracked) },
 		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 			return x.StoreNew(ctx, l.m.st, obs, start, l.m.watchersOf(l.src.Name))
 		}}
@@ -474,6 +488,22 @@ func (l *loop) poll(ctx context.Context) error {
 	return err
 }
 
+// progress returns what a poll started at start reports each page to: the
+// status shows it, and past progressLogEvery it is logged that often.
+func (l *loop) progress(start time.Time) func(pages, items int) {
+	logged := start
+	return func(pages, items int) {
+		now := l.m.now()
+		l.mu.Lock()
+		l.st.Progress = &Progress{StartedAt: start, Pages: pages, Items: items}
+		l.mu.Unlock()
+		if now.Sub(logged) >= progressLogEvery {
+			logged = now
+			l.log.Info("poll in progress", "pages", pages, "items", items, "elapsed", now.Sub(start).Round(time.Second).String())
+		}
+	}
+}
+
 // noteDuplicates logs a listing that names an id more than once: the
 // first occurrence is used (diff.Compare), which an operator should know
 // when an item's state looks stuck. Logged when the count changes.
@@ -496,6 +526,7 @@ func (l *loop) finish(start time.Time, outcome string, err error) {
 	defer l.mu.Unlock()
 	l.st.LastPollAt = start
 	l.st.LastOutcome = outcome
+	l.st.Progress = nil
 	l.st.LastDurationMS = float64(l.m.now().Sub(start).Microseconds()) / 1000
 	err = redactError(err, l.secrets)
 	if err != nil {

@@ -68,6 +68,19 @@ type stream struct {
 	kept     int
 	filtered int
 	on       bool
+	// progress, when set, is told the pages and items fetched so far
+	// after each page.
+	progress func(pages, items int)
+	items    int
+}
+
+// fetched reports a page of n items to s.progress.
+func (s *stream) fetched(pages, n int) {
+	if s == nil || s.progress == nil {
+		return
+	}
+	s.items += n
+	s.progress(pages, s.items)
 }
 
 // page takes a page's observations into out. With more pages to come and
@@ -145,6 +158,7 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 			return out, pageErr(err, n)
 		}
 		out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
+		s.fetched(len(out.pages), len(obs))
 		if p == nil {
 			out.obs = append(out.obs, obs...)
 			out.etag, out.lastModified = resp.header.Get("ETag"), resp.header.Get("Last-Modified")
