@@ -171,6 +171,9 @@ func (f *fetcher) do(ctx context.Context, rawURL string, reqBody []byte, hdr htt
 			f.tokens.Refused(tok)
 			continue
 		}
+		if err == nil {
+			return r, nil
+		}
 		// An upstream may echo the token it was sent into an error page.
 		access := &redact.Set{}
 		access.AddHeader("Bearer " + tok.AccessToken)
