@@ -11,23 +11,21 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/pollrelay/pollrelay/internal/testenv"
 )
 
-// NeedNode skips t when node is missing, except in CI (CI=true), where the
-// JavaScript round trip must run.
+// NeedNode stops t when node is missing (testenv.Missing: a skip outside
+// CI, a failure in it).
 func NeedNode(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required in CI for the JavaScript round-trip tests")
-		}
-		t.Skip("node not installed")
+		testenv.Missing(t, "node not installed")
 	}
 }
 
