@@ -65,7 +65,7 @@ func verifies(secret string, cp capture) bool {
 func storedSub(t *testing.T, b *Bridge, id string) *store.SubscriptionRecord {
 	t.Helper()
 	var rec *store.SubscriptionRecord
-	if err := b.st.View(func(tx *store.Txn) error {
+	if err := b.st.View(func(tx store.Txn) error {
 		var err error
 		rec, err = tx.APISubscription(id)
 		return err

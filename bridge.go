@@ -20,12 +20,13 @@ import (
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // Bridge is a running pollrelay: store, pollers, notifier and API.
 type Bridge struct {
 	log      *slog.Logger
-	st       *store.Store
+	st       store.Store
 	reg      *prometheus.Registry
 	poller   *poller.Manager
 	notifier *notifier.Notifier
@@ -58,7 +59,7 @@ type Bridge struct {
 // NewBridge opens the store and the listener; nothing polls or delivers
 // until Run.
 func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
-	st, err := store.Open(store.Options{Path: cfg.Storage.Path, InMemory: cfg.Storage.InMemory, Logger: log})
+	st, err := badger.Open(badger.Options{Path: cfg.Storage.Path, InMemory: cfg.Storage.InMemory, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +336,7 @@ func (b *Bridge) subscriptions(cfg *config.Config) ([]*notifier.Subscription, er
 		names[s.ID] = true
 	}
 	now := time.Now()
-	err := b.st.View(func(t *store.Txn) error {
+	err := b.st.View(func(t store.Txn) error {
 		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
 			if names[r.ID] {
 				b.log.Warn("an API subscription has the name of a config one; the config's is used", "subscription", r.ID)

@@ -17,6 +17,7 @@ import (
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // probeWatchLimit caps how many ids of a watch source probe polls: it
@@ -94,18 +95,18 @@ func cmdProbe(c *command, args []string, stdout, stderr io.Writer) int {
 // what run's first poll starts from), err set when a store exists but
 // cannot be read, most often because a running pollrelay holds its lock.
 type probeState struct {
-	st  *store.Store
+	st  store.Store
 	err error
 }
 
 // openProbeStore opens the config's store read-only. A missing store is
 // said on stdout, beside the answer it changes; one that exists but
 // cannot be opened is returned as the error.
-func openProbeStore(cfg *config.Config, stdout, stderr io.Writer, log *slog.Logger) (*store.Store, error) {
+func openProbeStore(cfg *config.Config, stdout, stderr io.Writer, log *slog.Logger) (store.Store, error) {
 	if cfg.Storage.InMemory {
 		return nil, nil
 	}
-	st, err := store.OpenReadOnly(cfg.Storage.Path, log)
+	st, err := badger.OpenReadOnly(cfg.Storage.Path, log)
 	switch {
 	case err == nil:
 		return st, nil
@@ -145,7 +146,7 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, ps probeS
 	prev := map[string]*store.Item{}
 	var ss store.SourceState
 	if st != nil {
-		err := st.View(func(t *store.Txn) error {
+		err := st.View(func(t store.Txn) error {
 			var err error
 			if ss, err = t.SourceState(src.Name); err != nil {
 				return err
@@ -188,7 +189,7 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 	watches := map[string]*store.Watch{}
 	ids := slices.Clone(src.IDs)
 	if st != nil {
-		err := st.View(func(t *store.Txn) error {
+		err := st.View(func(t store.Txn) error {
 			return t.Watches(src.Name, "", "", func(wt *store.Watch) bool {
 				watches[wt.ID] = wt
 				if !slices.Contains(ids, wt.ID) {
@@ -259,7 +260,7 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 		}
 		var prev *store.Item
 		if st != nil {
-			if err := st.View(func(t *store.Txn) error {
+			if err := st.View(func(t store.Txn) error {
 				var err error
 				prev, err = t.Item(src.Name, r.id)
 				return err

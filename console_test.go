@@ -109,7 +109,7 @@ func (r *consoleRig) transition(t *testing.T) {
 func (r *consoleRig) event(t *testing.T, id string) string {
 	t.Helper()
 	found := ""
-	err := r.b.st.View(func(tx *store.Txn) error {
+	err := r.b.st.View(func(tx store.Txn) error {
 		return tx.Events("", func(e *event.Event) bool {
 			if e.ItemID == id {
 				found = e.ID
@@ -264,7 +264,7 @@ func TestConsoleRefusesWithoutTokenOrCSRF(t *testing.T) {
 func attempts(t *testing.T, rig *consoleRig, evID string) int {
 	t.Helper()
 	var n int
-	err := rig.b.st.View(func(tx *store.Txn) error {
+	err := rig.b.st.View(func(tx store.Txn) error {
 		a, err := tx.Attempts(evID)
 		n = len(a)
 		return err

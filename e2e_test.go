@@ -229,7 +229,7 @@ func waitDelivered(t *testing.T, b *Bridge) {
 	t.Helper()
 	waitFor(t, 15*time.Second, func() bool {
 		idle := false
-		err := b.st.View(func(tx *store.Txn) error {
+		err := b.st.View(func(tx store.Txn) error {
 			ids, err := tx.Outbox(1)
 			if err != nil || len(ids) > 0 {
 				return err

@@ -20,7 +20,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
-	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // probeUpstream lists tasks two per page (cursor pagination) and serves
@@ -166,7 +166,7 @@ func TestProbeAgainstAStoreWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Path: data})
+	st, err := badger.Open(badger.Options{Path: data})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,16 +17,16 @@ import (
 
 	"github.com/pollrelay/pollrelay/internal/tmpfs"
 	"github.com/pollrelay/pollrelay/signature"
-	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // TestStoreFillsWhileRunning runs the real binary with its store on a
 // 96 MiB tmpfs and fills the device while it works:
 //
-//   - below 32 MiB free (store.ReserveSpace) nothing is written: a delivery
+//   - below 32 MiB free (badger.ReserveSpace) nothing is written: a delivery
 //     whose outcome can't be recorded is not sent again and again, and
 //     polls are refused;
-//   - below 64 MiB (store.MinFreeSpace) polls are still refused, but stored
+//   - below 64 MiB (badger.MinFreeSpace) polls are still refused, but stored
 //     events are delivered;
 //   - once the filler is gone, the transitions the upstream made meanwhile
 //     are found and delivered.
@@ -130,7 +130,7 @@ subscriptions:
 	// The disk fills past the reserve: pollrelay writes nothing at all.
 	removeLow := tmpfs.Fill(t, mnt, 48<<20)
 	removeFull := tmpfs.Fill(t, mnt, 16<<20)
-	if free := metric(freeGauge); free >= store.ReserveSpace {
+	if free := metric(freeGauge); free >= badger.ReserveSpace {
 		t.Fatalf("filled to %.1f MiB free, want below 32", free/(1<<20))
 	}
 	tl.pump()
@@ -178,7 +178,7 @@ subscriptions:
 	if got := tl.deliveredOf(c1) + tl.deliveredOf(c2); got > 0 {
 		t.Errorf("%d transitions delivered from polls that could not be stored", got)
 	}
-	if free := metric(freeGauge); free < store.ReserveSpace || free >= store.MinFreeSpace {
+	if free := metric(freeGauge); free < badger.ReserveSpace || free >= badger.MinFreeSpace {
 		t.Errorf("%s = %.1f MiB, want between 32 and 64", freeGauge, free/(1<<20))
 	}
 	if !strings.Contains(logs(), `level=WARN msg="store: disk nearly full; new polls are not stored and are retried until space is freed, stored events are still delivered" path=`+data+" free_bytes=") {

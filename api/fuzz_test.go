@@ -17,7 +17,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
-	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 const fuzzToken = "fuzz-token-0123456789"
@@ -55,7 +55,7 @@ func newFuzzServer(tb testing.TB) http.Handler {
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(store.Options{InMemory: true, Logger: log})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}

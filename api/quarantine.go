@@ -31,7 +31,7 @@ func (s *Server) listQuarantine(w http.ResponseWriter, r *http.Request) {
 		after = string(b)
 	}
 	out := list[*store.Quarantined]{Data: []*store.Quarantined{}}
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		return t.QuarantineRecords(after, func(q *store.Quarantined) bool {
 			if kind != "" && q.Kind != kind {
 				return true

@@ -136,7 +136,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	out := list[*event.Event]{Data: []*event.Event{}}
 	more := false
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		return t.Events(before, func(e *event.Event) bool {
 			if !since.IsZero() && e.CreatedAt.Before(since) {
 				return false
@@ -180,7 +180,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	err = s.opts.Store.View(func(t *store.Txn) error {
+	err = s.opts.Store.View(func(t store.Txn) error {
 		var err error
 		if v.Event, err = t.Event(id); err != nil || v.Event == nil {
 			return err
@@ -213,7 +213,7 @@ func (s *Server) subscriptionIDs() ([]string, error) {
 	for _, c := range s.opts.Control.Config().Subscriptions {
 		ids = append(ids, c.Name)
 	}
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
 			ids = append(ids, r.ID)
 			return nil
@@ -226,7 +226,7 @@ func (s *Server) attempts(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var atts []store.Attempt
 	found := false
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		e, err := t.Event(id)
 		if err != nil || e == nil {
 			return err
@@ -309,7 +309,7 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var it *store.Item
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		var err error
 		it, err = t.Item(source, id)
 		return err

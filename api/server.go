@@ -69,7 +69,7 @@ type Options struct {
 	Token    string
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
-	Store    *store.Store
+	Store    store.Store
 	Poller   Poller
 	Notifier Notifier
 	Control  Control

@@ -36,7 +36,7 @@ func (s *Server) unlockSubs() { <-s.subLock }
 // (Update runs write again, which then sees the new version). It returns
 // errSubGone when the record is gone and errSubMoved when it was written
 // since base (nil: any version) was read.
-func current(t *store.Txn, id string, base *store.SubscriptionRecord) (*store.SubscriptionRecord, error) {
+func current(t store.Txn, id string, base *store.SubscriptionRecord) (*store.SubscriptionRecord, error) {
 	cur, err := t.APISubscription(id)
 	switch {
 	case err != nil:
@@ -54,7 +54,7 @@ func current(t *store.Txn, id string, base *store.SubscriptionRecord) (*store.Su
 // changes with current (or check its absence) inside the transaction. It
 // answers the failure itself: 404 for a deleted subscription, 409 for a
 // name taken or a change that lost to another one, 500 otherwise.
-func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(*store.Txn) error) bool {
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(store.Txn) error) bool {
 	err := s.opts.Store.Update(write)
 	switch {
 	case err == nil:

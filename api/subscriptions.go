@@ -96,7 +96,7 @@ func APISubscriptionConfig(rec *store.SubscriptionRecord, now time.Time) (*confi
 func (s *Server) loadAPISubs() ([]apiSubscription, error) {
 	var out []apiSubscription
 	now := s.opts.Now()
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
 			c, err := APISubscriptionConfig(r, now)
 			if err != nil {
@@ -119,7 +119,7 @@ func (s *Server) find(id string) (*config.Subscription, *store.SubscriptionRecor
 		}
 	}
 	var rec *store.SubscriptionRecord
-	err := s.opts.Store.View(func(t *store.Txn) error {
+	err := s.opts.Store.View(func(t store.Txn) error {
 		var err error
 		rec, err = t.APISubscription(id)
 		return err
@@ -235,7 +235,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	now := s.opts.Now()
 	raw, _ := json.Marshal(spec)
 	rec := &store.SubscriptionRecord{ID: name, Spec: raw, Secrets: []store.StoredSecret{{Value: secret}}, CreatedAt: now, UpdatedAt: now, Version: 1}
-	ok := s.commit(w, r, name, func(t *store.Txn) error {
+	ok := s.commit(w, r, name, func(t store.Txn) error {
 		if _, err := current(t, name, nil); !errors.Is(err, errSubGone) {
 			return cmp.Or(err, errSubExists)
 		}
@@ -313,7 +313,7 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		next := *rec
 		next.Spec, _ = json.Marshal(spec)
 		next.UpdatedAt = s.opts.Now()
-		ok := s.commit(w, r, id, func(t *store.Txn) error {
+		ok := s.commit(w, r, id, func(t store.Txn) error {
 			cur, err := current(t, id, rec)
 			if err != nil {
 				return err
@@ -347,7 +347,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	// Its health goes too, so a new subscription of the same name starts
 	// afresh rather than disabled.
-	ok = s.commit(w, r, id, func(t *store.Txn) error {
+	ok = s.commit(w, r, id, func(t store.Txn) error {
 		if _, err := current(t, id, nil); err != nil {
 			return err
 		}
@@ -385,7 +385,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 		secret, _ = signature.NewSigningKey()
 	}
 	var rec store.SubscriptionRecord
-	ok = s.commit(w, r, id, func(t *store.Txn) error {
+	ok = s.commit(w, r, id, func(t store.Txn) error {
 		// The new list is built from the record as stored now, so every
 		// rotation keeps the secrets of the ones before it.
 		cur, err := current(t, id, nil)

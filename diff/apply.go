@@ -88,14 +88,14 @@ type Poll struct {
 //
 // A complete listing identical to the last one whose outcome was fully
 // stored is not compared again (see listingDigest).
-func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Result, error) {
+func Apply(ctx context.Context, st store.Store, src *config.Source, p Poll) (Result, error) {
 	if x := p.Index; x != nil {
 		// An index left unused (an unchanged listing, a replay, an error)
 		// must still not outlive the poll: the store may close next.
 		defer x.Wait()
 	}
 	var ss store.SourceState
-	err := st.View(func(t *store.Txn) error {
+	err := st.View(func(t store.Txn) error {
 		var err error
 		ss, err = t.SourceState(src.Name)
 		return err
@@ -108,7 +108,7 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 		if x == nil {
 			x = LoadIndex(st, src, ss.ListingTracked)
 		}
-		res, err := retry(func(int) (Result, error) { return replay(ctx, st, src, ss, x, p) })
+		res, err := replay(ctx, st, src, ss, x, p)
 		x.over.report(&res)
 		return res, err
 	}
@@ -142,25 +142,12 @@ func Apply(ctx context.Context, st *store.Store, src *config.Source, p Poll) (Re
 	if !silent && holdDeletes(len(l.gone), x.Len(), src, &l.newSS) {
 		l.held, l.gone = len(l.gone), nil
 	}
-	res, err := retry(func(attempt int) (Result, error) { return l.apply(ctx, st, attempt) })
+	res, err := l.apply(ctx, st)
 	x.over.report(&res)
 	if res.Duplicates = x.dups.n; res.Duplicates > 0 {
 		res.DuplicateID = x.dups.first
 	}
 	return res, err
-}
-
-// retry runs a poll's writes again after a conflict with a concurrent
-// writer (the API adding a watch that watch_from also adds), from a fresh
-// read: what committed before the conflict is then part of the stored
-// state.
-func retry(f func(attempt int) (Result, error)) (Result, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := f(attempt)
-		if err == nil || !store.IsConflict(err) || attempt == 3 {
-			return res, err
-		}
-	}
 }
 
 // listingPoll is a listing filtered through the stored items' index: the
@@ -181,14 +168,13 @@ type listingPoll struct {
 	late []string
 }
 
-func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (Result, error) {
+func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error) {
 	// Only the records of items that may change are read whole. An item
-	// the index doesn't hold is new, unless an attempt before a conflict
-	// committed it.
+	// the index doesn't hold is new: only this source's loop writes them.
 	prev := make(map[string]*store.Item, len(l.cands)+len(l.gone))
 	added := 0
 	cands := l.cands
-	err := st.View(func(t *store.Txn) error {
+	err := st.View(func(t store.Txn) error {
 		for _, id := range l.late {
 			it, err := t.Item(l.src.Name, id)
 			if err != nil {
@@ -209,9 +195,7 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 		for _, ob := range l.cands {
 			if l.x.find(ob.ID) < 0 {
 				added++
-				if attempt == 0 {
-					continue
-				}
+				continue
 			}
 			if err := read(ob.ID); err != nil {
 				return err
@@ -254,13 +238,13 @@ func (l *listingPoll) apply(ctx context.Context, st *store.Store, attempt int) (
 // replay re-observes the stored items, as a 304 asks: only stalled rules
 // can fire and unsettled states are dropped as flickers, so only items
 // settling or due for a stalled rule are read whole.
-func replay(ctx context.Context, st *store.Store, src *config.Source, ss store.SourceState, x *Index, p Poll) (Result, error) {
+func replay(ctx context.Context, st store.Store, src *config.Source, ss store.SourceState, x *Index, p Poll) (Result, error) {
 	if err := x.Wait(); err != nil {
 		return Result{}, err
 	}
 	prev := map[string]*store.Item{}
 	var obs []Observation
-	err := st.View(func(t *store.Txn) error {
+	err := st.View(func(t store.Txn) error {
 		for _, id := range x.due(p.Now) {
 			it, err := t.Item(src.Name, id)
 			if err != nil {
@@ -306,7 +290,7 @@ type writeState struct {
 
 // write commits changes, their events and watches, then the source's
 // state, filling res.
-func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res *Result, changes []Change, prev map[string]*store.Item, ws writeState) error {
+func write(ctx context.Context, st store.Store, src *config.Source, p Poll, res *Result, changes []Change, prev map[string]*store.Item, ws writeState) error {
 	// The first successful poll is the baseline even when max_pages cut it
 	// short: a listing that is always longer than max_pages (newest first,
 	// say) must still report items that appear at its top.
@@ -345,7 +329,7 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 			}
 			evs = append(evs, e...)
 		}
-		err := b.Group(func(t *store.Txn) error {
+		err := b.Group(func(t store.Txn) error {
 			if c.Item == nil {
 				if err := t.DeleteItem(src.Name, c.ID); err != nil {
 					return err
@@ -372,13 +356,13 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 		newSS.ListingDigest, newSS.ListingTracked = ws.digest, ws.tracked
 	}
 	if newSS != ws.old {
-		err := b.Group(func(t *store.Txn) error { return t.PutSourceState(src.Name, newSS) })
+		err := b.Group(func(t store.Txn) error { return t.PutSourceState(src.Name, newSS) })
 		if err != nil {
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
 	if over.n > 0 {
-		err := b.Group(func(t *store.Txn) error { return over.record(t, src.Name, p.Now) })
+		err := b.Group(func(t store.Txn) error { return over.record(t, src.Name, p.Now) })
 		if err != nil {
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
@@ -393,12 +377,12 @@ func write(ctx context.Context, st *store.Store, src *config.Source, p Poll, res
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st *store.Store, src *config.Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
+func unchanged(st store.Store, src *config.Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
 	newSS := ss
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0
 	if newSS != ss || over.n > 0 {
-		err := st.Update(func(t *store.Txn) error {
+		err := st.Update(func(t store.Txn) error {
 			if newSS != ss {
 				if err := t.PutSourceState(src.Name, newSS); err != nil {
 					return err
@@ -423,7 +407,7 @@ func pendingChange(changes []Change) bool {
 // watchFrom starts a watch in each watcher for an item that entered a
 // non-terminal state, and forgets a watch's end mark when its item left
 // the listing, so the id can be watched again if it comes back.
-func watchFrom(t *store.Txn, watchers []*config.Source, c Change, prev *store.Item, now time.Time, res *Result) error {
+func watchFrom(t store.Txn, watchers []*config.Source, c Change, prev *store.Item, now time.Time, res *Result) error {
 	for _, ws := range watchers {
 		if c.Item == nil {
 			if err := t.ClearWatchEnded(ws.Name, c.ID); err != nil {
@@ -439,10 +423,12 @@ func watchFrom(t *store.Txn, watchers []*config.Source, c Change, prev *store.It
 			return err
 		}
 		if added {
-			if res.WatchesAdded == nil {
-				res.WatchesAdded = map[string]int{}
-			}
-			res.WatchesAdded[ws.Name]++
+			t.OnCommit(func() {
+				if res.WatchesAdded == nil {
+					res.WatchesAdded = map[string]int{}
+				}
+				res.WatchesAdded[ws.Name]++
+			})
 		}
 	}
 	return nil

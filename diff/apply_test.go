@@ -9,6 +9,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // db is a real Badger in a test directory that can be reopened, as a
@@ -16,7 +17,7 @@ import (
 type db struct {
 	t   *testing.T
 	dir string
-	st  *store.Store
+	st  store.Store
 }
 
 func newDB(t *testing.T) *db {
@@ -27,7 +28,7 @@ func newDB(t *testing.T) *db {
 }
 
 func (d *db) open() {
-	st, err := store.Open(store.Options{Path: d.dir})
+	st, err := badger.Open(badger.Options{Path: d.dir})
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func (d *db) reopen() {
 func (d *db) events() []string {
 	d.t.Helper()
 	var out []string
-	err := d.st.View(func(t *store.Txn) error {
+	err := d.st.View(func(t store.Txn) error {
 		return t.Events("", func(e *event.Event) bool {
 			out = append([]string{e.Type + ":" + e.ItemID}, out...)
 			return true
@@ -60,7 +61,7 @@ func (d *db) events() []string {
 func (d *db) sourceState(name string) store.SourceState {
 	d.t.Helper()
 	var ss store.SourceState
-	if err := d.st.View(func(t *store.Txn) error {
+	if err := d.st.View(func(t store.Txn) error {
 		var err error
 		ss, err = t.SourceState(name)
 		return err
@@ -73,7 +74,7 @@ func (d *db) sourceState(name string) store.SourceState {
 func (d *db) count(name string) int {
 	d.t.Helper()
 	var n int
-	if err := d.st.View(func(t *store.Txn) error {
+	if err := d.st.View(func(t store.Txn) error {
 		var err error
 		n, err = t.CountItems(name)
 		return err

@@ -30,8 +30,8 @@ type Index struct {
 	err  error
 	src  *config.Source
 
-	// ids holds the stored ids in Badger's order (sorted bytewise), item i
-	// being ids[ends[i-1]:ends[i]].
+	// ids holds the stored ids in bytewise order, as every backend scans
+	// them, item i being ids[ends[i-1]:ends[i]].
 	ids  []byte
 	ends []uint32
 	// state[i] indexes states: a listing has few distinct states, so each
@@ -90,7 +90,7 @@ func (b *bitset) grow(n int) {
 // fetches and parses its listing meanwhile, and on a large listing each
 // takes about as long as the other. Wait (or Apply, given the index)
 // collects it.
-func LoadIndex(st *store.Store, src *config.Source, sizeHint int) *Index {
+func LoadIndex(st store.Store, src *config.Source, sizeHint int) *Index {
 	x := &Index{done: make(chan struct{}), src: src}
 	go func() {
 		defer close(x.done)
@@ -99,7 +99,7 @@ func LoadIndex(st *store.Store, src *config.Source, sizeHint int) *Index {
 	return x
 }
 
-func (x *Index) load(st *store.Store, sizeHint int) error {
+func (x *Index) load(st store.Store, sizeHint int) error {
 	x.ids = make([]byte, 0, sizeHint*16)
 	x.ends = make([]uint32, 0, sizeHint)
 	x.state = make([]uint32, 0, sizeHint)
@@ -109,7 +109,7 @@ func (x *Index) load(st *store.Store, sizeHint int) error {
 	}
 	rules := sortedKeys(stalls)
 	known := map[string]uint32{}
-	err := st.View(func(t *store.Txn) error {
+	err := st.View(func(t store.Txn) error {
 		ss, err := t.SourceState(x.src.Name)
 		if err != nil {
 			return err
@@ -274,7 +274,7 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 // nothing: if the poll fails later, the items are there, unchanged, for
 // the next baseline to find; watch_from watches start for items that
 // exist. The baseline flag is still written last, by Apply.
-func (x *Index) StoreNew(ctx context.Context, st *store.Store, obs []Observation, now time.Time, watchers []*config.Source) ([]Observation, error) {
+func (x *Index) StoreNew(ctx context.Context, st store.Store, obs []Observation, now time.Time, watchers []*config.Source) ([]Observation, error) {
 	if !x.baseline {
 		return obs, nil
 	}
@@ -296,28 +296,21 @@ func (x *Index) StoreNew(ctx context.Context, st *store.Store, obs []Observation
 		return rest, nil
 	}
 	var res Result
-	_, err := retry(func(int) (Result, error) {
-		res = Result{}
-		b := st.NewBatch()
-		defer b.Discard()
-		for _, c := range changes {
-			err := b.Group(func(t *store.Txn) error {
-				if err := t.PutItem(x.src.Name, c.ID, c.Item); err != nil {
-					return err
-				}
-				return watchFrom(t, watchers, c, nil, now, &res)
-			})
-			if err != nil {
-				return Result{}, fmt.Errorf("write %s: %w", x.src.Name, err)
+	b := st.NewBatch()
+	defer b.Discard()
+	for _, c := range changes {
+		err := b.Group(func(t store.Txn) error {
+			if err := t.PutItem(x.src.Name, c.ID, c.Item); err != nil {
+				return err
 			}
+			return watchFrom(t, watchers, c, nil, now, &res)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", x.src.Name, err)
 		}
-		if err := b.Commit(); err != nil {
-			return Result{}, fmt.Errorf("write %s: %w", x.src.Name, err)
-		}
-		return Result{}, nil
-	})
-	if err != nil {
-		return nil, err
+	}
+	if err := b.Commit(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", x.src.Name, err)
 	}
 	x.early += len(changes)
 	for ws, n := range res.WatchesAdded {

@@ -107,7 +107,7 @@ func TestFilteredPagesMatchCompare(t *testing.T) {
 func storedObservations(t *testing.T, d *db) []Observation {
 	t.Helper()
 	var obs []Observation
-	if err := d.st.View(func(tx *store.Txn) error {
+	if err := d.st.View(func(tx store.Txn) error {
 		return tx.Items("s", func(id string, it *store.Item) error {
 			obs = append(obs, Observation{ID: id, State: it.State, Object: it.Object})
 			return nil
@@ -123,7 +123,7 @@ func storedObservations(t *testing.T, d *db) []Observation {
 func reference(t *testing.T, d *db, settle int, complete bool, obs []Observation, now time.Time) ([]string, []string) {
 	t.Helper()
 	prev := map[string]*store.Item{}
-	if err := d.st.View(func(tx *store.Txn) error {
+	if err := d.st.View(func(tx store.Txn) error {
 		return tx.Items("s", func(id string, it *store.Item) error {
 			prev[id] = it
 			return nil
@@ -172,7 +172,7 @@ func transitions[T Change | Transition](in []T) []string {
 func dump(t *testing.T, d *db) []string {
 	t.Helper()
 	var out []string
-	if err := d.st.View(func(tx *store.Txn) error {
+	if err := d.st.View(func(tx store.Txn) error {
 		return tx.Items("s", func(id string, it *store.Item) error {
 			out = append(out, storedRecord(id, it))
 			return nil
@@ -272,7 +272,7 @@ func TestBaselineStoredAhead(t *testing.T) {
 func (d *db) item(source, id string) *store.Item {
 	d.t.Helper()
 	var it *store.Item
-	if err := d.st.View(func(t *store.Txn) error {
+	if err := d.st.View(func(t store.Txn) error {
 		var err error
 		it, err = t.Item(source, id)
 		return err
@@ -297,7 +297,7 @@ func TestFilteredListingJudgedAtNow(t *testing.T) {
 	d := newDB(t)
 	mustApply(t, d, yaml, Poll{Observations: []Observation{ob("a", "queued"), ob("b", "queued"), ob("c", "queued")}, Complete: true, Now: t0})
 	// b entered its state a minute later, so its rule falls due at 4m.
-	d.update(func(tx *store.Txn) error {
+	d.update(func(tx store.Txn) error {
 		it, err := tx.Item("s", "b")
 		if err != nil {
 			return err

@@ -53,7 +53,7 @@ func skippedOf(obs []Observation) skipped {
 
 // record writes the quarantine records of a poll's skipped items and
 // counts the rest.
-func (o *skipped) record(t *store.Txn, source string, now time.Time) error {
+func (o *skipped) record(t store.Txn, source string, now time.Time) error {
 	for _, r := range o.recs {
 		q := store.Quarantined{Kind: store.QuarantineItem, Source: source, ItemID: r.id, Reason: r.reason}
 		if err := t.Quarantine(q, now); err != nil {

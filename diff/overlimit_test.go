@@ -34,7 +34,7 @@ func TestItemTooLargeIsSkipped(t *testing.T) {
 		t.Errorf("second poll: %+v, %d items; want big skipped, a and c stored", res, d.count("s"))
 	}
 	var qs []*store.Quarantined
-	if err := d.st.View(func(tx *store.Txn) error {
+	if err := d.st.View(func(tx store.Txn) error {
 		return tx.QuarantineRecords("", func(q *store.Quarantined) bool { qs = append(qs, q); return true })
 	}); err != nil {
 		t.Fatal(err)

@@ -102,6 +102,15 @@ type WatchResult struct {
 	RuleErrors []error
 }
 
+func (r *WatchResult) add(o WatchResult) {
+	r.Transitions = append(r.Transitions, o.Transitions...)
+	r.Events = append(r.Events, o.Events...)
+	r.Ended += o.Ended
+	r.Expired += o.Expired
+	r.NewItems += o.NewItems
+	r.RuleErrors = append(r.RuleErrors, o.RuleErrors...)
+}
+
 // ApplyWatches writes the outcome of a batch of watch requests. Each
 // watch's item, the events it causes and the watch's own update or removal
 // are one atomic group; groups share transactions, so a busy watch source
@@ -109,25 +118,22 @@ type WatchResult struct {
 //
 // The watch is read inside the writing transaction: a watch deleted or
 // renewed through the API meanwhile is seen (or the commit conflicts and
-// the batch is redone), never silently recreated.
-func ApplyWatches(ctx context.Context, st *store.Store, src *config.Source, obs []WatchObservation, now time.Time) (WatchResult, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := applyWatches(ctx, st, src, obs, now)
-		if err == nil || !store.IsConflict(err) || attempt == 3 {
-			return res, err
-		}
-	}
-}
-
-func applyWatches(ctx context.Context, st *store.Store, src *config.Source, obs []WatchObservation, now time.Time) (WatchResult, error) {
+// the store redoes the group), never silently recreated. A group counts
+// what it did once its transaction commits.
+func ApplyWatches(ctx context.Context, st store.Store, src *config.Source, obs []WatchObservation, now time.Time) (WatchResult, error) {
 	var res WatchResult
 	stalls := StallRules(src)
 	b := st.NewBatch()
 	defer b.Discard()
 	for i := range obs {
 		ob := &obs[i]
-		err := b.Group(func(t *store.Txn) error {
-			return applyWatch(ctx, t, src, ob, stalls, now, &res)
+		err := b.Group(func(t store.Txn) error {
+			var r WatchResult
+			if err := applyWatch(ctx, t, src, ob, stalls, now, &r); err != nil {
+				return err
+			}
+			t.OnCommit(func() { res.add(r) })
+			return nil
 		})
 		if err != nil {
 			return res, fmt.Errorf("write %s/%s: %w", src.Name, ob.ID, err)
@@ -139,7 +145,7 @@ func applyWatches(ctx context.Context, st *store.Store, src *config.Source, obs 
 	return res, nil
 }
 
-func applyWatch(ctx context.Context, t *store.Txn, src *config.Source, ob *WatchObservation, stalls map[int]config.Rule, now time.Time, res *WatchResult) error {
+func applyWatch(ctx context.Context, t store.Txn, src *config.Source, ob *WatchObservation, stalls map[int]config.Rule, now time.Time, res *WatchResult) error {
 	w, err := t.Watch(src.Name, ob.ID)
 	if err != nil || w == nil {
 		return err // unwatched meanwhile: the result is of no interest
@@ -250,7 +256,7 @@ func expiredEvent(src *config.Source, id string, it *store.Item, w *event.Watch,
 
 // endWatch removes a watch and marks it ended, in the transaction of the
 // event that ended it.
-func endWatch(t *store.Txn, source, id string, now time.Time) error {
+func endWatch(t store.Txn, source, id string, now time.Time) error {
 	if err := t.DeleteWatch(source, id); err != nil {
 		return err
 	}
@@ -259,7 +265,7 @@ func endWatch(t *store.Txn, source, id string, now time.Time) error {
 
 // addWatch starts watching id in ws unless it is watched already or its
 // watch ended before (only an explicit PUT starts an ended watch again).
-func addWatch(t *store.Txn, ws *config.Source, id, origin string, now time.Time) (bool, error) {
+func addWatch(t store.Txn, ws *config.Source, id, origin string, now time.Time) (bool, error) {
 	if w, err := t.Watch(ws.Name, id); err != nil || w != nil {
 		return false, err
 	}
@@ -277,13 +283,13 @@ func addWatch(t *store.Txn, ws *config.Source, id, origin string, now time.Time)
 // `ids:` match the list: a new id is watched (unless its watch ended
 // before), and a config watch whose id left the list stops, without an
 // end mark, so putting the id back watches it again.
-func SyncConfigWatches(st *store.Store, ws *config.Source, now time.Time) (added, removed int, err error) {
+func SyncConfigWatches(st store.Store, ws *config.Source, now time.Time) (added, removed int, err error) {
 	want := make(map[string]bool, len(ws.IDs))
 	for _, id := range ws.IDs {
 		want[id] = true
 	}
 	var stale []string
-	err = st.View(func(t *store.Txn) error {
+	err = st.View(func(t store.Txn) error {
 		return t.Watches(ws.Name, "", "", func(w *store.Watch) bool {
 			if w.Origin == store.OriginConfig && !want[w.ID] {
 				stale = append(stale, w.ID)
@@ -294,13 +300,12 @@ func SyncConfigWatches(st *store.Store, ws *config.Source, now time.Time) (added
 	if err != nil {
 		return 0, 0, fmt.Errorf("sync watches of %s: %w", ws.Name, err)
 	}
-	err = batch(st, func(group func(func(*store.Txn) error) error) error {
-		added, removed = 0, 0
+	err = batch(st, func(group func(func(store.Txn) error) error) error {
 		for _, id := range ws.IDs {
-			if err := group(func(t *store.Txn) error {
+			if err := group(func(t store.Txn) error {
 				ok, err := addWatch(t, ws, id, store.OriginConfig, now)
 				if ok {
-					added++
+					t.OnCommit(func() { added++ })
 				}
 				return err
 			}); err != nil {
@@ -308,13 +313,13 @@ func SyncConfigWatches(st *store.Store, ws *config.Source, now time.Time) (added
 			}
 		}
 		for _, id := range stale {
-			if err := group(func(t *store.Txn) error {
+			if err := group(func(t store.Txn) error {
 				// Re-read: a PUT may have taken the watch over meanwhile.
 				w, err := t.Watch(ws.Name, id)
 				if err != nil || w == nil || w.Origin != store.OriginConfig {
 					return err
 				}
-				removed++
+				t.OnCommit(func() { removed++ })
 				return t.DeleteWatch(ws.Name, id)
 			}); err != nil {
 				return err
@@ -331,9 +336,9 @@ func SyncConfigWatches(st *store.Store, ws *config.Source, now time.Time) (added
 // WatchListed watches every non-terminal item the list source named by
 // ws.WatchFrom tracks. Apply does this as items change; this catches up on
 // items that were already tracked when watch_from was configured.
-func WatchListed(st *store.Store, ws *config.Source, now time.Time) (int, error) {
+func WatchListed(st store.Store, ws *config.Source, now time.Time) (int, error) {
 	var ids []string
-	err := st.View(func(t *store.Txn) error {
+	err := st.View(func(t store.Txn) error {
 		return t.ItemHeads(ws.WatchFrom, func(id string, it *store.Item) error {
 			if !IsTerminal(ws, it.State) {
 				ids = append(ids, id)
@@ -345,13 +350,12 @@ func WatchListed(st *store.Store, ws *config.Source, now time.Time) (int, error)
 		return 0, fmt.Errorf("watch items of %s: %w", ws.WatchFrom, err)
 	}
 	added := 0
-	err = batch(st, func(group func(func(*store.Txn) error) error) error {
-		added = 0
+	err = batch(st, func(group func(func(store.Txn) error) error) error {
 		for _, id := range ids {
-			if err := group(func(t *store.Txn) error {
+			if err := group(func(t store.Txn) error {
 				ok, err := addWatch(t, ws, id, store.OriginWatchFrom, now)
 				if ok {
-					added++
+					t.OnCommit(func() { added++ })
 				}
 				return err
 			}); err != nil {
@@ -367,17 +371,12 @@ func WatchListed(st *store.Store, ws *config.Source, now time.Time) (int, error)
 }
 
 // batch runs fill with a function adding groups to one store batch, then
-// commits it; a conflict redoes it (each group re-reads what it checks).
-func batch(st *store.Store, fill func(group func(func(*store.Txn) error) error) error) error {
-	for attempt := 0; ; attempt++ {
-		b := st.NewBatch()
-		err := fill(b.Group)
-		if err == nil {
-			err = b.Commit()
-		}
-		b.Discard()
-		if err == nil || !store.IsConflict(err) || attempt == 3 {
-			return err
-		}
+// commits it.
+func batch(st store.Store, fill func(group func(func(store.Txn) error) error) error) error {
+	b := st.NewBatch()
+	defer b.Discard()
+	if err := fill(b.Group); err != nil {
+		return err
 	}
+	return b.Commit()
 }

@@ -70,7 +70,7 @@ const watchSrc = "  - {name: w, url: 'https://x.test/t/{id}', terminal: [ready],
 func (d *db) watch(id string) *store.Watch {
 	d.t.Helper()
 	var w *store.Watch
-	if err := d.st.View(func(t *store.Txn) error {
+	if err := d.st.View(func(t store.Txn) error {
 		var err error
 		w, err = t.Watch("w", id)
 		return err
@@ -80,7 +80,7 @@ func (d *db) watch(id string) *store.Watch {
 	return w
 }
 
-func (d *db) update(fn func(*store.Txn) error) {
+func (d *db) update(fn func(store.Txn) error) {
 	d.t.Helper()
 	if err := d.st.Update(fn); err != nil {
 		d.t.Fatal(err)
@@ -94,7 +94,7 @@ func TestApplyWatches(t *testing.T) {
 	if added, removed, err := SyncConfigWatches(d.st, src, t0); err != nil || added != 2 || removed != 0 {
 		t.Fatalf("sync: +%d -%d %v", added, removed, err)
 	}
-	d.update(func(t *store.Txn) error {
+	d.update(func(t store.Txn) error {
 		w, _ := t.Watch("w", "a")
 		w.Metadata = json.RawMessage(`{"order":1}`)
 		return t.PutWatch(w)
@@ -129,7 +129,7 @@ func TestApplyWatches(t *testing.T) {
 		t.Error("watch a not removed with its terminal event")
 	}
 	// b expires, but was renewed meanwhile: nothing happens.
-	d.update(func(t *store.Txn) error {
+	d.update(func(t store.Txn) error {
 		w, _ := t.Watch("w", "b")
 		w.ExpiresAt = t0.Add(3 * time.Hour)
 		return t.PutWatch(w)
@@ -164,7 +164,7 @@ func TestSyncConfigWatchesRemovesDroppedIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An API watch is not the config's to remove.
-	d.update(func(t *store.Txn) error {
+	d.update(func(t store.Txn) error {
 		return t.PutWatch(&store.Watch{Source: "w", ID: "api", Origin: store.OriginAPI, CreatedAt: t0})
 	})
 	src := parseSource(t, "  - {name: w, url: 'https://x.test/t/{id}', terminal: [ready], ids: [b]}\n")
@@ -231,7 +231,7 @@ func TestWatchRuleOverALimitStoresNothing(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	var a *store.Item
-	d.update(func(t *store.Txn) error {
+	d.update(func(t store.Txn) error {
 		var err error
 		a, err = t.Item("w", "a")
 		return err

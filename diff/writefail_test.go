@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // TestWriteErrorAcknowledgesNothing: when the store refuses a poll's write,
@@ -23,7 +23,7 @@ func TestWriteErrorAcknowledgesNothing(t *testing.T) {
 			{ID: "a", State: json.RawMessage(`"` + state + `"`), Object: json.RawMessage(`{}`)},
 		}}
 	}
-	st, err := store.Open(store.Options{Path: dir})
+	st, err := badger.Open(badger.Options{Path: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestWriteErrorAcknowledgesNothing(t *testing.T) {
 	if _, err := Apply(context.Background(), st, src, obs("ready")); err == nil {
 		t.Fatal("a poll whose write failed reported success")
 	}
-	st, err = store.Open(store.Options{Path: dir})
+	st, err = badger.Open(badger.Options{Path: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,13 +19,14 @@ import (
 
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // benchRig is a notifier on Badger on disk with synced commits, delivering
 // signed webhooks to a loopback receiver that answers 204 at once and
 // records when each webhook-id arrived.
 type benchRig struct {
-	st      *store.Store
+	st      store.Store
 	n       *Notifier
 	written sync.Map // event id → time.Time the event was written
 
@@ -52,7 +53,7 @@ func newBenchRig(b *testing.B) *benchRig {
 	}))
 	b.Cleanup(srv.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(store.Options{Path: b.TempDir(), Logger: log})
+	st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func (r *benchRig) write(b *testing.B, first, count int) {
 		}
 		r.written.Store(evs[i].ID, now)
 	}
-	err := r.st.Update(func(t *store.Txn) error {
+	err := r.st.Update(func(t store.Txn) error {
 		for _, e := range evs {
 			if err := t.AddEvent(e); err != nil {
 				return err

@@ -84,7 +84,7 @@ func (n *Notifier) commitBatch(s *state, batch []result, withFanout bool) error 
 	health := map[string]store.SubState{}
 	disabledNow := map[string]string{}
 	added := map[string]int{}
-	err := n.st.Update(func(t *store.Txn) error {
+	err := n.st.Update(func(t store.Txn) error {
 		// Update may run this again after a conflict: start clean.
 		changes, recorded = changes[:0], recorded[:0]
 		clear(health)
@@ -145,7 +145,7 @@ func (n *Notifier) commitBatch(s *state, batch []result, withFanout bool) error 
 // record writes one attempt's outcome within t: the attempt, what comes
 // next for its delivery, and its endpoint's health (in health). It returns
 // nil for an outcome not to record (cancelled, or its delivery gone).
-func (n *Notifier) record(t *store.Txn, r result, now time.Time, health map[string]store.SubState, disabledNow map[string]string) (*change, error) {
+func (n *Notifier) record(t store.Txn, r result, now time.Time, health map[string]store.SubState, disabledNow map[string]string) (*change, error) {
 	if r.canceled {
 		return nil, nil
 	}
@@ -271,7 +271,7 @@ func RetryDelay(scheduled time.Duration, jitter float64, retryAfter time.Duratio
 // One that cannot be read is quarantined, which requeues the one after
 // it, so an unreadable record never holds its resource's later events
 // back.
-func (n *Notifier) promote(t *store.Txn, d *store.Delivery, now time.Time) error {
+func (n *Notifier) promote(t store.Txn, d *store.Delivery, now time.Time) error {
 	nextID, err := t.NextInResource(d.Subscription, d.Resource, d.EventID)
 	if err != nil || nextID == "" {
 		return err
@@ -371,7 +371,7 @@ func (n *Notifier) load() error {
 		n.log.Warn("repaired the delivery schedule index", "keys", repaired)
 	}
 	health := map[string]store.SubState{}
-	err = n.st.View(func(t *store.Txn) error {
+	err = n.st.View(func(t store.Txn) error {
 		return t.SubStates(func(sub string, s *store.SubState, err error) error {
 			if err != nil {
 				// Health is rebuilt by the next attempts; a disabled flag

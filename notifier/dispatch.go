@@ -72,7 +72,7 @@ func (n *Notifier) dispatchSub(s *state, ss *subState, now time.Time) (time.Time
 		// committed, so look past them.
 		limit := n.inflightOf(ss) + 64
 		var refs []store.DueRef
-		if err := n.st.View(func(t *store.Txn) error {
+		if err := n.st.View(func(t store.Txn) error {
 			var err error
 			refs, err = t.Due(id, now, limit)
 			return err
@@ -88,7 +88,7 @@ func (n *Notifier) dispatchSub(s *state, ss *subState, now time.Time) (time.Time
 		}
 	}
 	var next time.Time
-	err := n.st.View(func(t *store.Txn) error {
+	err := n.st.View(func(t store.Txn) error {
 		at, ok, err := t.NextDueAfter(id, now)
 		if ok {
 			next = at
@@ -108,7 +108,7 @@ func (n *Notifier) dispatchSub(s *state, ss *subState, now time.Time) (time.Time
 func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, error) {
 	moved := 0
 	var td tidy
-	err := n.st.View(func(t *store.Txn) error {
+	err := n.st.View(func(t store.Txn) error {
 		for _, ref := range refs {
 			k := key(ref.Subscription, ref.EventID)
 			if _, ok := s.inflight[k]; ok {
@@ -190,7 +190,7 @@ func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, erro
 // and when the subscription is removed or its payload changes.
 func (n *Notifier) attempt(client *http.Client, sub *Subscription, eventID string, build context.Context) result {
 	var e *event.Event
-	err := n.st.View(func(t *store.Txn) error {
+	err := n.st.View(func(t store.Txn) error {
 		var err error
 		e, err = t.Event(eventID)
 		return err
@@ -232,7 +232,7 @@ func (n *Notifier) tidy(td tidy) error {
 		return err
 	}
 	now := n.now()
-	err := n.st.Update(func(t *store.Txn) error {
+	err := n.st.Update(func(t store.Txn) error {
 		for _, prev := range td.waiting {
 			d := *prev
 			d.State, d.UpdatedAt = store.Waiting, now
@@ -264,6 +264,12 @@ func (n *Notifier) tidy(td tidy) error {
 // fanoutBatch is how many outbox events one transaction fans out.
 const fanoutBatch = 256
 
+// fanoutDeliveries is about how many deliveries one fan-out transaction
+// creates: with many subscriptions a batch of events stops early, well
+// inside what any backend takes in one transaction. A transaction refused
+// as too big anyway is redone an event at a time (fanoutOneByOne).
+const fanoutDeliveries = 2048
+
 // fanout turns one batch of outbox events into one delivery per matching
 // subscription, disabled ones included (they queue until re-enabled), and
 // reports whether more may wait. One batch at a time, so that under a burst
@@ -273,7 +279,7 @@ func (n *Notifier) fanout() (bool, error) {
 	added := map[string]int{}
 	var more bool
 	subs := n.subList()
-	err := n.st.Update(func(t *store.Txn) error {
+	err := n.st.Update(func(t store.Txn) error {
 		clear(added)
 		var err error
 		more, err = n.fanoutTxn(t, subs, n.now(), added)
@@ -304,27 +310,38 @@ func (n *Notifier) fanoutAll() error {
 
 // fanoutTxn fans out up to fanoutBatch outbox events within t, counting
 // the deliveries it creates in added, and reports whether more may wait.
-func (n *Notifier) fanoutTxn(t *store.Txn, subs []*subState, now time.Time, added map[string]int) (bool, error) {
+func (n *Notifier) fanoutTxn(t store.Txn, subs []*subState, now time.Time, added map[string]int) (bool, error) {
 	ids, err := t.NextOutbox(fanoutBatch)
 	if err != nil {
 		return false, err
 	}
+	made := 0
 	for _, id := range ids {
-		if t.Full() {
+		if made >= fanoutDeliveries {
 			return true, nil
 		}
+		before := sum(added)
 		if err := n.fanoutEvent(t, id, subs, now, added); err != nil {
 			return false, err
 		}
+		made += sum(added) - before
 	}
 	return len(ids) == fanoutBatch, nil
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // fanoutEvent turns one outbox event into its deliveries within t. An
 // event that cannot be read, and a delivery the store refuses (a key over
 // its limit), are quarantined, and the rest goes on: neither is written
 // in part, so t stays good for the next event.
-func (n *Notifier) fanoutEvent(t *store.Txn, id string, subs []*subState, now time.Time, added map[string]int) error {
+func (n *Notifier) fanoutEvent(t store.Txn, id string, subs []*subState, now time.Time, added map[string]int) error {
 	e, err := t.EventMeta(id)
 	if store.IsBadRecord(err) {
 		n.log.Warn("event quarantined: it cannot be read; the others go on", "event_id", id, "error", err.Error())

@@ -19,6 +19,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // pipeNet is an in-memory network: an http.Server listens on it and a
@@ -154,7 +155,7 @@ func (rc *receiver) next(t *testing.T) hit {
 type env struct {
 	t      *testing.T
 	dir    string
-	st     *store.Store
+	st     store.Store
 	n      *Notifier
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
@@ -178,7 +179,7 @@ func startLogging(t *testing.T, dir string, subs []*Subscription, o Options, lev
 // startWithLogger is start logging to log.
 func startWithLogger(t *testing.T, dir string, subs []*Subscription, o Options, log *slog.Logger) *env {
 	t.Helper()
-	st, err := store.Open(store.Options{Path: dir, Logger: log})
+	st, err := badger.Open(badger.Options{Path: dir, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func (e *env) emit(typ, item string) *event.Event {
 		Object:    json.RawMessage(fmt.Sprintf(`{"id":%q,"status":"ready"}`, item)),
 		CreatedAt: now,
 	}
-	if err := e.st.Update(func(t *store.Txn) error { return t.AddEvent(ev) }); err != nil {
+	if err := e.st.Update(func(t store.Txn) error { return t.AddEvent(ev) }); err != nil {
 		e.t.Fatal(err)
 	}
 	return ev
@@ -225,7 +226,7 @@ func (e *env) emit(typ, item string) *event.Event {
 func (e *env) delivery(sub, eventID string) *store.Delivery {
 	e.t.Helper()
 	var d *store.Delivery
-	if err := e.st.View(func(t *store.Txn) error {
+	if err := e.st.View(func(t store.Txn) error {
 		var err error
 		d, err = t.Delivery(sub, eventID)
 		return err
@@ -238,7 +239,7 @@ func (e *env) delivery(sub, eventID string) *store.Delivery {
 func (e *env) attempts(eventID string) []store.Attempt {
 	e.t.Helper()
 	var as []store.Attempt
-	if err := e.st.View(func(t *store.Txn) error {
+	if err := e.st.View(func(t store.Txn) error {
 		var err error
 		as, err = t.Attempts(eventID)
 		return err
@@ -360,7 +361,7 @@ func (e *env) put(ev *event.Event) *event.Event {
 	if ev.CreatedAt.IsZero() {
 		ev.CreatedAt = time.Now()
 	}
-	if err := e.st.Update(func(t *store.Txn) error { return t.AddEvent(ev) }); err != nil {
+	if err := e.st.Update(func(t store.Txn) error { return t.AddEvent(ev) }); err != nil {
 		e.t.Fatal(err)
 	}
 	return ev

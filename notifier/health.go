@@ -81,7 +81,7 @@ func (n *Notifier) SetDisabled(ctx context.Context, subID string, disabled bool)
 			h.Disabled, h.DisabledAt, h.DisabledReason = false, time.Time{}, ""
 			h.FailureCount, h.FirstFailureAt = 0, time.Time{}
 		}
-		if err := n.st.Update(func(t *store.Txn) error { return t.PutSubState(subID, &h) }); err != nil {
+		if err := n.st.Update(func(t store.Txn) error { return t.PutSubState(subID, &h) }); err != nil {
 			return fmt.Errorf("set subscription %s disabled=%t: %w", subID, disabled, err)
 		}
 		n.mu.Lock()
@@ -106,7 +106,7 @@ func (n *Notifier) Forget(ctx context.Context, subID string) error {
 		if n.sub(subID) != nil {
 			return nil
 		}
-		if err := n.st.Update(func(t *store.Txn) error { return t.DeleteSubState(subID) }); err != nil {
+		if err := n.st.Update(func(t store.Txn) error { return t.DeleteSubState(subID) }); err != nil {
 			return fmt.Errorf("forget subscription %s: %w", subID, err)
 		}
 		n.mu.Lock()

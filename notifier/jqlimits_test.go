@@ -9,6 +9,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // TestPayloadOverALimitIsDeadAtOnce: a payload program that runs away
@@ -81,14 +82,14 @@ func TestShutdownMidEvaluationLeavesDeliveryDue(t *testing.T) {
 	e.stop()
 	waitEvaluating(t, false)
 
-	st, err := store.Open(store.Options{Path: dir})
+	st, err := badger.Open(badger.Options{Path: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	var d *store.Delivery
 	var as []store.Attempt
-	if err := st.View(func(tx *store.Txn) error {
+	if err := st.View(func(tx store.Txn) error {
 		if d, err = tx.Delivery("app", ev.ID); err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
 // Package notifier delivers events to subscriptions: it fans the outbox out
 // into deliveries, sends each as a signed request, and records the outcome
 // and the next attempt's time in the store. Retries are durable: the
-// schedule lives in Badger, never in a sleeping goroutine, so a restart
+// schedule lives in the store, never in a sleeping goroutine, so a restart
 // resumes every delivery where it was.
 //
 // One goroutine (Run) owns every delivery write and the in-flight set;
@@ -39,7 +39,7 @@ var ErrStopped = errors.New("notifier stopped")
 
 // Notifier delivers events.
 type Notifier struct {
-	st        *store.Store
+	st        store.Store
 	log       *slog.Logger
 	metrics   *Metrics
 	now       func() time.Time
@@ -122,7 +122,7 @@ func (s *state) failed(stage string, err error) {
 }
 
 // New returns a notifier. Call SetSubscriptions, then Run.
-func New(st *store.Store, m *Metrics, log *slog.Logger, o Options) *Notifier {
+func New(st store.Store, m *Metrics, log *slog.Logger, o Options) *Notifier {
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -18,7 +18,7 @@ const PingType = "pollrelay.ping"
 const PingSource = "pollrelay"
 
 // replayChunk is how many events a replay writes per transaction: enough to
-// amortise the fsync, few enough for Badger's transaction size limit.
+// amortise the fsync, few enough for a backend's transaction size limit.
 const replayChunk = 512
 
 // Redeliver sends every delivery of an event again, whatever its state
@@ -40,7 +40,7 @@ func (n *Notifier) Redeliver(ctx context.Context, eventID string) (int, error) {
 		subs := n.knownSubs()
 		now := n.now()
 		var changes []change
-		err := n.st.Update(func(t *store.Txn) error {
+		err := n.st.Update(func(t store.Txn) error {
 			changes = changes[:0]
 			e, err := t.Event(eventID)
 			if err != nil {
@@ -143,7 +143,7 @@ func (n *Notifier) Ping(ctx context.Context, subID string) (string, error) {
 		}
 		d := newDelivery(ss.sub, e, now)
 		d.Resource = ""
-		err := n.st.Update(func(t *store.Txn) error {
+		err := n.st.Update(func(t store.Txn) error {
 			if err := t.LogEvent(e); err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func (n *Notifier) Replay(ctx context.Context, subID string, since, until time.T
 			return err
 		}
 		var events []*event.Event
-		err := n.st.View(func(t *store.Txn) error {
+		err := n.st.View(func(t store.Txn) error {
 			return t.EventsBetween(since, until, func(e *event.Event) (bool, error) {
 				if e.Kind != event.Ping && ss.sub.Wants(e.Type) && matchAny(types, e.Type) {
 					// Keep what a delivery needs, not the object.
@@ -218,7 +218,7 @@ func (n *Notifier) Replay(ctx context.Context, subID string, since, until time.T
 func (n *Notifier) replayChunk(sub *Subscription, events []*event.Event) (int, error) {
 	now := n.now()
 	var changes []change
-	err := n.st.Update(func(t *store.Txn) error {
+	err := n.st.Update(func(t store.Txn) error {
 		changes = changes[:0]
 		for _, e := range events {
 			prev, err := t.Delivery(sub.ID, e.ID)

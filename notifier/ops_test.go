@@ -125,7 +125,7 @@ func TestPing(t *testing.T) {
 		if d := e.delivery("other", id); d != nil || len(b.rc.all()) != 1 {
 			t.Errorf("the ping reached another subscription")
 		}
-		err = e.st.View(func(t *store.Txn) error {
+		err = e.st.View(func(t store.Txn) error {
 			ev, err := t.Event(id)
 			if err == nil && (ev == nil || ev.Type != PingType) {
 				err = errors.New("ping not in the event log")

@@ -196,7 +196,7 @@ func TestReceiverOutage(t *testing.T) {
 				}
 			}
 			// One transaction per poll, as the diff writes a poll's changes.
-			if err := e.st.Update(func(t *store.Txn) error {
+			if err := e.st.Update(func(t store.Txn) error {
 				for _, ev := range evs {
 					if err := t.AddEvent(ev); err != nil {
 						return err

@@ -25,12 +25,12 @@ var ErrStillBad = errors.New("the record still cannot be processed")
 // poisoned reports whether err is about one record, which is to be
 // quarantined, rather than about the store.
 func poisoned(err error) bool {
-	return store.IsBadRecord(err) || errors.Is(err, store.ErrTxnTooBig)
+	return store.IsBadRecord(err) || errors.Is(err, store.ErrTooBig)
 }
 
 // quarantineEvent sets an outbox event aside: it leaves the outbox, and a
 // retry puts it back.
-func quarantineEvent(t *store.Txn, id string, cause error, now time.Time) error {
+func quarantineEvent(t store.Txn, id string, cause error, now time.Time) error {
 	q := store.Quarantined{Kind: store.QuarantineEvent, EventID: id, Reason: "fan out: " + cause.Error()}
 	if err := t.Quarantine(q, now); err != nil {
 		return err
@@ -40,7 +40,7 @@ func quarantineEvent(t *store.Txn, id string, cause error, now time.Time) error 
 
 // quarantineNewDelivery sets aside a delivery fan-out built but the store
 // refused; the event's other deliveries are written.
-func quarantineNewDelivery(t *store.Txn, d *store.Delivery, cause error, now time.Time) error {
+func quarantineNewDelivery(t store.Txn, d *store.Delivery, cause error, now time.Time) error {
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode delivery %s/%s: %w", d.Subscription, d.EventID, err)
@@ -55,7 +55,7 @@ func quarantineNewDelivery(t *store.Txn, d *store.Delivery, cause error, now tim
 // record is quarantined, so the rest of the batch goes on.
 func (n *Notifier) fanoutOneByOne(subs []*subState) (bool, error) {
 	var ids []string
-	if err := n.st.View(func(t *store.Txn) error {
+	if err := n.st.View(func(t store.Txn) error {
 		var err error
 		ids, err = t.NextOutbox(fanoutBatch)
 		return err
@@ -65,14 +65,14 @@ func (n *Notifier) fanoutOneByOne(subs []*subState) (bool, error) {
 	added := map[string]int{}
 	for _, id := range ids {
 		now := n.now()
-		err := n.st.Update(func(t *store.Txn) error {
+		err := n.st.Update(func(t store.Txn) error {
 			clear(added)
 			return n.fanoutEvent(t, id, subs, now, added)
 		})
 		if poisoned(err) {
 			clear(added)
 			cause := err
-			err = n.st.Update(func(t *store.Txn) error { return quarantineEvent(t, id, cause, now) })
+			err = n.st.Update(func(t store.Txn) error { return quarantineEvent(t, id, cause, now) })
 			n.log.Warn("event quarantined: it cannot be fanned out; the others go on", "event_id", id, "error", cause.Error())
 		}
 		if err != nil {
@@ -87,7 +87,7 @@ func (n *Notifier) fanoutOneByOne(subs []*subState) (bool, error) {
 func (n *Notifier) quarantineDue(bad []poisonedRef) error {
 	now := n.now()
 	for _, p := range bad {
-		err := n.st.Update(func(t *store.Txn) error {
+		err := n.st.Update(func(t store.Txn) error {
 			return t.QuarantineDelivery(p.ref.Subscription, p.ref.EventID, p.ref.At, "dispatch: "+p.err.Error(), now)
 		})
 		if err != nil {
@@ -128,7 +128,7 @@ func (n *Notifier) commitApart(s *state, batch []result, cause error) bool {
 	r := batch[0]
 	now := n.now()
 	var prev *store.Delivery
-	err := n.st.Update(func(t *store.Txn) error {
+	err := n.st.Update(func(t store.Txn) error {
 		prev, _ = t.Delivery(r.sub, r.eventID) // for the gauge; nil when unreadable
 		return t.QuarantineDelivery(r.sub, r.eventID, prev.NextAtOrZero(), "record outcome: "+cause.Error(), now)
 	})
@@ -154,7 +154,7 @@ func (n *Notifier) RetryQuarantined(ctx context.Context, id string) error {
 	return n.do(ctx, func(*state) error {
 		now := n.now()
 		var restored *store.Delivery
-		err := n.st.Update(func(t *store.Txn) error {
+		err := n.st.Update(func(t store.Txn) error {
 			restored = nil
 			q, err := t.QuarantineRecord(id)
 			if err != nil {
@@ -193,7 +193,7 @@ func (n *Notifier) RetryQuarantined(ctx context.Context, id string) error {
 // exists again (a redelivery recreated it); it returns what it wrote. It
 // follows the subscription's ordering as it is now: one switched to
 // ordering: none takes a delivery whose resource was too long to order.
-func (n *Notifier) restore(t *store.Txn, q *store.Quarantined, now time.Time) (*store.Delivery, error) {
+func (n *Notifier) restore(t store.Txn, q *store.Quarantined, now time.Time) (*store.Delivery, error) {
 	if len(q.Raw) == 0 {
 		return nil, fmt.Errorf("delivery %s/%s: its record could not be kept: %w", q.Subscription, q.EventID, store.ErrBadRecord)
 	}

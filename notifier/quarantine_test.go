@@ -10,19 +10,20 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // quarantined lists the store's quarantine records.
 func (e *env) quarantined() []*store.Quarantined {
 	e.t.Helper()
 	var qs []*store.Quarantined
-	if err := e.st.View(func(t *store.Txn) error {
+	if err := e.st.View(func(t store.Txn) error {
 		return t.QuarantineRecords("", func(q *store.Quarantined) bool { qs = append(qs, q); return true })
 	}); err != nil {
 		e.t.Fatal(err)
@@ -139,13 +140,13 @@ func TestPoisonedRecordsAreQuarantined(t *testing.T) {
 
 		bad := event.NewID(e.n.now())
 		// Logged, broken, then put in the outbox: fan-out never sees it whole.
-		if err := e.st.Update(func(t *store.Txn) error {
+		if err := e.st.Update(func(t store.Txn) error {
 			return t.LogEvent(&event.Event{ID: bad, Type: "task.ready", Source: "tasks", ItemID: "x"})
 		}); err != nil {
 			t.Fatal(err)
 		}
 		corruptEvent(t, e.st, bad)
-		if err := e.st.Update(func(t *store.Txn) error { return t.ReturnToOutbox(bad) }); err != nil {
+		if err := e.st.Update(func(t store.Txn) error { return t.ReturnToOutbox(bad) }); err != nil {
 			t.Fatal(err)
 		}
 		next := e.emit("task.ready", "b")
@@ -171,18 +172,18 @@ func TestPoisonedRecordsAreQuarantined(t *testing.T) {
 
 // corruptEvent overwrites an event's record with bytes that do not
 // decode, as a damaged disk would.
-func corruptEvent(t *testing.T, st *store.Store, id string) {
+func corruptEvent(t *testing.T, st store.Store, id string) {
 	t.Helper()
-	if err := st.DB().Update(func(txn *badger.Txn) error { return txn.Set([]byte("e/"+id), []byte(`{"id": 7`)) }); err != nil {
+	if err := st.(*badger.Store).DB().Update(func(txn *bdg.Txn) error { return txn.Set([]byte("e/"+id), []byte(`{"id": 7`)) }); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // corruptDelivery overwrites a delivery's record with bytes that do not
 // decode.
-func corruptDelivery(t *testing.T, st *store.Store, sub, id string) {
+func corruptDelivery(t *testing.T, st store.Store, sub, id string) {
 	t.Helper()
-	if err := st.DB().Update(func(txn *badger.Txn) error {
+	if err := st.(*badger.Store).DB().Update(func(txn *bdg.Txn) error {
 		return txn.Set([]byte("d/"+sub+"\x00"+id), []byte(`{"state": 3`))
 	}); err != nil {
 		t.Fatal(err)
@@ -228,7 +229,7 @@ func TestUndecodableDeliveryIsQuarantined(t *testing.T) {
 		failID = y.ID
 		e.waitState("app", y.ID, store.Retrying)
 		e.stop()
-		st, err := store.Open(store.Options{Path: dir})
+		st, err := badger.Open(badger.Options{Path: dir})
 		if err != nil {
 			t.Fatal(err)
 		}

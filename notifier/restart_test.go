@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // A delivery mid-schedule survives closing everything: a new Store and
@@ -89,13 +90,13 @@ func TestRestartMidSchedule(t *testing.T) {
 // delivery2 reads a delivery from a store that is closed, by opening it.
 func (e *env) delivery2(dir, eventID string) *store.Delivery {
 	e.t.Helper()
-	st, err := store.Open(store.Options{Path: dir})
+	st, err := badger.Open(badger.Options{Path: dir})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer st.Close()
 	var d *store.Delivery
-	if err := st.View(func(t *store.Txn) error {
+	if err := st.View(func(t store.Txn) error {
 		var err error
 		d, err = t.Delivery("app", eventID)
 		return err

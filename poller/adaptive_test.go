@@ -58,9 +58,9 @@ func (u *stayUpstream) costs(prefix string) (reqs float64, delay, minGap time.Du
 	return reqs / float64(n), delay / time.Duration(n), minGap
 }
 
-func putNamedWatches(t *testing.T, st *store.Store, source, prefix string, n int) {
+func putNamedWatches(t *testing.T, st store.Store, source, prefix string, n int) {
 	t.Helper()
-	err := st.Update(func(tx *store.Txn) error {
+	err := st.Update(func(tx store.Txn) error {
 		for i := range n {
 			w := &store.Watch{Source: source, ID: fmt.Sprintf("%s%02d", prefix, i), Origin: store.OriginAPI, CreatedAt: time.Now()}
 			if err := tx.PutWatch(w); err != nil {
@@ -107,7 +107,7 @@ func TestAdaptiveWatchSource(t *testing.T) {
 			t.Errorf("an id was polled %v after its previous poll, below min_interval 2s", minGap)
 		}
 		var states []string
-		err := h.st.View(func(tx *store.Txn) error {
+		err := h.st.View(func(tx store.Txn) error {
 			return tx.Histograms("w", func(state string, _ []byte) error {
 				states = append(states, state)
 				return nil

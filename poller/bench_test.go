@@ -21,6 +21,7 @@ import (
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/benchdata"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // benchSource is a list source as a user would configure one: `.data[]`
@@ -42,7 +43,7 @@ const benchItems = 100_000
 // body, extract every item, diff against Badger and commit.
 // With preload the stored items are read while the body is parsed, as the
 // loop does after a poll that compared.
-func benchPoll(b *testing.B, st *store.Store, body []byte, now time.Time, preload bool) diff.Result {
+func benchPoll(b *testing.B, st store.Store, body []byte, now time.Time, preload bool) diff.Result {
 	ctx := context.Background()
 	src := source(&testing.T{}, benchSource)
 	var x *diff.Index
@@ -68,8 +69,8 @@ func asRecommended(b *testing.B) {
 }
 
 // openBenchStore opens Badger on disk with synced commits, as `run` does.
-func openBenchStore(b *testing.B) *store.Store {
-	st, err := store.Open(store.Options{Path: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+func openBenchStore(b *testing.B) store.Store {
+	st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func BenchmarkTrackedMillion(b *testing.B) {
 	asRecommended(b)
 	dir := b.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(store.Options{Path: dir, Logger: log})
+	st, err := badger.Open(badger.Options{Path: dir, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,11 +148,11 @@ func BenchmarkTrackedMillion(b *testing.B) {
 		s := json.RawMessage(strconv.Quote(benchdata.Status(i, 0, 100)))
 		buf = benchdata.Item(buf[:0], i, benchdata.Status(i, 0, 100))
 		it := &store.Item{State: s, Object: json.RawMessage(buf), Since: now, History: []store.HistoryEntry{{State: s, At: now}}}
-		if err := batch.Group(func(t *store.Txn) error { return t.PutItem("videos", benchdata.ID(i), it) }); err != nil {
+		if err := batch.Group(func(t store.Txn) error { return t.PutItem("videos", benchdata.ID(i), it) }); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := batch.Group(func(t *store.Txn) error {
+	if err := batch.Group(func(t store.Txn) error {
 		return t.PutSourceState("videos", store.SourceState{Baselined: true})
 	}); err != nil {
 		b.Fatal(err)
@@ -164,7 +165,7 @@ func BenchmarkTrackedMillion(b *testing.B) {
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
 	}
-	if st, err = store.Open(store.Options{Path: dir, Logger: log}); err != nil {
+	if st, err = badger.Open(badger.Options{Path: dir, Logger: log}); err != nil {
 		b.Fatal(err)
 	}
 	if err := st.Flatten(); err != nil {
@@ -185,7 +186,7 @@ func BenchmarkTrackedMillion(b *testing.B) {
 
 	src, f := millionUpstream(b, n, pageSize, log)
 
-	if st, err = store.Open(store.Options{Path: dir, Logger: log}); err != nil {
+	if st, err = badger.Open(badger.Options{Path: dir, Logger: log}); err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
@@ -232,7 +233,7 @@ func BenchmarkBaselineMillion(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
-		st, err := store.Open(store.Options{Path: b.TempDir(), Logger: log})
+		st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: log})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // sources parses a config made of the given `sources:` YAML (indented as
@@ -39,9 +40,9 @@ func source(t *testing.T, yaml string) *config.Source {
 
 // openStore opens a real Badger in dir. Under synctest it must be opened
 // (and closed) inside the bubble, since Badger starts goroutines.
-func openStore(t *testing.T, dir string) *store.Store {
+func openStore(t *testing.T, dir string) store.Store {
 	t.Helper()
-	st, err := store.Open(store.Options{Path: dir, Logger: testLogger(t)})
+	st, err := badger.Open(badger.Options{Path: dir, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func openStore(t *testing.T, dir string) *store.Store {
 type harness struct {
 	t   *testing.T
 	dir string
-	st  *store.Store
+	st  store.Store
 	m   *Manager
 	reg *prometheus.Registry
 	rt  http.RoundTripper
@@ -138,7 +139,7 @@ func (h *harness) mustPoll(name string) {
 func (h *harness) events(only ...string) []*event.Event {
 	h.t.Helper()
 	var out []*event.Event
-	err := h.st.View(func(t *store.Txn) error {
+	err := h.st.View(func(t store.Txn) error {
 		return t.Events("", func(e *event.Event) bool {
 			if len(only) == 0 || slices.Contains(only, e.Source) {
 				out = append([]*event.Event{e}, out...)
@@ -164,7 +165,7 @@ func types(evs []*event.Event) []string {
 func (h *harness) watch(source, id string) *store.Watch {
 	h.t.Helper()
 	var w *store.Watch
-	err := h.st.View(func(t *store.Txn) error {
+	err := h.st.View(func(t store.Txn) error {
 		var err error
 		w, err = t.Watch(source, id)
 		return err
@@ -178,7 +179,7 @@ func (h *harness) watch(source, id string) *store.Watch {
 func (h *harness) item(source, id string) *store.Item {
 	h.t.Helper()
 	var it *store.Item
-	err := h.st.View(func(t *store.Txn) error {
+	err := h.st.View(func(t store.Txn) error {
 		var err error
 		it, err = t.Item(source, id)
 		return err

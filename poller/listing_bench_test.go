@@ -17,6 +17,7 @@ import (
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/benchdata"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // BenchmarkListingHeap polls one 10 MiB listing into an empty store (the
@@ -54,7 +55,7 @@ func BenchmarkListingHeap(b *testing.B) {
 			f := newFetcher(src, log, func(int) {}, nil)
 			ctx := context.Background()
 			// poll runs one poll into st and returns its peak heap per byte.
-			poll := func(st *store.Store) float64 {
+			poll := func(st store.Store) float64 {
 				runtime.GC()
 				before := heapObjects()
 				peak := sampleHeap()
@@ -78,7 +79,7 @@ func BenchmarkListingHeap(b *testing.B) {
 			var peakX, againX float64
 			for b.Loop() {
 				b.StopTimer()
-				st, err := store.Open(store.Options{Path: b.TempDir(), Logger: log})
+				st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: log})
 				if err != nil {
 					b.Fatal(err)
 				}

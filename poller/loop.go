@@ -392,7 +392,7 @@ func (l *loop) initTracked() {
 
 func (l *loop) countTracked() (int, error) {
 	var n int
-	err := l.m.st.View(func(t *store.Txn) error {
+	err := l.m.st.View(func(t store.Txn) error {
 		var err error
 		n, err = t.CountItems(l.src.Name)
 		return err
@@ -414,7 +414,7 @@ func (l *loop) poll(ctx context.Context) error {
 	start := l.m.now()
 	var val diff.Validators
 	if l.src.Pagination == nil {
-		err := l.m.st.View(func(t *store.Txn) error {
+		err := l.m.st.View(func(t store.Txn) error {
 			ss, err := t.SourceState(l.src.Name)
 			if err == nil && ss.ValidatorsFor == l.vkey {
 				val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}

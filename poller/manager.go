@@ -26,7 +26,7 @@ var ErrUnknownSource = errors.New("unknown source")
 
 // Manager runs the polling loops.
 type Manager struct {
-	st      *store.Store
+	st      store.Store
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
@@ -55,7 +55,7 @@ type Manager struct {
 }
 
 // NewManager returns a manager that writes to st. Loops start with Apply.
-func NewManager(st *store.Store, m *Metrics, log *slog.Logger) *Manager {
+func NewManager(st store.Store, m *Metrics, log *slog.Logger) *Manager {
 	mg := &Manager{st: st, log: log, metrics: m, now: time.Now, loops: map[string]*loop{}}
 	mg.sched = newScheduler(func() time.Time { return mg.now() })
 	return mg

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
+	bdg "github.com/dgraph-io/badger/v4"
+	"github.com/pollrelay/pollrelay/store/badger"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pollrelay/pollrelay/store"
@@ -47,7 +48,7 @@ func TestListingWithOverLimitIDs(t *testing.T) {
 	logsBefore := strings.Count(logs.String(), warning)
 	countBefore := counter(t, reg, "pollrelay_quarantined_total", item)
 	var seenBefore int
-	if err := h.st.View(func(tx *store.Txn) error {
+	if err := h.st.View(func(tx store.Txn) error {
 		return tx.QuarantineRecords("", func(q *store.Quarantined) bool { seenBefore = q.Count; return true })
 	}); err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestListingWithOverLimitIDs(t *testing.T) {
 		t.Errorf("pollrelay_quarantined_total{kind=item} grew by %v, want 6 (3 items × 2 polls)", n)
 	}
 	var qs []*store.Quarantined
-	if err := h.st.View(func(tx *store.Txn) error {
+	if err := h.st.View(func(tx store.Txn) error {
 		return tx.QuarantineRecords("", func(q *store.Quarantined) bool { qs = append(qs, q); return true })
 	}); err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestUndecodableStoredItem(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(sources(t, faultSource(srv, ", deletes: true")))
 	h.mustPoll("l") // the baseline
-	if err := h.st.DB().Update(func(txn *badger.Txn) error { return txn.Set([]byte("i/l\x00b"), []byte("{broken")) }); err != nil {
+	if err := h.st.(*badger.Store).DB().Update(func(txn *bdg.Txn) error { return txn.Set([]byte("i/l\x00b"), []byte("{broken")) }); err != nil {
 		t.Fatal(err)
 	}
 	up.set("a", "ready")
@@ -116,7 +117,7 @@ func TestUndecodableStoredItem(t *testing.T) {
 		t.Errorf("events %q, want a's change only", got)
 	}
 	var qs []*store.Quarantined
-	if err := h.st.View(func(tx *store.Txn) error {
+	if err := h.st.View(func(tx store.Txn) error {
 		return tx.QuarantineRecords("", func(q *store.Quarantined) bool { qs = append(qs, q); return true })
 	}); err != nil {
 		t.Fatal(err)

@@ -80,11 +80,11 @@ func okJSON(body string) func(int, http.ResponseWriter, *http.Request) {
 }
 
 // putWatches adds n watches directly to the store.
-func putWatches(t *testing.T, st *store.Store, source string, n int) {
+func putWatches(t *testing.T, st store.Store, source string, n int) {
 	t.Helper()
 	b := st.NewBatch()
 	for i := range n {
-		err := b.Group(func(tx *store.Txn) error {
+		err := b.Group(func(tx store.Txn) error {
 			return tx.PutWatch(&store.Watch{Source: source, ID: fmt.Sprintf("id-%05d", i), Origin: store.OriginAPI, CreatedAt: time.Now()})
 		})
 		if err != nil {

@@ -353,7 +353,7 @@ func (l *loop) loadWatches() ([]store.Watch, error) {
 		w store.Watch
 	}
 	var ks []keyed
-	err := l.m.st.View(func(t *store.Txn) error {
+	err := l.m.st.View(func(t store.Txn) error {
 		return t.Watches(l.src.Name, "", "", func(w *store.Watch) bool {
 			h := fnv.New64a()
 			h.Write([]byte(w.ID))

@@ -24,7 +24,7 @@ var (
 )
 
 // Limits on what the API may store in a watch: the id goes into a URL and
-// a Badger key, the metadata into every event of the watch.
+// a store key, the metadata into every event of the watch.
 const (
 	maxWatchID       = 512
 	maxWatchMetadata = 16 << 10
@@ -64,7 +64,7 @@ func (m *Manager) PutWatch(ctx context.Context, source, id string, ttl time.Dura
 	now := m.now()
 	var out store.Watch
 	created := false
-	err = m.st.Update(func(t *store.Txn) error {
+	err = m.st.Update(func(t store.Txn) error {
 		w, err := t.Watch(source, id)
 		if err != nil {
 			return err
@@ -102,7 +102,7 @@ func (m *Manager) DeleteWatch(ctx context.Context, source, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err = m.st.Update(func(t *store.Txn) error {
+	err = m.st.Update(func(t store.Txn) error {
 		w, err := t.Watch(source, id)
 		if err != nil {
 			return err
@@ -148,7 +148,7 @@ func (m *Manager) Watches(ctx context.Context, source, cursor string, limit int)
 	}
 	out := []store.Watch{}
 	more := false
-	err = m.st.View(func(t *store.Txn) error {
+	err = m.st.View(func(t store.Txn) error {
 		return t.Watches(source, afterSource, afterID, func(w *store.Watch) bool {
 			if len(out) == limit {
 				more = true

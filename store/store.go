@@ -1,457 +1,197 @@
-// Package store keeps pollrelay's durable state in Badger: tracked items,
-// the event log and outbox, deliveries with their schedule, and attempts.
+// Package store holds what pollrelay keeps durably, in the terms of the
+// packages that use it: the record types (items, source state, events,
+// deliveries, attempts, watches, subscriptions, quarantine), the
+// interfaces every backend implements, and the limits all of them share.
 //
-// Keys are prefixed by kind:
-//
-//	i/<source>\x00<id>          item state and history
-//	s/<source>                  per-source state (baseline, validators)
-//	e/<event id>                event log
-//	o/<event id>                outbox: events not yet fanned out
-//	d/<sub>\x00<event id>       delivery
-//	q/<sub>\x00<due unix ns><event id>  per-subscription schedule of queued deliveries
-//	r/<sub part><resource part><event id>  per-resource order of open deliveries
-//	a/<event id>\x00<sub>\x00<n>         attempt log
-//	u/<sub>                             subscription state (disabled, failures)
-//	w/<source>\x00<id>          watch of a watch source (see watches.go)
-//	wx/<source>\x00<id>         a watch that ended, so it is not re-added
-//	c/<id>                      subscription created through the API
-//	x/<quarantine id>           a record set aside (see quarantine.go)
-//	m/format                    the key layout's version (see migrate.go)
-//
-// Event ids are ULIDs, so every index that ends in one is in creation order.
-//
-// Source and subscription names are [a-z0-9_-]+ (config validates them),
-// so a NUL ends one unambiguously; an id that is the last part of its key
-// (i/, b/, w/, wx/) is the whole rest of the key, whatever bytes it holds.
-// A part that is followed by another and may hold any bytes (the resource
-// in r/, which holds an item id) is encoded with appendPart, so ids with
-// NUL never mix up two resources and no id is a prefix of another. Every
-// part is at most MaxKeyPart bytes (keys.go).
+// A backend (store/badger, the embedded default) implements Store. main
+// chooses one; everything else speaks to these interfaces, so a backend
+// may batch, retry on conflicts and lay out its records as it needs to
+// without that showing here. The conformance suite in store/storetest
+// says what a backend must do.
 package store
 
 import (
-	"errors"
-	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
+	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pollrelay/pollrelay/event"
 )
 
-// Options configures Open.
-type Options struct {
-	Path     string
-	InMemory bool
-	Logger   *slog.Logger
-	// NoSync turns off fsync per commit. Only for benchmarks that measure
-	// the cost of everything else.
-	NoSync bool
+// Store is a durable home for pollrelay's state.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits it durably.
+	// After a conflict with a concurrent writer the backend runs fn again
+	// on a fresh transaction, so fn must leave nothing behind outside the
+	// transaction except through Txn.OnCommit. A conflict that persists
+	// is returned wrapping ErrConflict.
+	Update(fn func(Txn) error) error
+	// View runs fn in a read-only transaction: a consistent snapshot.
+	View(fn func(Txn) error) error
+	// NewBatch starts a batch of atomic groups; see Batch.
+	NewBatch() Batch
+	// OnEvent registers fn to run after every commit that added events
+	// to the outbox.
+	OnEvent(fn func())
+	// Prune removes events created before cutoff with their finished
+	// deliveries and attempts, never anything still open or in the
+	// outbox.
+	Prune(cutoff time.Time) (PruneResult, error)
+	// LoadDeliveries calls fn for every stored delivery in one pass,
+	// repairing what it finds inconsistent, and reports how many it
+	// repaired.
+	LoadDeliveries(fn func(*Delivery) error) (int, error)
+	// Collectors are the backend's own metrics.
+	Collectors() []prometheus.Collector
+	Close() error
 }
 
-// Store is pollrelay's Badger database.
-type Store struct {
-	db  *badger.DB
-	log *slog.Logger
-
-	mu      sync.Mutex
-	onEvent []func() // called after a commit that added events to the outbox
-
-	floors floors // where queue scans may start; see floors.go
-	space  *space // refuses writes as the disk fills; nil in memory
-
-	// quarantined counts committed quarantine records by kind.
-	quarantined *prometheus.CounterVec
+// Batch writes groups of changes in as few transactions as the backend
+// allows. Each group is committed whole, so a group that holds an item's
+// new state and the events it causes is atomic whatever crashes; groups
+// before a failed one may already be committed. A group may run more than
+// once (after a conflict the backend redoes the groups of the transaction
+// that lost), so like Update's fn it reports what it did through
+// Txn.OnCommit.
+type Batch interface {
+	Group(fn func(Txn) error) error
+	// Commit commits the groups not yet committed.
+	Commit() error
+	// Discard drops the groups not yet committed.
+	Discard()
 }
 
-func newStore(db *badger.DB, log *slog.Logger) *Store {
-	s := &Store{db: db, log: log}
-	s.quarantined = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "pollrelay_quarantined_total",
-		Help: "Records set aside because they cannot be processed (item: an upstream item over a limit; event, delivery: a record the notifier cannot read or store), so the rest keeps flowing. See GET /v1/quarantine.",
-	}, []string{"kind"})
-	for _, k := range QuarantineKinds {
-		s.quarantined.WithLabelValues(k)
-	}
-	return s
+// Txn is one transaction: everything a consumer reads or writes.
+type Txn interface {
+	ItemTxn
+	EventTxn
+	DeliveryTxn
+	WatchTxn
+	SubscriptionTxn
+	QuarantineTxn
+	HistogramTxn
+	// OnCommit runs fn once the transaction that holds the current work
+	// is committed; it is dropped with work that is redone or discarded.
+	OnCommit(fn func())
 }
 
-// Open opens (or creates) the database. Badger replays its log on open, so a
-// directory left by a crashed run is recovered here.
-func Open(opts Options) (*Store, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	bo := badger.DefaultOptions(opts.Path).
-		WithInMemory(opts.InMemory).
-		WithSyncWrites(!opts.NoSync && !opts.InMemory).
-		WithLogger(badgerLogger{log.With("component", "badger")}).
-		// A sidecar's footprint matters more than peak write throughput:
-		// Badger's defaults (64 MiB memtables × 5, 256 MiB block cache) use
-		// hundreds of MiB; these keep it small while batches stay large
-		// enough for a poll's changes.
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(6).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithBaseTableSize(4 << 20).
-		WithNumCompactors(2).
-		// Snappy: an item record is mostly the item's JSON object, which
-		// compresses ~3.5×. 1,000,000 tracked items take ~106 MiB on disk
-		// instead of ~380 MiB, and iterating them got faster, not slower
-		// (fewer bytes to read). Tables keep the compression they were
-		// written with (it is in the manifest), so older directories open.
-		WithCompression(options.Snappy).
-		WithNumVersionsToKeep(1)
-	if opts.InMemory {
-		bo.Dir, bo.ValueDir = "", ""
-	} else {
-		if opts.Path == "" {
-			return nil, errors.New("open store: storage.path is empty")
-		}
-		if err := checkDir(opts.Path); err != nil {
-			return nil, err
-		}
-	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
-	}
-	s := newStore(db, log)
-	if !opts.InMemory {
-		s.space = newSpace(opts.Path, log)
-	}
-	if err := s.migrate(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
+// ItemTxn is the tracked items of the sources and each source's own state.
+type ItemTxn interface {
+	// Item returns the stored item with its object, or nil.
+	Item(source, id string) (*Item, error)
+	PutItem(source, id string, it *Item) error
+	DeleteItem(source, id string) error
+	// Items calls fn for every item of source in bytewise id order, with
+	// its object.
+	Items(source string, fn func(id string, it *Item) error) error
+	// ItemHeads is Items without the objects.
+	ItemHeads(source string, fn func(id string, it *Item) error) error
+	// ScanItemHeads is ItemHeads with the id's bytes as stored, valid
+	// only during fn, and a record that cannot be decoded passed to
+	// broken instead of failing the scan.
+	ScanItemHeads(source string, fn func(id []byte, it *Item) error, broken func(id []byte, err error) error) error
+	CountItems(source string) (int, error)
+	SourceState(name string) (SourceState, error)
+	PutSourceState(name string, st SourceState) error
 }
 
-// checkDir gives a clear error for a directory that can't be used, before
-// Badger reports something more cryptic.
-func checkDir(path string) error {
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return fmt.Errorf("open store: create %s: %w", path, err)
-	}
-	probe := filepath.Join(path, ".pollrelay-write-test")
-	f, err := os.Create(probe)
-	if err != nil {
-		return fmt.Errorf("open store: directory %s is not writable: %w", path, err)
-	}
-	_, werr := f.Write(make([]byte, 4096))
-	serr := f.Sync()
-	cerr := f.Close()
-	os.Remove(probe)
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("open store: cannot write to %s: %w", path, err)
-	}
-	return checkSpace(path)
+// EventTxn is the event log and the outbox of events not yet fanned out.
+type EventTxn interface {
+	// AddEvent logs e and puts it in the outbox.
+	AddEvent(e *event.Event) error
+	// LogEvent logs e without putting it in the outbox (a replay).
+	LogEvent(e *event.Event) error
+	Event(id string) (*event.Event, error)
+	// EventMeta is Event without the payload's body where the backend
+	// can skip reading it.
+	EventMeta(id string) (*event.Event, error)
+	// Events calls fn for events before the id before (all when empty),
+	// newest first, until fn returns false.
+	Events(before string, fn func(*event.Event) bool) error
+	// EventsBetween calls fn for events created in [since, until), oldest
+	// first, until fn returns false.
+	EventsBetween(since, until time.Time, fn func(*event.Event) (bool, error)) error
+	// Outbox returns up to limit outbox event ids, oldest first.
+	Outbox(limit int) ([]string, error)
+	// NextOutbox is Outbox for a reader that removes what it takes, so
+	// the backend may skip what earlier readers removed.
+	NextOutbox(limit int) ([]string, error)
+	ReturnToOutbox(id string) error
+	RemoveFromOutbox(id string) error
 }
 
-// Close flushes and closes the database. On a device too full for the
-// flush, or a directory that cannot take a new file, it leaves the
-// database as a killed process would; see spaceToClose and dirToClose.
-func (s *Store) Close() error {
-	if err := s.spaceToClose(); err != nil {
-		return err
-	}
-	if err := s.dirToClose(); err != nil {
-		return err
-	}
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	return nil
+// DeliveryTxn is the deliveries, their schedule, the per-resource order
+// and the attempt log.
+type DeliveryTxn interface {
+	Delivery(sub, eventID string) (*Delivery, error)
+	// PutDelivery stores d; prev is d as stored before (nil when new), so
+	// the schedule and order entries it had are replaced.
+	PutDelivery(d *Delivery, prev *Delivery) error
+	// Due returns up to limit queued deliveries of sub due at now, by
+	// due time.
+	Due(sub string, now time.Time, limit int) ([]DueRef, error)
+	DropDue(r DueRef) error
+	// NextDueAfter is when sub's next queued delivery after now is due.
+	NextDueAfter(sub string, now time.Time) (time.Time, bool, error)
+	// NextDue is the earliest due time of any queued delivery.
+	NextDue() (next time.Time, found bool, err error)
+	// ResourceHead is the event id of the oldest open delivery of
+	// (sub, resource), or "".
+	ResourceHead(sub, resource string) (string, error)
+	// NextInResource is the open delivery of (sub, resource) after
+	// eventID, or "".
+	NextInResource(sub, resource, eventID string) (string, error)
+	DropResource(sub, resource, eventID string) error
+	AddAttempt(eventID string, a Attempt) error
+	Attempts(eventID string) ([]Attempt, error)
+	Deliveries(fn func(*Delivery) error) error
 }
 
-// dirToClose refuses to close the database when its directory cannot take
-// a new file (removed, or on a device remounted read-only). Badger's Close
-// flushes the memtable into a new table file and, when it cannot create
-// one, retries every second forever: shutdown never ended. As with a full
-// device, nothing needs the flush; the database is left open for the
-// exiting process to let go.
-func (s *Store) dirToClose() error {
-	if s.space == nil || s.db.IsClosed() {
-		return nil
-	}
-	f, err := os.CreateTemp(s.space.path, ".pollrelay-close-test-*")
-	if err == nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil
-	}
-	s.log.Error("store: its directory cannot be written at shutdown; the store is not flushed, what its directory holds is recovered at the next start",
-		"path", s.space.path, "error", err.Error())
-	return fmt.Errorf("close store %s: its directory cannot be written, so the store cannot be flushed; left as after a crash: %w", s.space.path, err)
+// WatchTxn is the watched ids of watch sources.
+type WatchTxn interface {
+	Watch(source, id string) (*Watch, error)
+	PutWatch(w *Watch) error
+	DeleteWatch(source, id string) error
+	// Watches calls fn for the watches of source (all sources when
+	// empty) after (afterSource, afterID), in order, until fn returns
+	// false.
+	Watches(source, afterSource, afterID string, fn func(*Watch) bool) error
+	CountWatches(source string) (int, error)
+	// WatchEnded reports whether the watch of id ended, so watch_from
+	// does not add it again.
+	WatchEnded(source, id string) (bool, error)
+	MarkWatchEnded(source, id string, at time.Time) error
+	ClearWatchEnded(source, id string) error
 }
 
-// DB exposes Badger for maintenance tasks such as value-log GC.
-func (s *Store) DB() *badger.DB { return s.db }
-
-// OnEvent registers fn to run after every commit that added events; the
-// notifier uses it to wake without polling the outbox.
-func (s *Store) OnEvent(fn func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onEvent = append(s.onEvent, fn)
+// SubscriptionTxn is the subscriptions created through the API and every
+// subscription's endpoint state.
+type SubscriptionTxn interface {
+	APISubscription(id string) (*SubscriptionRecord, error)
+	PutAPISubscription(r *SubscriptionRecord) error
+	DeleteAPISubscription(id string) error
+	APISubscriptions(fn func(*SubscriptionRecord) error) error
+	SubState(sub string) (*SubState, error)
+	PutSubState(sub string, s *SubState) error
+	DeleteSubState(sub string) error
+	SubStates(fn func(sub string, s *SubState, err error) error) error
 }
 
-func (s *Store) notifyEvent() {
-	s.mu.Lock()
-	fns := s.onEvent
-	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
-	}
+// QuarantineTxn is the records set aside.
+type QuarantineTxn interface {
+	Quarantine(q Quarantined, now time.Time) error
+	// NoteQuarantined counts n quarantine records of kind written by this
+	// transaction, in pollrelay_quarantined_total once it commits.
+	NoteQuarantined(kind string, n int)
+	QuarantineRecord(id string) (*Quarantined, error)
+	QuarantineRecords(after string, fn func(*Quarantined) bool) error
+	DeleteQuarantine(id string) error
+	// QuarantineDelivery moves a stored delivery into the quarantine.
+	QuarantineDelivery(sub, eventID string, at time.Time, reason string, now time.Time) error
 }
 
-// Txn is a read-write or read-only transaction.
-type Txn struct {
-	txn    *badger.Txn
-	events int
-	size   int64
-	count  int64
-
-	fl      *floors           // see floors.go
-	seq     uint64            // fl's lowering count when the txn began
-	written map[string][]byte // lowest key written per floored range
-	// maxSize and maxCount are where Full says stop: half Badger's limits.
-	maxSize, maxCount int64
-	// newData is set by a write that is not delivery bookkeeping: such a
-	// commit is refused sooner as the disk fills (see ReserveSpace).
-	newData bool
-	// quarantined counts the quarantine records written, by kind.
-	quarantined map[string]int
-}
-
-// Update runs fn in a read-write transaction and commits it, retrying on a
-// conflict with a concurrent writer. Commits are synced to disk.
-func (s *Store) Update(fn func(*Txn) error) error {
-	for attempt := 0; ; attempt++ {
-		t := s.newTxn(true)
-		err := fn(t)
-		if err == nil {
-			err = s.admit(t)
-		}
-		if err == nil {
-			err = t.txn.Commit()
-		}
-		t.txn.Discard()
-		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s.committed(t)
-		if t.events > 0 {
-			s.notifyEvent()
-		}
-		return nil
-	}
-}
-
-// View runs fn in a read-only transaction.
-func (s *Store) View(fn func(*Txn) error) error {
-	if s.db.IsClosed() {
-		return badger.ErrDBClosed
-	}
-	t := s.newTxn(false)
-	defer t.txn.Discard()
-	return fn(t)
-}
-
-// Batch writes groups of changes in as few transactions as Badger allows.
-// Each group is committed whole in one transaction, so a group that holds an
-// item's new state and the events it causes is atomic, whatever crashes.
-type Batch struct {
-	s     *Store
-	t     *Txn
-	limit int64
-	count int64
-}
-
-// NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, limit: s.db.MaxBatchSize() / 2, count: s.db.MaxBatchCount() / 2}
-}
-
-// Group adds one atomic group of writes. When the open transaction is near
-// Badger's size limit it is committed first.
-func (b *Batch) Group(fn func(*Txn) error) error {
-	if b.t != nil && (b.t.size >= b.limit || b.t.count >= b.count) {
-		if err := b.commit(); err != nil {
-			return err
-		}
-	}
-	if b.t == nil {
-		b.t = b.s.newTxn(true)
-	}
-	if err := fn(b.t); err != nil {
-		b.Discard()
-		return err
-	}
-	return nil
-}
-
-// Commit commits what is left.
-func (b *Batch) Commit() error { return b.commit() }
-
-func (b *Batch) commit() error {
-	if b.t == nil {
-		return nil
-	}
-	t := b.t
-	b.t = nil
-	err := b.s.admit(t)
-	if err == nil {
-		err = t.txn.Commit()
-	}
-	t.txn.Discard()
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	b.s.committed(t)
-	if t.events > 0 {
-		b.s.notifyEvent()
-	}
-	return nil
-}
-
-// Discard drops uncommitted groups.
-func (b *Batch) Discard() {
-	if b.t != nil {
-		b.t.txn.Discard()
-		b.t = nil
-	}
-}
-
-// admit checks a commit against the free space before Badger writes it
-// into its mapped files, where a full disk is a SIGBUS, not an error. A
-// transaction that wrote nothing (the notifier fans out an empty outbox on
-// every turn of its loop) commits nothing, so it is neither checked nor
-// refused, and an idle pollrelay makes no statfs calls.
-func (s *Store) admit(t *Txn) error {
-	if t.count == 0 {
-		return nil
-	}
-	return s.space.admit(t.newData)
-}
-
-func (t *Txn) set(key, val []byte) error {
-	if err := checkKV(key, val); err != nil {
-		return err
-	}
-	t.size += int64(len(key) + len(val) + 32)
-	t.count++
-	t.track(key)
-	if !deliveryRecord(key) {
-		t.newData = true
-	}
-	return t.txn.Set(key, val)
-}
-
-// deliveryRecord reports whether key is part of delivering events already
-// stored (a delivery, its schedule and resource order, its attempts, its
-// subscription's health, a record set aside in quarantine), which may still be written while the disk is
-// too full for new data: finishing deliveries is what a full disk should
-// not stop. Deletes never count as new data.
-func deliveryRecord(key []byte) bool {
-	if len(key) < 2 || key[1] != '/' {
-		return false
-	}
-	switch key[0] {
-	case 'd', 'q', 'r', 'a', 'u', 'x':
-		return true
-	}
-	return false
-}
-
-func (t *Txn) del(key []byte) error {
-	if len(key) > badgerMaxKey {
-		return nil // Badger could never have stored it
-	}
-	t.size += int64(len(key) + 32)
-	t.count++
-	return t.txn.Delete(key)
-}
-
-// get returns a copy of the value, or nil when the key is absent.
-func (t *Txn) get(key []byte) ([]byte, error) {
-	it, err := t.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return it.ValueCopy(nil)
-}
-
-// scan calls fn for each key with prefix, from start (inclusive; nil = the
-// prefix itself) in key order, until fn returns false. Values are only
-// valid during fn.
-func (t *Txn) scan(prefix, start []byte, reverse bool, fn func(key, val []byte) (bool, error)) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	opts.Reverse = reverse
-	opts.PrefetchValues = false
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-	if start == nil {
-		start = prefix
-		if reverse {
-			start = append(append([]byte{}, prefix...), 0xff)
-		}
-	}
-	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		var cont bool
-		err := item.Value(func(v []byte) error {
-			var err error
-			cont, err = fn(item.Key(), v)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if !cont {
-			return nil
-		}
-	}
-	return nil
-}
-
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(line(f, a)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(line(f, a)) }
-func (b badgerLogger) Infof(f string, a ...any)    {}
-func (b badgerLogger) Debugf(f string, a ...any)   {}
-
-func line(f string, a []any) string { return strings.TrimSpace(fmt.Sprintf(f, a...)) }
-
-// OpenReadOnly opens an existing database for reading only, as `probe`
-// does beside a running pollrelay's copy or a stopped one.
-func OpenReadOnly(path string, log *slog.Logger) (*Store, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	bo := badger.DefaultOptions(path).WithReadOnly(true).
-		WithLogger(badgerLogger{log.With("component", "badger")}).
-		WithBlockCacheSize(8 << 20).WithIndexCacheSize(8 << 20)
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s read-only: %w", path, err)
-	}
-	return newStore(db, log), nil
+// HistogramTxn is the adaptive schedule's learned durations.
+type HistogramTxn interface {
+	PutHistogram(source, state string, v []byte) error
+	Histograms(source string, fn func(state string, v []byte) error) error
 }

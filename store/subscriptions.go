@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -38,44 +37,20 @@ func (r *SubscriptionRecord) Active(now time.Time) []string {
 	return out
 }
 
-func apiSubKey(id string) []byte { return []byte("c/" + id) }
-
-var apiSubPrefix = []byte("c/")
-
-// APISubscription returns an API-created subscription, or nil.
-func (t *Txn) APISubscription(id string) (*SubscriptionRecord, error) {
-	v, err := t.get(apiSubKey(id))
-	if err != nil || v == nil {
-		return nil, wrap(err, "read subscription %s", id)
-	}
-	var r SubscriptionRecord
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("decode subscription %s: %w", id, err)
-	}
-	return &r, nil
-}
-
-// PutAPISubscription stores an API-created subscription.
-func (t *Txn) PutAPISubscription(r *SubscriptionRecord) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode subscription %s: %w", r.ID, err)
-	}
-	return wrap(t.set(apiSubKey(r.ID), v), "write subscription %s", r.ID)
-}
-
-// DeleteAPISubscription removes an API-created subscription.
-func (t *Txn) DeleteAPISubscription(id string) error {
-	return wrap(t.del(apiSubKey(id)), "delete subscription %s", id)
-}
-
-// APISubscriptions calls fn for every API-created subscription.
-func (t *Txn) APISubscriptions(fn func(*SubscriptionRecord) error) error {
-	return t.scan(apiSubPrefix, nil, false, func(_, v []byte) (bool, error) {
-		var r SubscriptionRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return false, fmt.Errorf("decode subscription: %w", err)
-		}
-		return true, fn(&r)
-	})
+// SubState is what pollrelay remembers about a subscription's endpoint
+// across restarts: whether it is disabled, and how its recent attempts went.
+// It is keyed by subscription id (u/<sub>), so it survives a config reload
+// that drops and re-adds the subscription.
+type SubState struct {
+	// Disabled endpoints keep their deliveries queued but are sent nothing.
+	Disabled       bool      `json:"disabled,omitempty"`
+	DisabledAt     time.Time `json:"disabled_at,omitzero"`
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+	// FailureCount counts consecutive failed attempts; a 2xx resets it.
+	FailureCount int `json:"failure_count,omitempty"`
+	// FirstFailureAt is when the current run of failures began, for
+	// disable_after.
+	FirstFailureAt     time.Time `json:"first_failure_at,omitzero"`
+	LastTriggeredAt    time.Time `json:"last_triggered_at,omitzero"`
+	LastResponseStatus int       `json:"last_response_status,omitempty"`
 }

@@ -166,7 +166,7 @@ func (c *Console) items(w http.ResponseWriter, r *http.Request, s string) {
 		return
 	}
 	errStop := errors.New("enough")
-	err := c.opts.Store.View(func(t *store.Txn) error {
+	err := c.opts.Store.View(func(t store.Txn) error {
 		return t.ItemHeads(d.Source, func(id string, it *store.Item) error {
 			if !strings.Contains(id, d.ID) || !strings.Contains(string(it.State), d.State) {
 				return nil
@@ -208,7 +208,7 @@ func (c *Console) item(w http.ResponseWriter, r *http.Request, s string) {
 		c.notFound(w, s, fmt.Sprintf("There is no source %q.", d.Source))
 		return
 	}
-	err := c.opts.Store.View(func(t *store.Txn) error {
+	err := c.opts.Store.View(func(t store.Txn) error {
 		var err error
 		if d.Item, err = t.Item(d.Source, d.ID); err != nil {
 			return err
@@ -263,7 +263,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s string) {
 		c.render(w, http.StatusUnprocessableEntity, "events", s, pageData{Title: "Events", Error: "type: not a glob", Data: d})
 		return
 	}
-	err := c.opts.Store.View(func(t *store.Txn) error {
+	err := c.opts.Store.View(func(t store.Txn) error {
 		return t.Events(q.Get("before"), func(e *event.Event) bool {
 			if !since.IsZero() && e.CreatedAt.Before(since) {
 				return false
@@ -313,7 +313,7 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request, s string) {
 		return
 	}
 	var d eventData
-	err = c.opts.Store.View(func(t *store.Txn) error {
+	err = c.opts.Store.View(func(t store.Txn) error {
 		var err error
 		if d.Event, err = t.Event(id); err != nil || d.Event == nil {
 			return err
@@ -387,7 +387,7 @@ type deadData struct {
 // dead lists dead-lettered deliveries, newest first.
 func (c *Console) dead(w http.ResponseWriter, r *http.Request, s string) {
 	d := deadData{Subscription: r.URL.Query().Get("subscription")}
-	err := c.opts.Store.View(func(t *store.Txn) error {
+	err := c.opts.Store.View(func(t store.Txn) error {
 		return t.Deliveries(func(dl *store.Delivery) error {
 			if dl.State == store.Dead && (d.Subscription == "" || dl.Subscription == d.Subscription) {
 				d.Deliveries = append(d.Deliveries, dl)

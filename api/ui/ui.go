@@ -46,7 +46,7 @@ type Notifier interface {
 // Options are the console's dependencies; /v1 passes its own.
 type Options struct {
 	Token    string // the api_token; SetToken changes it
-	Store    *store.Store
+	Store    store.Store
 	Poller   Poller
 	Notifier Notifier
 	Config   func() *config.Config

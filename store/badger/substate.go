@@ -1,28 +1,9 @@
-package store
+package badger
 
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 )
-
-// SubState is what pollrelay remembers about a subscription's endpoint
-// across restarts: whether it is disabled, and how its recent attempts went.
-// It is keyed by subscription id (u/<sub>), so it survives a config reload
-// that drops and re-adds the subscription.
-type SubState struct {
-	// Disabled endpoints keep their deliveries queued but are sent nothing.
-	Disabled       bool      `json:"disabled,omitempty"`
-	DisabledAt     time.Time `json:"disabled_at,omitzero"`
-	DisabledReason string    `json:"disabled_reason,omitempty"`
-	// FailureCount counts consecutive failed attempts; a 2xx resets it.
-	FailureCount int `json:"failure_count,omitempty"`
-	// FirstFailureAt is when the current run of failures began, for
-	// disable_after.
-	FirstFailureAt     time.Time `json:"first_failure_at,omitzero"`
-	LastTriggeredAt    time.Time `json:"last_triggered_at,omitzero"`
-	LastResponseStatus int       `json:"last_response_status,omitempty"`
-}
 
 var subStatePrefix = []byte("u/")
 

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"math/rand/v2"
@@ -90,7 +90,7 @@ func TestFloorConcurrentWriters(t *testing.T) {
 				// differs from id order, as with concurrent polls.
 				at := base.Add(time.Duration(i)*time.Millisecond - time.Duration(rand.IntN(1000))*time.Millisecond)
 				id := event.NewID(at)
-				err := s.Update(func(tx *Txn) error {
+				err := s.update(func(tx *Txn) error {
 					return tx.AddEvent(&event.Event{ID: id, Type: "x", CreatedAt: at})
 				})
 				if err != nil {

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"testing"
@@ -18,7 +18,7 @@ func TestPruneKeepsWhatIsNotDelivered(t *testing.T) {
 		return &event.Event{ID: event.NewID(at), Type: "t", Source: "s", ItemID: "i", CreatedAt: at}
 	}
 	delivered, open, outbox, recent := mk(old), mk(old), mk(old), mk(time.Now())
-	err = s.Update(func(tx *Txn) error {
+	err = s.update(func(tx *Txn) error {
 		for _, e := range []*event.Event{delivered, open, outbox, recent} {
 			if err := tx.AddEvent(e); err != nil {
 				return err
@@ -48,7 +48,7 @@ func TestPruneKeepsWhatIsNotDelivered(t *testing.T) {
 	if res.Events != 1 || res.Deliveries != 1 || res.Attempts != 1 {
 		t.Errorf("pruned %+v, want the one delivered event with its delivery and attempt", res)
 	}
-	s.View(func(tx *Txn) error {
+	s.view(func(tx *Txn) error {
 		for _, c := range []struct {
 			e    *event.Event
 			kept bool

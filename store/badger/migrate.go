@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ const keyFormat = 2
 // does not migrate; nothing it reads uses the resource index.
 func (s *Store) migrate() error {
 	var version int
-	err := s.View(func(t *Txn) error {
+	err := s.view(func(t *Txn) error {
 		v, err := t.get(formatKey)
 		if err != nil || v == nil {
 			version = 1
@@ -47,7 +47,7 @@ func (s *Store) migrate() error {
 	if err != nil {
 		return fmt.Errorf("open store: migrate key format %d to %d: %w", version, keyFormat, err)
 	}
-	err = s.Update(func(t *Txn) error { return t.set(formatKey, []byte(strconv.Itoa(keyFormat))) })
+	err = s.update(func(t *Txn) error { return t.set(formatKey, []byte(strconv.Itoa(keyFormat))) })
 	if err != nil {
 		return fmt.Errorf("open store: write key format: %w", err)
 	}
@@ -63,7 +63,7 @@ func (s *Store) migrate() error {
 // version without one) keeps no order entry: it is still sent, unordered.
 func (s *Store) rebuildResourceIndex() (rebuilt, skipped int, err error) {
 	var old, want [][]byte
-	err = s.View(func(t *Txn) error {
+	err = s.view(func(t *Txn) error {
 		if err := t.scan(resourcePrefixAll, nil, false, func(k, _ []byte) (bool, error) {
 			old = append(old, bytes.Clone(k))
 			return true, nil
@@ -87,15 +87,15 @@ func (s *Store) rebuildResourceIndex() (rebuilt, skipped int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	b := s.NewBatch()
+	b := s.newBatch()
 	defer b.Discard()
 	for _, k := range old {
-		if err := b.Group(func(t *Txn) error { return t.del(k) }); err != nil {
+		if err := b.group(func(t *Txn) error { return t.del(k) }); err != nil {
 			return 0, 0, err
 		}
 	}
 	for _, k := range want {
-		if err := b.Group(func(t *Txn) error { return t.set(k, nil) }); err != nil {
+		if err := b.group(func(t *Txn) error { return t.set(k, nil) }); err != nil {
 			return 0, 0, err
 		}
 	}

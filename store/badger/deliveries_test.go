@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/store"
 )
 
 func openStore(t *testing.T) *Store {
@@ -21,14 +22,14 @@ func openStore(t *testing.T) *Store {
 
 func mustUpdate(t *testing.T, s *Store, fn func(*Txn) error) {
 	t.Helper()
-	if err := s.Update(fn); err != nil {
+	if err := s.update(fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func mustView(t *testing.T, s *Store, fn func(*Txn) error) {
 	t.Helper()
-	if err := s.View(fn); err != nil {
+	if err := s.view(fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -285,7 +286,7 @@ func TestSubStateRoundTrip(t *testing.T) {
 		good, broken := 0, 0
 		err := tx.SubStates(func(sub string, st *SubState, err error) error {
 			switch {
-			case sub == "broken" && st == nil && IsBadRecord(err):
+			case sub == "broken" && st == nil && store.IsBadRecord(err):
 				broken++
 			case err == nil && st != nil:
 				good++

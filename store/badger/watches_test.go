@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ func TestWatches(t *testing.T) {
 	now := time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC)
 	put := func(source, id string) {
 		t.Helper()
-		err := st.Update(func(tx *Txn) error {
+		err := st.update(func(tx *Txn) error {
 			return tx.PutWatch(&Watch{Source: source, ID: id, Origin: OriginAPI, CreatedAt: now,
 				Metadata: json.RawMessage(`{"k":"` + id + `"}`), ExpiresAt: now.Add(time.Hour)})
 		})
@@ -37,7 +37,7 @@ func TestWatches(t *testing.T) {
 	list := func(source, afterSource, afterID string, limit int) []string {
 		t.Helper()
 		var out []string
-		err := st.View(func(tx *Txn) error {
+		err := st.view(func(tx *Txn) error {
 			return tx.Watches(source, afterSource, afterID, func(w *Watch) bool {
 				out = append(out, w.Source+"/"+w.ID)
 				return len(out) < limit
@@ -57,7 +57,7 @@ func TestWatches(t *testing.T) {
 	if got := list("", "a", "2", 2); !slices.Equal(got, []string{"ab/1", "b/x"}) {
 		t.Errorf("watches after a/2 = %v", got)
 	}
-	err := st.View(func(tx *Txn) error {
+	err := st.view(func(tx *Txn) error {
 		n, err := tx.CountWatches("a")
 		if err != nil || n != 2 {
 			t.Errorf("count = %d, %v", n, err)
@@ -79,7 +79,7 @@ func TestWatches(t *testing.T) {
 	}
 
 	// Ending a watch marks it; the mark lives beside, not among, watches.
-	err = st.Update(func(tx *Txn) error {
+	err = st.update(func(tx *Txn) error {
 		if err := tx.DeleteWatch("a", "1"); err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func TestWatches(t *testing.T) {
 	}
 	ended := func() bool {
 		var e bool
-		if err := st.View(func(tx *Txn) error {
+		if err := st.view(func(tx *Txn) error {
 			var err error
 			e, err = tx.WatchEnded("a", "1")
 			return err
@@ -105,7 +105,7 @@ func TestWatches(t *testing.T) {
 	if !ended() {
 		t.Error("end mark missing")
 	}
-	if err := st.Update(func(tx *Txn) error { return tx.ClearWatchEnded("a", "1") }); err != nil || ended() {
+	if err := st.update(func(tx *Txn) error { return tx.ClearWatchEnded("a", "1") }); err != nil || ended() {
 		t.Errorf("end mark not cleared (%v)", err)
 	}
 }

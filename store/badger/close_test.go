@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"errors"
@@ -58,7 +58,7 @@ func TestCloseUnwritableDirectory(t *testing.T) {
 				}
 			})
 			e := &event.Event{ID: event.NewID(time.Now()), Type: "t.changed", Source: "t", ItemID: "a", CreatedAt: time.Now()}
-			if err := s.Update(func(tx *Txn) error { return tx.AddEvent(e) }); err != nil {
+			if err := s.update(func(tx *Txn) error { return tx.AddEvent(e) }); err != nil {
 				t.Fatal(err)
 			}
 			tc.break_(t, dir)

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"encoding/json"
@@ -19,7 +19,7 @@ func TestItemObjectStoredApart(t *testing.T) {
 		History: []HistoryEntry{{State: json.RawMessage(`"ready"`), At: at}}}
 	inline := &Item{State: json.RawMessage(`"queued"`), Object: json.RawMessage(`{"id":"b"}`), Since: at}
 	bare := &Item{State: json.RawMessage(`"x"`), Since: at}
-	err := s.Update(func(tx *Txn) error {
+	err := s.update(func(tx *Txn) error {
 		if err := tx.PutItem("s", "a", apart); err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ func TestItemObjectStoredApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]*Item{"a": apart, "b": inline, "c": bare}
-	err = s.View(func(tx *Txn) error {
+	err = s.view(func(tx *Txn) error {
 		for id, w := range want {
 			got, err := tx.Item("s", id)
 			if err != nil {
@@ -62,7 +62,7 @@ func TestItemObjectStoredApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.View(func(tx *Txn) error {
+	err = s.view(func(tx *Txn) error {
 		return tx.ScanItemHeads("s", func(id []byte, got *Item) error {
 			if w := want[string(id)]; got.Object != nil || string(got.State) != string(w.State) || !got.Since.Equal(w.Since) {
 				t.Errorf("head of %s = %+v", id, got)
@@ -74,10 +74,10 @@ func TestItemObjectStoredApart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := s.Update(func(tx *Txn) error { return tx.DeleteItem("s", "a") }); err != nil {
+	if err := s.update(func(tx *Txn) error { return tx.DeleteItem("s", "a") }); err != nil {
 		t.Fatal(err)
 	}
-	err = s.View(func(tx *Txn) error {
+	err = s.view(func(tx *Txn) error {
 		v, err := tx.get(objectKey("s", "a"))
 		if v != nil {
 			t.Errorf("a's object outlived it: %s", v)
@@ -99,7 +99,7 @@ func TestEventMetaMatchesEvent(t *testing.T) {
 		{ID: "01B", Type: "a\"b\\c é\n", Kind: "created", Source: "s", ItemID: "\u2028id", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))},
 		{ID: "01C"},
 	}
-	err := s.Update(func(tx *Txn) error {
+	err := s.update(func(tx *Txn) error {
 		for _, e := range events {
 			if err := tx.AddEvent(e); err != nil {
 				return err
@@ -110,7 +110,7 @@ func TestEventMetaMatchesEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.View(func(tx *Txn) error {
+	err = s.view(func(tx *Txn) error {
 		for _, e := range events {
 			full, err := tx.Event(e.ID)
 			if err != nil {

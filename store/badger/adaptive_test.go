@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"maps"
@@ -8,7 +8,7 @@ import (
 func TestHistograms(t *testing.T) {
 	s := openStore(t)
 	want := map[string]string{`"queued"`: "q", `"processing"`: "p", "": "empty state"}
-	err := s.Update(func(t *Txn) error {
+	err := s.update(func(t *Txn) error {
 		for state, v := range want {
 			if err := t.PutHistogram("jobs", state, []byte(v)); err != nil {
 				return err
@@ -21,7 +21,7 @@ func TestHistograms(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	err = s.View(func(t *Txn) error {
+	err = s.view(func(t *Txn) error {
 		return t.Histograms("jobs", func(state string, v []byte) error {
 			got[state] = string(v)
 			return nil

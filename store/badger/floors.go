@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"bytes"
@@ -109,6 +109,12 @@ func (s *Store) committed(t *Txn) {
 	for kind, n := range t.quarantined {
 		s.quarantined.WithLabelValues(kind).Add(float64(n))
 	}
+	for _, fn := range t.onCommit {
+		fn()
+	}
+	if t.events > 0 {
+		s.notifyEvent()
+	}
 }
 
 // newTxn starts a transaction. The floor count is read before Badger takes
@@ -121,10 +127,9 @@ func (s *Store) newTxn(update bool) *Txn {
 	}
 }
 
-// Full reports whether t holds about half of what Badger allows in one
-// transaction, so a caller adding optional work (fan-out riding along with
-// a commit) can stop before ErrTxnTooBig.
-func (t *Txn) Full() bool { return t.size >= t.maxSize || t.count >= t.maxCount }
+// full reports whether t holds about half of what Badger allows in one
+// transaction, where a batch starts the next.
+func (t *Txn) full() bool { return t.size >= t.maxSize || t.count >= t.maxCount }
 
 // scanFloor is scan over a floored range: it starts at the range's floor and
 // raises the floor to the first live key it sees (past the range when it

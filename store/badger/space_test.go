@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"errors"
@@ -43,10 +43,10 @@ func TestSpaceGuard(t *testing.T) {
 
 	addEvent := func() (string, error) {
 		e := &event.Event{ID: event.NewID(time.Now()), Type: "t.changed", Source: "t", ItemID: "a", CreatedAt: time.Now()}
-		return e.ID, s.Update(func(tx *Txn) error { return tx.AddEvent(e) })
+		return e.ID, s.update(func(tx *Txn) error { return tx.AddEvent(e) })
 	}
 	putDelivery := func(id string) error {
-		return s.Update(func(tx *Txn) error {
+		return s.update(func(tx *Txn) error {
 			return tx.PutDelivery(&Delivery{Subscription: "app", EventID: id, State: Pending, NextAt: time.Now()}, nil)
 		})
 	}
@@ -84,9 +84,9 @@ func TestSpaceGuard(t *testing.T) {
 	if stored(id) {
 		t.Error("a refused event was stored")
 	}
-	b := s.NewBatch()
+	b := s.newBatch()
 	e := &event.Event{ID: event.NewID(time.Now()), Type: "t.changed", CreatedAt: time.Now()}
-	if err := b.Group(func(tx *Txn) error { return tx.AddEvent(e) }); err != nil {
+	if err := b.group(func(tx *Txn) error { return tx.AddEvent(e) }); err != nil {
 		t.Fatal(err)
 	}
 	refusedAsENOSPC("a batch", b.Commit(), 64)
@@ -96,7 +96,7 @@ func TestSpaceGuard(t *testing.T) {
 	if err := putDelivery("evt_low"); err != nil {
 		t.Errorf("a delivery record was refused with %.0f MiB free: %v", free()/(1<<20), err)
 	}
-	if err := s.Update(func(*Txn) error { return nil }); err != nil {
+	if err := s.update(func(*Txn) error { return nil }); err != nil {
 		t.Errorf("a transaction that writes nothing was refused: %v", err)
 	}
 	if !strings.Contains(logs.String(), "level=WARN msg=\"store: disk nearly full") || !strings.Contains(logs.String(), "path="+dir) ||

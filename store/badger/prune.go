@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"bytes"
@@ -11,13 +11,6 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// PruneResult counts what Prune removed.
-type PruneResult struct {
-	Events     int
-	Deliveries int
-	Attempts   int
-}
-
 // Prune removes events created before cutoff together with their finished
 // deliveries and attempts. An event that still has an open delivery, or is
 // still in the outbox, is kept whatever its age: retention must never drop
@@ -29,7 +22,7 @@ func (s *Store) Prune(cutoff time.Time) (PruneResult, error) {
 	end := eventKey("evt_" + ulid.MustNew(ulid.Timestamp(cutoff), zeroReader{}).String())
 	open := map[string]bool{}
 	subs := map[string]bool{}
-	err := s.View(func(t *Txn) error {
+	err := s.view(func(t *Txn) error {
 		return t.scan([]byte("d/"), nil, false, func(k, v []byte) (bool, error) {
 			var d Delivery
 			if json.Unmarshal(v, &d) != nil {
@@ -51,7 +44,7 @@ func (s *Store) Prune(cutoff time.Time) (PruneResult, error) {
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	var old []string
-	err = s.View(func(t *Txn) error {
+	err = s.view(func(t *Txn) error {
 		return t.scan([]byte("e/"), nil, false, func(k, _ []byte) (bool, error) {
 			if bytes.Compare(k, end) >= 0 {
 				return false, nil
@@ -74,7 +67,7 @@ func (s *Store) Prune(cutoff time.Time) (PruneResult, error) {
 		chunk := old[:n]
 		old = old[n:]
 		var part PruneResult
-		err := s.Update(func(t *Txn) error {
+		err := s.update(func(t *Txn) error {
 			part = PruneResult{}
 			for _, id := range chunk {
 				if err := t.pruneEvent(id, subList, &part); err != nil {

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -184,8 +185,8 @@ func TestKeyPartLimit(t *testing.T) {
 		},
 		"raw key": func(tx *Txn) error { return tx.set([]byte(strings.Repeat("k", 70000)), nil) },
 	} {
-		err := s.Update(write)
-		if !IsBadRecord(err) {
+		err := s.update(write)
+		if !store.IsBadRecord(err) {
 			t.Errorf("%s over the limit: %v, want a bad record", name, err)
 		}
 	}
