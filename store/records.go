@@ -19,7 +19,8 @@ type PruneResult struct {
 // one is refused as a bad record (see ErrBadRecord) before it reaches
 // the backend, whose own limit on a key (Badger's is 65,000 bytes) would
 // otherwise fail the transaction that carries it and every retry of it.
-// Every backend takes parts of this length with any bytes in them.
+// Every backend takes ids of this length with any bytes in them (names
+// are [a-z0-9_-]+; see the package doc).
 const MaxKeyPart = event.MaxKeyPart
 
 // MaxResource is the most bytes a Delivery.Resource may have: a source

@@ -74,10 +74,6 @@ func testBatchDiscard(t *testing.T, b Backend) {
 	})
 }
 
-// largeBatch is more groups than one transaction of Badger takes (about
-// 12,000 writes with pollrelay's options), so the batch spans several.
-const largeBatch = 50_000
-
 // A batch of many groups, each an item and its event, commits whole
 // across as many transactions as the backend needs: all of it is visible
 // after Commit, every group's OnCommit ran once, and each group saw the
