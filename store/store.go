@@ -126,9 +126,11 @@ type EventTxn interface {
 	AddEvent(e *event.Event) error
 	// LogEvent logs e without putting it in the outbox (a replay).
 	LogEvent(e *event.Event) error
+	// Event returns a logged event, or nil.
 	Event(id string) (*event.Event, error)
-	// EventMeta is Event without the payload's body where the backend
-	// can skip reading it.
+	// EventMeta is Event with at least ID, Type, Kind, Source, ItemID
+	// and CreatedAt, without the payload's body where the backend can
+	// skip reading it.
 	EventMeta(id string) (*event.Event, error)
 	// Events calls fn for events before the id before (all when empty),
 	// newest first, until fn returns false.
