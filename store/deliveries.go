@@ -15,7 +15,9 @@ const (
 type Delivery struct {
 	EventID      string `json:"event_id"`
 	Subscription string `json:"subscription"`
-	// Resource orders deliveries: empty with `ordering: none`.
+	// Resource orders deliveries: empty with `ordering: none`, else
+	// event.Resource of the event as the log returns it (text, like the
+	// event's fields), at most MaxResource bytes.
 	Resource string `json:"resource,omitempty"`
 	State    string `json:"state"`
 	Attempts int    `json:"attempts"`

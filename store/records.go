@@ -19,8 +19,14 @@ type PruneResult struct {
 // one is refused as a bad record (see ErrBadRecord) before it reaches
 // the backend, whose own limit on a key (Badger's is 65,000 bytes) would
 // otherwise fail the transaction that carries it and every retry of it.
-// Every backend takes parts of this length with any bytes in them.
+// Every backend takes ids of this length with any bytes in them (names
+// are [a-z0-9_-]+; see the package doc).
 const MaxKeyPart = event.MaxKeyPart
+
+// MaxResource is the most bytes a Delivery.Resource may have: a source
+// name, a NUL and an item id (see event.Resource), each part at most
+// MaxKeyPart. A delivery with a longer one is refused as a bad record.
+const MaxResource = 2*MaxKeyPart + 1
 
 // MaxValue is the largest value every backend stores: below Badger's
 // limit on one value (its value-log file size, 64 MiB there).
