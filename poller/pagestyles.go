@@ -49,11 +49,11 @@ func newPagination(p *config.Pagination) (*pagination, error) {
 	case p.Next != "":
 		var e *jqexpr.Expr
 		e, err = jqexpr.Shared(p.Next)
-		pg.style = nextToken{expr: e, param: p.Param}
+		pg.style = nextToken{byExpr{e}, p.Param}
 	case p.NextURL != "":
 		var e *jqexpr.Expr
 		e, err = jqexpr.Shared(p.NextURL)
-		pg.style = nextURL{expr: e}
+		pg.style = nextURL{byExpr{e}}
 	case p.LinkHeader:
 		pg.style = linkHeader{}
 	case p.PageParam != "":
@@ -69,23 +69,24 @@ func newPagination(p *config.Pagination) (*pagination, error) {
 	return pg, nil
 }
 
+// byExpr is what the styles that read the next page from the document
+// share: the expression, and a first page at the source's URL.
+type byExpr struct{ expr *jqexpr.Expr }
+
+func (s byExpr) first(source string) string { return source }
+func (s byExpr) reads() *jqexpr.Expr        { return s.expr }
+
 // nextToken is `next` with `param`: jq yields a cursor, sent back as a
 // query parameter of the source's URL.
 type nextToken struct {
-	expr  *jqexpr.Expr
+	byExpr
 	param string
 }
 
-func (s nextToken) first(source string) string { return source }
-func (s nextToken) reads() *jqexpr.Expr        { return s.expr }
-
 func (s nextToken) next(ctx context.Context, pg fetchedPage) (string, error) {
-	v, err := s.expr.First(ctx, pg.doc)
-	if err != nil {
-		return "", pollErr(OutcomeExtract, "pagination.next: %w", err)
-	}
-	if empty(v) {
-		return "", nil
+	v, err := follow(ctx, s.expr, pg.doc, "next")
+	if v == nil || err != nil {
+		return "", err
 	}
 	tok, err := idString(v)
 	if err != nil {
@@ -96,24 +97,31 @@ func (s nextToken) next(ctx context.Context, pg fetchedPage) (string, error) {
 
 // nextURL is `next_url`: jq yields the next page's URL, absolute or
 // relative to the page.
-type nextURL struct{ expr *jqexpr.Expr }
-
-func (s nextURL) first(source string) string { return source }
-func (s nextURL) reads() *jqexpr.Expr        { return s.expr }
+type nextURL struct{ byExpr }
 
 func (s nextURL) next(ctx context.Context, pg fetchedPage) (string, error) {
-	v, err := s.expr.First(ctx, pg.doc)
-	if err != nil {
-		return "", pollErr(OutcomeExtract, "pagination.next_url: %w", err)
-	}
-	if empty(v) {
-		return "", nil
+	v, err := follow(ctx, s.expr, pg.doc, "next_url")
+	if v == nil || err != nil {
+		return "", err
 	}
 	u, ok := v.(string)
 	if !ok {
 		return "", pollErr(OutcomeExtract, "pagination.next_url: must be a string, got %T", v)
 	}
 	return resolve(pg.source, pg.url, u)
+}
+
+// follow evaluates a style's expression over a page: nil when it yields
+// nothing to follow (null, false or ""), the last page.
+func follow(ctx context.Context, e *jqexpr.Expr, doc any, key string) (any, error) {
+	v, err := e.First(ctx, doc)
+	if err != nil {
+		return nil, pollErr(OutcomeExtract, "pagination.%s: %w", key, err)
+	}
+	if empty(v) {
+		return nil, nil
+	}
+	return v, nil
 }
 
 // linkHeader is `link_header`: the response's RFC 8288 rel="next" link.
