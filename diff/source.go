@@ -27,7 +27,7 @@ type Source struct {
 
 // Rule is a config rule compiled.
 type Rule struct {
-	config.Rule
+	*config.Rule
 	from, to, state Matcher
 	// when and members are nil when the rule has none.
 	when, members *jqexpr.Expr
@@ -64,7 +64,7 @@ func Compile(src *config.Source) (*Source, error) {
 }
 
 func compileRule(cr *config.Rule) (Rule, error) {
-	r := Rule{Rule: *cr}
+	r := Rule{Rule: cr}
 	var err error
 	if r.from, err = NewMatcher(cr.From); err != nil {
 		return r, fmt.Errorf("from%w", err)
