@@ -160,15 +160,19 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, ps probeS
 			return fmt.Errorf("read stored state: %w", err)
 		}
 	}
+	rules, err := diff.Compile(src)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	changes := diff.Compare(prev, obs, diff.Options{
 		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting, Complete: complete,
-		Deletes: src.DeletesEnabled(), Settle: src.Settle, Stalls: diff.StallRules(src), Now: now,
+		Deletes: src.DeletesEnabled(), Settle: src.Settle, Stalls: rules.Stalls(), Now: now,
 	})
 	n := 0
 	for _, c := range changes {
 		for _, t := range c.Transitions {
-			n += printWouldFire(ctx, w, src, t, nil, now)
+			n += printWouldFire(ctx, w, rules, t, nil, now)
 		}
 	}
 	switch {
@@ -252,6 +256,10 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 		return nil
 	}
 
+	rules, err := diff.Compile(src)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	n := 0
 	for _, r := range results {
@@ -274,11 +282,11 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 			meta = wt.Metadata
 		}
 		c, _, ended := diff.CompareWatch(prev, r.ob, diff.WatchOptions{
-			First: wt == nil || wt.ObservedAt.IsZero(), Terminal: src.TerminalStates,
-			Settle: src.Settle, Stalls: diff.StallRules(src), Now: now,
+			First: wt == nil || wt.ObservedAt.IsZero(), Terminal: rules.TerminalStates(),
+			Settle: src.Settle, Stalls: rules.Stalls(), Now: now,
 		})
 		for _, t := range c.Transitions {
-			n += printWouldFire(ctx, w, src, t, &event.Watch{Metadata: meta}, now)
+			n += printWouldFire(ctx, w, rules, t, &event.Watch{Metadata: meta}, now)
 		}
 		if ended {
 			fmt.Fprintf(w, "   would end the watch of %s\n", r.id)
@@ -297,7 +305,7 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 
 // printWouldFire prints the events a transition would cause and returns
 // how many.
-func printWouldFire(ctx context.Context, w io.Writer, src *config.Source, t diff.Transition, wt *event.Watch, now time.Time) int {
+func printWouldFire(ctx context.Context, w io.Writer, src *diff.Source, t diff.Transition, wt *event.Watch, now time.Time) int {
 	evs, err := diff.Events(ctx, src, t, wt, now)
 	if err != nil {
 		fmt.Fprintf(w, "   rule error: %v\n", err)

@@ -107,3 +107,97 @@ subscriptions:
 		}
 	}
 }
+
+// everyKindNames are the sources of testdata/config/every-kind.yaml.
+var everyKindNames = []string{"cursor", "next-url", "links", "pages", "offsets", "single", "status", "adaptive"}
+
+// TestSIGHUPUnchangedRestartsNoSource drives the real binary: a SIGHUP
+// with the file unchanged restarts no source loop, for sources using
+// every rule kind, watch sources and every pagination style
+// (testdata/config/every-kind.yaml). A loop that restarted would show: a
+// list source's last poll is forgotten, a watch source starts a round at
+// once. Changing one source's members rule then restarts that source
+// alone.
+func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
+	bin := binary(t)
+	up := newUpstream(t, map[string]string{"a": "queued"})
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pollrelay.yaml")
+	fixture, err := os.ReadFile("testdata/config/every-kind.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := fmt.Sprintf("listen: %s\napi_token: %s\nstorage: {path: %q}\nlog: {level: info, format: text}\n",
+		addr, signalsToken, filepath.Join(dir, "data")) + strings.ReplaceAll(string(fixture), "${UPSTREAM}", up.srv.URL)
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(file)
+	p := startProcess(t, bin, "run", "--config", path)
+	c := apiClient{t: t, base: "http://" + addr, token: signalsToken}
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="adaptive"}`) })
+	for _, name := range everyKindNames {
+		if code := c.do("POST", "/v1/sources/"+name+"/poll", nil, nil); code/100 != 2 {
+			t.Fatalf("poll %s: status %d", name, code)
+		}
+	}
+	lastPolls := func() map[string]string {
+		t.Helper()
+		var srcs struct {
+			Data []struct {
+				Name       string `json:"name"`
+				LastPollAt string `json:"last_poll_at"`
+			} `json:"data"`
+		}
+		if code := c.do("GET", "/v1/sources", nil, &srcs); code != 200 {
+			t.Fatalf("GET /v1/sources: %d", code)
+		}
+		out := map[string]string{}
+		for _, s := range srcs.Data {
+			out[s.Name] = s.LastPollAt
+		}
+		return out
+	}
+	before := lastPolls()
+	for _, name := range everyKindNames {
+		if before[name] == "" {
+			t.Fatalf("%s has not polled: %v", name, before)
+		}
+	}
+	reloads := 0
+	sighup := func() {
+		t.Helper()
+		reloads++
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		waitFor(t, 20*time.Second, func() bool {
+			log, _ := os.ReadFile(p.log.Name())
+			return strings.Count(string(log), "config reloaded") == reloads
+		})
+	}
+
+	sighup()
+	sighup()
+	after := lastPolls()
+	for _, name := range everyKindNames {
+		if after[name] != before[name] {
+			t.Errorf("%s restarted by a SIGHUP with the file unchanged: last poll %q, was %q", name, after[name], before[name])
+		}
+	}
+	log, _ := os.ReadFile(p.log.Name())
+	_, sinceReload, _ := strings.Cut(string(log), "SIGHUP: reloading config")
+	if strings.Contains(sinceReload, "first poll") {
+		t.Error("a SIGHUP with the file unchanged scheduled a first poll")
+	}
+
+	write(strings.Replace(file, "members: '.tags |", "members: '.labels |", 1))
+	sighup()
+	after = lastPolls()
+	for _, name := range everyKindNames {
+		if restarted := after[name] != before[name]; restarted != (name == "cursor") {
+			t.Errorf("%s: restarted %v after a change to cursor's members rule (last poll %q, was %q)", name, restarted, after[name], before[name])
+		}
+	}
+}

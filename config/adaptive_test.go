@@ -25,14 +25,14 @@ sources:
     interval: adaptive
     `+tc.extra, noEnv)
 			s := c.Sources[0]
-			if !s.Adaptive || s.Interval != tc.interval || s.MinInterval != tc.min || s.MaxInterval != tc.max {
+			if !s.Adaptive() || s.Interval != tc.interval || s.MinInterval != tc.min || s.MaxInterval != tc.max {
 				t.Errorf("got adaptive=%v interval=%v min=%v max=%v, want true %v %v %v",
-					s.Adaptive, s.Interval, s.MinInterval, s.MaxInterval, tc.interval, tc.min, tc.max)
+					s.Adaptive(), s.Interval, s.MinInterval, s.MaxInterval, tc.interval, tc.min, tc.max)
 			}
 		})
 	}
 	c := mustParse(t, "sources:\n  - name: s\n    url: http://127.0.0.1:9000/tasks/{id}\n    interval: 20s\n", noEnv)
-	if c.Sources[0].Adaptive {
+	if c.Sources[0].Adaptive() {
 		t.Error("interval: 20s parsed as adaptive")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/jqexpr"
 )
 
 const testdataDir = "../testdata/config"
@@ -450,7 +452,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("a valid config without sources")
 		}
 		for _, s := range c.Sources {
-			if s.IDExpr == nil || s.StateExpr == nil || s.Interval < time.Second || s.Timeout >= s.Interval {
+			id, idErr := jqexpr.Shared(s.ID)
+			state, stateErr := jqexpr.Shared(s.State)
+			if id == nil || idErr != nil || state == nil || stateErr != nil || s.Interval < time.Second || s.Timeout >= s.Interval {
 				t.Fatalf("a valid source that breaks an invariant: %+v", s)
 			}
 		}

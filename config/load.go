@@ -159,7 +159,8 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 	p.fromEnv = fromEnv
 	tree := k.Raw()
 	// `interval: adaptive` is not a duration: take it out before the
-	// checker would report it as one, and mark the sources after decoding.
+	// checker would report it as one; normalisation then gives those
+	// sources their bounds.
 	adaptive := takeAdaptive(tree)
 	// Reject unknown keys and values of the wrong type with their path, and
 	// drop them so the decoder sees only values it can take.
@@ -168,18 +169,15 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 	if err := decode(tree, &cfg); err != nil {
 		addDecodeErrors(err, p)
 	}
-	for _, i := range adaptive {
-		if i < len(cfg.Sources) {
-			cfg.Sources[i].Adaptive = true
-		}
-	}
 
-	// 3. Normalise: per-element defaults that depend on other fields, and the
-	// derived fields (compiled jq, matchers, schemes).
-	normalise(&cfg, p)
+	// 3. Normalise: per-element defaults that depend on other fields, and
+	// the subscriptions' derived fields. Every jq expression and rule value
+	// is checked here so its problem has its path; the packages that run
+	// them compile them again.
+	normalise(&cfg, adaptive, p)
 
 	// 4. Validate: ranges and cross-field rules.
-	validate(&cfg, p)
+	validate(&cfg, adaptive, p)
 
 	if err := p.err(); err != nil {
 		return nil, err
@@ -192,14 +190,14 @@ const IntervalAdaptive = "adaptive"
 
 // takeAdaptive removes `interval: adaptive` from each source in tree and
 // returns the indexes of those sources.
-func takeAdaptive(tree map[string]any) []int {
+func takeAdaptive(tree map[string]any) map[int]bool {
 	list, _ := tree["sources"].([]any)
-	var out []int
+	out := map[int]bool{}
 	for i, e := range list {
 		m, _ := e.(map[string]any)
 		if v, ok := m["interval"].(string); ok && strings.EqualFold(strings.TrimSpace(v), IntervalAdaptive) {
 			delete(m, "interval")
-			out = append(out, i)
+			out[i] = true
 		}
 	}
 	return out

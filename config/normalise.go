@@ -13,21 +13,23 @@ import (
 	"github.com/pollrelay/pollrelay/signature"
 )
 
-// normalise fills the defaults that depend on other fields and every
-// derived field. Problems found on the way (a jq expression that does not
-// compile, an unparseable rate) are recorded; validate checks the rest.
-func normalise(c *Config, p *problems) {
+// normalise fills the defaults that depend on other fields, checks the
+// values only a compiler can judge (jq, rule patterns, body, rate) and
+// derives the subscriptions' fields. Problems found on the way are
+// recorded; validate checks the rest. adaptive holds the indexes of the
+// sources with `interval: adaptive`.
+func normalise(c *Config, adaptive map[int]bool, p *problems) {
 	for i := range c.Sources {
-		normaliseSource(&c.Sources[i], fmt.Sprintf("sources[%d]", i), p)
+		normaliseSource(&c.Sources[i], fmt.Sprintf("sources[%d]", i), adaptive[i], p)
 	}
 	for i := range c.Subscriptions {
 		normaliseSubscription(&c.Subscriptions[i], fmt.Sprintf("subscriptions[%d]", i), p)
 	}
 }
 
-func normaliseSource(s *Source, path string, p *problems) {
+func normaliseSource(s *Source, path string, adaptive bool, p *problems) {
 	s.Method = strings.ToUpper(strings.TrimSpace(s.Method))
-	if s.Adaptive {
+	if adaptive {
 		// Unset bounds default to 1s and 10m; the fallback interval (the
 		// default 15s) stays inside them so a state without history is
 		// polled as the user bounded it.
@@ -48,39 +50,23 @@ func normaliseSource(s *Source, path string, p *problems) {
 		}
 	}
 
-	s.ItemsExpr = compile(path+".items", s.Items, false, p)
-	s.IDExpr = compile(path+".id", s.ID, true, p)
-	s.StateExpr = compile(path+".state", s.State, true, p)
-	s.ObjectExpr = compile(path+".object", s.Object, false, p)
+	checkJQ(path+".items", s.Items, false, p)
+	checkJQ(path+".id", s.ID, true, p)
+	checkJQ(path+".state", s.State, true, p)
+	checkJQ(path+".object", s.Object, false, p)
 
-	switch b := s.Body.(type) {
-	case nil:
-	case string:
-		s.BodyBytes = []byte(b)
-	default:
-		enc, err := event.Canonical(b)
-		if err != nil {
-			p.add(path+".body", "cannot be encoded as JSON: %v", err)
-		}
-		s.BodyBytes = enc
+	if _, err := s.RequestBody(); err != nil {
+		p.add(path+".body", "cannot be encoded as JSON: %v", err)
 	}
-
 	if s.Rate != "" {
-		r, ok := parseRate(s.Rate)
-		if !ok {
+		if _, ok := ParseRate(s.Rate); !ok {
 			p.add(path+".rate", "must look like 5/s, 300/m or 1000/h")
 		}
-		s.RateLimit = r
 	}
-
-	s.TerminalStates = nil
 	for j, t := range s.Terminal {
-		enc, err := event.Canonical(t)
-		if err != nil {
+		if _, err := event.Canonical(t); err != nil {
 			p.add(fmt.Sprintf("%s.terminal[%d]", path, j), "%v", err)
-			continue
 		}
-		s.TerminalStates = append(s.TerminalStates, enc)
 	}
 
 	if pg := s.Pagination; pg != nil {
@@ -90,8 +76,8 @@ func normaliseSource(s *Source, path string, p *problems) {
 		if pg.Limit == 0 && pg.LimitParam != "" {
 			pg.Limit = defaultPageLimit
 		}
-		pg.NextExpr = compile(path+".pagination.next", pg.Next, false, p)
-		pg.NextURLExpr = compile(path+".pagination.next_url", pg.NextURL, false, p)
+		checkJQ(path+".pagination.next", pg.Next, false, p)
+		checkJQ(path+".pagination.next_url", pg.NextURL, false, p)
 	}
 
 	for j := range s.Events {
@@ -110,19 +96,20 @@ func normaliseRule(r *Rule, path string, p *problems) {
 		kinds = Kinds{event.Changed}
 	}
 	r.On = kinds
-	r.FromMatch = matcher(path+".from", r.From, p)
-	r.ToMatch = matcher(path+".to", r.To, p)
-	r.StateMatch = matcher(path+".state", r.State, p)
-	r.WhenExpr = compile(path+".when", r.When, false, p)
-	r.MembersExpr = compile(path+".members", r.Members, false, p)
+	checkPattern(path+".from", r.From, p)
+	checkPattern(path+".to", r.To, p)
+	checkPattern(path+".state", r.State, p)
+	checkJQ(path+".when", r.When, false, p)
+	checkJQ(path+".members", r.Members, false, p)
 }
 
-// matcher builds a Matcher, putting the index NewMatcher's error names into
-// the path: `to[2]: bad glob "[x"`, or `to: …` for a single value.
-func matcher(path string, v any, p *problems) Matcher {
-	m, err := NewMatcher(v)
+// checkPattern checks a rule's pattern, putting the index ParsePattern's
+// error names into the path: `to[2]: bad glob "[x"`, or `to: …` for a
+// single value.
+func checkPattern(path string, v any, p *problems) {
+	_, err := ParsePattern(v)
 	if err == nil {
-		return m
+		return
 	}
 	msg := err.Error()
 	idx, rest, ok := strings.Cut(msg, ": ")
@@ -134,7 +121,14 @@ func matcher(path string, v any, p *problems) Matcher {
 	default:
 		p.add(path, "%s", msg)
 	}
-	return m
+}
+
+// checkJQ reports a source's jq expression that does not compile, or an
+// empty one that is required. What it compiles is dropped: the poller and
+// the diff compile the expression when they start the source, through the
+// same jqexpr.Shared, which hands them this one while it is still alive.
+func checkJQ(path, src string, required bool, p *problems) {
+	compile(path, src, required, p)
 }
 
 // compile compiles a jq expression; an empty one is nil, or a problem when
@@ -146,7 +140,7 @@ func compile(path, src string, required bool, p *problems) *jqexpr.Expr {
 		}
 		return nil
 	}
-	e, err := compileInterned(src)
+	e, err := jqexpr.Shared(src)
 	if err != nil {
 		p.add(path, "%v", err)
 		return nil
@@ -156,8 +150,9 @@ func compile(path, src string, required bool, p *problems) *jqexpr.Expr {
 
 var rateRE = regexp.MustCompile(`^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$`)
 
-// parseRate reads "N/s", "N/m" or "N/h" as requests per second.
-func parseRate(s string) (float64, bool) {
+// ParseRate reads a source's `rate:`, "N/s", "N/m" or "N/h", as requests
+// per second.
+func ParseRate(s string) (float64, bool) {
 	m := rateRE.FindStringSubmatch(s)
 	if m == nil {
 		return 0, false

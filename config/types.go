@@ -5,16 +5,18 @@
 package config
 
 import (
-	"encoding/json"
 	"slices"
 	"time"
 
+	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
 )
 
-// Config is a loaded, validated configuration. Fields tagged koanf come from
-// the file; fields without a tag are derived by normalisation (compiled jq,
-// parsed durations and schemes) and are what the rest of pollrelay reads.
+// Config is a loaded, validated configuration: what the file says, with
+// defaults filled in and normalised. Sources hold plain values only (the
+// packages that run them compile their jq and rules), so two loads of one
+// file are equal. Fields tagged koanf come from the file; a subscription's
+// fields tagged `koanf:"-"` are derived by normalisation.
 type Config struct {
 	Listen        string         `koanf:"listen"`
 	APIToken      string         `koanf:"api_token"`
@@ -68,8 +70,9 @@ type Source struct {
 	Auth    *Auth             `koanf:"auth"`
 
 	// Interval is the fixed polling interval. `interval: adaptive` (watch
-	// sources only) sets Adaptive instead and leaves Interval as the
-	// interval used while a state has too little history.
+	// sources only) sets MinInterval and MaxInterval instead (see
+	// Adaptive) and leaves Interval as the interval used while a state
+	// has too little history.
 	Interval     time.Duration `koanf:"interval"`
 	MinInterval  time.Duration `koanf:"min_interval"` // adaptive: no watch polled more often
 	MaxInterval  time.Duration `koanf:"max_interval"` // adaptive: no watch polled less often
@@ -101,21 +104,25 @@ type Source struct {
 	WatchTTL  time.Duration `koanf:"watch_ttl"`
 	IDs       []string      `koanf:"ids"`
 	WatchFrom string        `koanf:"watch_from"`
+}
 
-	// Derived by normalisation.
-	// Adaptive is `interval: adaptive`: each watch's next poll comes from
-	// the learned durations of its state (poller/adaptive).
-	Adaptive   bool         `koanf:"-"`
-	ItemsExpr  *jqexpr.Expr `koanf:"-"`
-	IDExpr     *jqexpr.Expr `koanf:"-"`
-	StateExpr  *jqexpr.Expr `koanf:"-"`
-	ObjectExpr *jqexpr.Expr `koanf:"-"`
-	// BodyBytes is Body encoded for the request; nil without a body.
-	BodyBytes []byte `koanf:"-"`
-	// RateLimit and RateBurst are Rate parsed; RateLimit 0 = unlimited.
-	RateLimit float64 `koanf:"-"` // requests per second
-	// TerminalStates holds Terminal as canonical JSON.
-	TerminalStates []json.RawMessage `koanf:"-"`
+// Adaptive reports `interval: adaptive`: each watch's next poll comes from
+// the learned durations of its state (poller/adaptive). Only an adaptive
+// source has bounds: normalisation gives it a min_interval of at least 1s,
+// and validation refuses one on any other source.
+func (s *Source) Adaptive() bool { return s.MinInterval > 0 }
+
+// RequestBody is Body as sent: a string as it is, anything else as
+// canonical JSON; nil without a body.
+func (s *Source) RequestBody() ([]byte, error) {
+	switch b := s.Body.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []byte(b), nil
+	default:
+		return event.Canonical(b)
+	}
 }
 
 // IsWatch reports whether the source polls one URL per watched id.
@@ -167,9 +174,6 @@ type Pagination struct {
 	LimitParam  string `koanf:"limit_param"`
 	Limit       int    `koanf:"limit"`
 	MaxPages    int    `koanf:"max_pages"`
-
-	NextExpr    *jqexpr.Expr `koanf:"-"`
-	NextURLExpr *jqexpr.Expr `koanf:"-"`
 }
 
 // Rule turns a transition into an event when it matches.
@@ -184,13 +188,6 @@ type Rule struct {
 	// Members is jq over the state yielding a list, for on: member_added
 	// and member_removed: one event per element that joined or left it.
 	Members string `koanf:"members"`
-
-	// Derived by normalisation.
-	FromMatch   Matcher      `koanf:"-"`
-	ToMatch     Matcher      `koanf:"-"`
-	StateMatch  Matcher      `koanf:"-"`
-	WhenExpr    *jqexpr.Expr `koanf:"-"`
-	MembersExpr *jqexpr.Expr `koanf:"-"`
 }
 
 // Kinds is a rule's `on:`: one transition kind or a list of them, such as

@@ -23,8 +23,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 // placeholderRE finds `{…}` in an event type template.
 var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 
-// validate checks ranges and cross-field rules on a normalised config.
-func validate(c *Config, p *problems) {
+// validate checks ranges and cross-field rules on a normalised config;
+// adaptive holds the indexes of the sources with `interval: adaptive`.
+func validate(c *Config, adaptive map[int]bool, p *problems) {
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil || strings.ContainsAny(host, " /") {
 		p.add("listen", "must be host:port, e.g. 127.0.0.1:8787")
 	} else if port != "0" && !validPort(port) {
@@ -59,7 +60,7 @@ func validate(c *Config, p *problems) {
 	}
 	seen := map[string]bool{}
 	for i := range c.Sources {
-		validateSource(c, i, seen, p)
+		validateSource(c, i, adaptive[i], seen, p)
 	}
 	seen = map[string]bool{}
 	for i := range c.Subscriptions {
@@ -83,7 +84,7 @@ func RequireHTTPS(raw string) error {
 	return nil
 }
 
-func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
+func validateSource(c *Config, i int, adaptive bool, seen map[string]bool, p *problems) {
 	s := &c.Sources[i]
 	path := fmt.Sprintf("sources[%d]", i)
 	checkName(path+".name", s.Name, seen, p)
@@ -102,7 +103,7 @@ func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 	if s.Interval < time.Second {
 		p.add(path+".interval", "must be at least 1s")
 	}
-	validateAdaptive(s, path, p)
+	validateAdaptive(s, path, adaptive, p)
 	switch {
 	case s.Timeout <= 0:
 		p.add(path+".timeout", "must be more than 0")
@@ -134,8 +135,8 @@ func validateSource(c *Config, i int, seen map[string]bool, p *problems) {
 }
 
 // validateAdaptive checks `interval: adaptive` and its bounds.
-func validateAdaptive(s *Source, path string, p *problems) {
-	if !s.Adaptive {
+func validateAdaptive(s *Source, path string, adaptive bool, p *problems) {
+	if !adaptive {
 		const msg = "only valid with interval: adaptive"
 		if s.MinInterval != 0 {
 			p.add(path+".min_interval", msg)

@@ -63,7 +63,7 @@ func bornFinished(s *Source, path string) []string {
 	}
 	var out []string
 	for j, r := range s.Events {
-		if r.On.Has(event.Changed) && !r.On.Has(event.Created) && !r.ToMatch.MatchesAll() {
+		if to, err := ParsePattern(r.To); err == nil && r.On.Has(event.Changed) && !r.On.Has(event.Created) && !to.Any {
 			out = append(out, fmt.Sprintf("%s.events[%d]: fires on changed only, so an item first seen already in a to: state fires nothing; on: [created, changed] announces it too", path, j))
 		}
 	}

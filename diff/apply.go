@@ -3,13 +3,11 @@ package diff
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
@@ -68,7 +66,7 @@ type Poll struct {
 	// Watchers are the watch sources whose watch_from names this source:
 	// every item that enters a non-terminal state is watched by each, in
 	// the same transaction as the item's change.
-	Watchers []*config.Source
+	Watchers []*Source
 	// Replay re-observes the stored items instead of Observations: the
 	// upstream answered 304 Not Modified, so only stalled rules can fire.
 	Replay bool
@@ -88,7 +86,7 @@ type Poll struct {
 //
 // A complete listing identical to the last one whose outcome was fully
 // stored is not compared again (see listingDigest).
-func Apply(ctx context.Context, st store.Store, src *config.Source, p Poll) (Result, error) {
+func Apply(ctx context.Context, st store.Store, src *Source, p Poll) (Result, error) {
 	if x := p.Index; x != nil {
 		// An index left unused (an unchanged listing, a replay, an error)
 		// must still not outlive the poll: the store may close next.
@@ -154,7 +152,7 @@ func Apply(ctx context.Context, st store.Store, src *config.Source, p Poll) (Res
 // observations that may change something and the stored items it no
 // longer names.
 type listingPoll struct {
-	src       *config.Source
+	src       *Source
 	p         Poll
 	ss, newSS store.SourceState
 	x         *Index
@@ -217,7 +215,7 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 		Complete:     true,
 		Deletes:      len(l.gone) > 0, // prev holds no other unnamed item
 		Settle:       l.src.Settle,
-		Stalls:       StallRules(l.src),
+		Stalls:       l.src.Stalls(),
 		Now:          l.p.Now,
 	})
 	settled := l.p.Complete && l.held == 0 && !pendingChange(changes) && !(l.gone == nil && l.x.pendingUnseen())
@@ -238,7 +236,7 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 // replay re-observes the stored items, as a 304 asks: only stalled rules
 // can fire and unsettled states are dropped as flickers, so only items
 // settling or due for a stalled rule are read whole.
-func replay(ctx context.Context, st store.Store, src *config.Source, ss store.SourceState, x *Index, p Poll) (Result, error) {
+func replay(ctx context.Context, st store.Store, src *Source, ss store.SourceState, x *Index, p Poll) (Result, error) {
 	if err := x.Wait(); err != nil {
 		return Result{}, err
 	}
@@ -262,7 +260,7 @@ func replay(ctx context.Context, st store.Store, src *config.Source, ss store.So
 	}
 	changes, _ := compare(prev, obs, Options{
 		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting,
-		Settle: src.Settle, Stalls: StallRules(src), Now: p.Now,
+		Settle: src.Settle, Stalls: src.Stalls(), Now: p.Now,
 	})
 	newSS := ss
 	holdDeletes(0, x.Len(), src, &newSS)
@@ -290,7 +288,7 @@ type writeState struct {
 
 // write commits changes, their events and watches, then the source's
 // state, filling res.
-func write(ctx context.Context, st store.Store, src *config.Source, p Poll, res *Result, changes []Change, prev map[string]*store.Item, ws writeState) error {
+func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result, changes []Change, prev map[string]*store.Item, ws writeState) error {
 	// The first successful poll is the baseline even when max_pages cut it
 	// short: a listing that is always longer than max_pages (newest first,
 	// say) must still report items that appear at its top.
@@ -377,7 +375,7 @@ func write(ctx context.Context, st store.Store, src *config.Source, p Poll, res 
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st store.Store, src *config.Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
+func unchanged(st store.Store, src *Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
 	newSS := ss
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0
@@ -407,7 +405,7 @@ func pendingChange(changes []Change) bool {
 // watchFrom starts a watch in each watcher for an item that entered a
 // non-terminal state, and forgets a watch's end mark when its item left
 // the listing, so the id can be watched again if it comes back.
-func watchFrom(t store.Txn, watchers []*config.Source, c Change, prev *store.Item, now time.Time, res *Result) error {
+func watchFrom(t store.Txn, watchers []*Source, c Change, prev *store.Item, now time.Time, res *Result) error {
 	for _, ws := range watchers {
 		if c.Item == nil {
 			if err := t.ClearWatchEnded(ws.Name, c.ID); err != nil {
@@ -415,7 +413,7 @@ func watchFrom(t store.Txn, watchers []*config.Source, c Change, prev *store.Ite
 			}
 			continue
 		}
-		if prev != nil && bytes.Equal(prev.State, c.Item.State) || IsTerminal(ws, c.Item.State) {
+		if prev != nil && bytes.Equal(prev.State, c.Item.State) || ws.IsTerminal(c.Item.State) {
 			continue
 		}
 		added, err := addWatch(t, ws, c.ID, store.OriginWatchFrom, now)
@@ -438,7 +436,7 @@ func watchFrom(t store.Txn, watchers []*config.Source, c Change, prev *store.Ite
 // would delete more than max_delete_ratio of the tracked items waits until
 // it has been seen on confirm_polls consecutive polls, so an upstream that
 // briefly answers `{"data": []}` does not fire thousands of deleted events.
-func holdDeletes(deletes, tracked int, src *config.Source, ss *store.SourceState) bool {
+func holdDeletes(deletes, tracked int, src *Source, ss *store.SourceState) bool {
 	ratio := src.MaxDeleteRatio
 	if deletes == 0 || tracked == 0 || ratio <= 0 || float64(deletes) <= ratio*float64(tracked) {
 		ss.SuspectPolls = 0
@@ -450,24 +448,4 @@ func holdDeletes(deletes, tracked int, src *config.Source, ss *store.SourceState
 		return false
 	}
 	return true
-}
-
-// StallRules returns the source's stalled rules by their index in its rule
-// list, or nil when it has none.
-func StallRules(src *config.Source) map[int]config.Rule {
-	var m map[int]config.Rule
-	for i, r := range src.Events {
-		if r.On.Has(event.Stalled) {
-			if m == nil {
-				m = map[int]config.Rule{}
-			}
-			m[i] = r
-		}
-	}
-	return m
-}
-
-// IsTerminal reports whether state ends a watch of the watch source ws.
-func IsTerminal(ws *config.Source, state json.RawMessage) bool {
-	return slices.ContainsFunc(ws.TerminalStates, func(t json.RawMessage) bool { return bytes.Equal(t, state) })
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
@@ -89,8 +88,9 @@ type Options struct {
 	Deletes  bool
 	// Settle is how many consecutive polls a new state must be seen on.
 	Settle int
-	// Stalls are the source's stalled rules, by index in its rule list.
-	Stalls map[int]config.Rule
+	// Stalls are the source's stalled rules, by index in its rule list
+	// (Source.Stalls).
+	Stalls map[int]*Rule
 	Now    time.Time
 }
 
@@ -197,7 +197,7 @@ func observed(ob Observation, old *store.Item, o Options) (Change, bool) {
 		var ts []Transition
 		for _, i := range sortedKeys(o.Stalls) {
 			r := o.Stalls[i]
-			if slices.Contains(old.Stalled, i) || !r.StateMatch.Match(old.State) || o.Now.Sub(old.Since) < r.After {
+			if slices.Contains(old.Stalled, i) || !r.state.Match(old.State) || o.Now.Sub(old.Since) < r.After {
 				continue
 			}
 			it.Stalled = append(slices.Clone(it.Stalled), i)
@@ -258,7 +258,7 @@ func enter(old *store.Item, ob Observation, now time.Time) *store.Item {
 	return &store.Item{State: ob.State, Object: ob.object(), Since: now, History: hist}
 }
 
-func sortedKeys(m map[int]config.Rule) []int {
+func sortedKeys(m map[int]*Rule) []int {
 	keys := make([]int, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

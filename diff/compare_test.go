@@ -58,12 +58,12 @@ func record(i *store.Item) string {
 	return s
 }
 
-func stallRule(t *testing.T, state string, after time.Duration) map[int]config.Rule {
-	m, err := config.NewMatcher(state)
+func stallRule(t *testing.T, state string, after time.Duration) map[int]*Rule {
+	r, err := compileRule(&config.Rule{Type: "job.stuck", On: config.Kinds{event.Stalled}, State: state, After: after})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[int]config.Rule{0: {Type: "job.stuck", On: config.Kinds{event.Stalled}, StateMatch: m, After: after}}
+	return map[int]*Rule{0: &r}
 }
 
 func TestCompare(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-
-	"github.com/pollrelay/pollrelay/config"
 )
 
 // listingDigest is a hash of a complete listing's ids and states, in
@@ -21,8 +19,8 @@ import (
 // a 304 Not Modified gives, for upstreams that send no validators. SHA-256
 // rather than a faster hash because the upstream chooses the input, and a
 // crafted collision would hide a transition.
-func listingDigest(src *config.Source, obs []Observation) string {
-	if len(StallRules(src)) > 0 {
+func listingDigest(src *Source, obs []Observation) string {
+	if len(src.Stalls()) > 0 {
 		return ""
 	}
 	h := sha256.New()

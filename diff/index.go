@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -28,7 +27,7 @@ import (
 type Index struct {
 	done chan struct{}
 	err  error
-	src  *config.Source
+	src  *Source
 
 	// ids holds the stored ids in bytewise order, as every backend scans
 	// them, item i being ids[ends[i-1]:ends[i]].
@@ -90,7 +89,7 @@ func (b *bitset) grow(n int) {
 // fetches and parses its listing meanwhile, and on a large listing each
 // takes about as long as the other. Wait (or Apply, given the index)
 // collects it.
-func LoadIndex(st store.Store, src *config.Source, sizeHint int) *Index {
+func LoadIndex(st store.Store, src *Source, sizeHint int) *Index {
 	x := &Index{done: make(chan struct{}), src: src}
 	go func() {
 		defer close(x.done)
@@ -103,7 +102,7 @@ func (x *Index) load(st store.Store, sizeHint int) error {
 	x.ids = make([]byte, 0, sizeHint*16)
 	x.ends = make([]uint32, 0, sizeHint)
 	x.state = make([]uint32, 0, sizeHint)
-	stalls := StallRules(x.src)
+	stalls := x.src.Stalls()
 	if stalls != nil {
 		x.fireAt = make([]int64, 0, sizeHint)
 	}
@@ -160,11 +159,11 @@ func (x *Index) load(st store.Store, sizeHint int) error {
 
 // fireAt is when the first stalled rule that has not fired during the
 // item's stay in its state fires, or never.
-func fireAt(stalls map[int]config.Rule, rules []int, it *store.Item) int64 {
+func fireAt(stalls map[int]*Rule, rules []int, it *store.Item) int64 {
 	at := int64(math.MaxInt64)
 	for _, i := range rules {
 		r := stalls[i]
-		if slices.Contains(it.Stalled, i) || !r.StateMatch.Match(it.State) {
+		if slices.Contains(it.Stalled, i) || !r.state.Match(it.State) {
 			continue
 		}
 		at = min(at, it.Since.Add(r.After).UnixNano())
@@ -274,7 +273,7 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 // nothing: if the poll fails later, the items are there, unchanged, for
 // the next baseline to find; watch_from watches start for items that
 // exist. The baseline flag is still written last, by Apply.
-func (x *Index) StoreNew(ctx context.Context, st store.Store, obs []Observation, now time.Time, watchers []*config.Source) ([]Observation, error) {
+func (x *Index) StoreNew(ctx context.Context, st store.Store, obs []Observation, now time.Time, watchers []*Source) ([]Observation, error) {
 	if !x.baseline {
 		return obs, nil
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -135,7 +134,7 @@ func reference(t *testing.T, d *db, settle int, complete bool, obs []Observation
 	ss := d.sourceState("s")
 	changes := Compare(prev, obs, Options{
 		Baseline: !ss.Baselined, Complete: complete, Deletes: true,
-		Settle: settle, Stalls: StallRules(src), Now: now,
+		Settle: settle, Stalls: src.Stalls(), Now: now,
 	})
 	for _, c := range changes {
 		if c.Item == nil {
@@ -193,7 +192,7 @@ func TestBaselineStoredAhead(t *testing.T) {
 	list := parseSource(t, "  - {name: l, url: 'https://x.test/l', items: '.data[]'}\n")
 	ws := parseSource(t, "  - {name: w, url: 'https://x.test/t/{id}', terminal: [ready]}\n")
 	ws.WatchFrom = "l"
-	watchers := []*config.Source{ws}
+	watchers := []*Source{ws}
 	var obs []Observation
 	for i := range 30 {
 		obs = append(obs, ob(fmt.Sprintf("i%02d", i), []string{"queued", "ready", "processing"}[i%3]))

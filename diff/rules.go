@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
 )
@@ -16,7 +15,7 @@ import (
 // Without rules every transition becomes `{source}.{kind}`. A `when` that
 // fails to evaluate counts as false and is returned as an error beside the
 // events that did match, so one bad item can't block a poll.
-func Events(ctx context.Context, src *config.Source, t Transition, watch *event.Watch, now time.Time) ([]*event.Event, error) {
+func Events(ctx context.Context, src *Source, t Transition, watch *event.Watch, now time.Time) ([]*event.Event, error) {
 	mk := func(typ string) *event.Event {
 		return &event.Event{
 			ID:        event.NewID(now),
@@ -31,13 +30,13 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 			CreatedAt: now,
 		}
 	}
-	if len(src.Events) == 0 {
+	if len(src.rules) == 0 {
 		return []*event.Event{mk(src.Name + "." + t.Kind)}, nil
 	}
 	var out []*event.Event
 	var errs []error
-	for i := range src.Events {
-		r := &src.Events[i]
+	for i := range src.rules {
+		r := &src.rules[i]
 		if !Matches(r, i, t) {
 			continue
 		}
@@ -61,8 +60,8 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 			continue
 		}
 		e := mk(Render(r.Type, src.Name, t))
-		if r.WhenExpr != nil {
-			ok, err := when(ctx, r.WhenExpr, e)
+		if r.when != nil {
+			ok, err := when(ctx, r.when, e)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("events[%d].when: %w", i, err))
 				continue
@@ -80,11 +79,11 @@ func Events(ctx context.Context, src *config.Source, t Transition, watch *event.
 }
 
 // Matches reports whether rule r (at index i of its source) applies to t.
-func Matches(r *config.Rule, i int, t Transition) bool {
+func Matches(r *Rule, i int, t Transition) bool {
 	if r.On.Members() {
 		// Membership is read from a changed state: an item's first state
 		// is in its created event, its last in its deleted one.
-		return t.Kind == event.Changed && r.FromMatch.Match(t.Previous) && r.ToMatch.Match(t.Current)
+		return t.Kind == event.Changed && r.from.Match(t.Previous) && r.to.Match(t.Current)
 	}
 	if !r.On.Has(t.Kind) {
 		return false
@@ -92,7 +91,7 @@ func Matches(r *config.Rule, i int, t Transition) bool {
 	if t.Kind == event.Stalled {
 		return t.Rule == i
 	}
-	return r.FromMatch.Match(t.Previous) && r.ToMatch.Match(t.Current)
+	return r.from.Match(t.Previous) && r.to.Match(t.Current)
 }
 
 // Render fills a type template's placeholders.
@@ -123,12 +122,12 @@ func when(ctx context.Context, expr *jqexpr.Expr, e *event.Event) (bool, error) 
 // memberEvents makes one event per element of the rule's members list that
 // joined (member_added) or left (member_removed) between the previous and
 // the current state, in list order. Elements compare as canonical JSON.
-func memberEvents(ctx context.Context, r *config.Rule, kind string, t Transition, mk func(json.RawMessage) *event.Event) ([]*event.Event, error) {
-	prev, err := members(ctx, r.MembersExpr, t.Previous)
+func memberEvents(ctx context.Context, r *Rule, kind string, t Transition, mk func(json.RawMessage) *event.Event) ([]*event.Event, error) {
+	prev, err := members(ctx, r.members, t.Previous)
 	if err != nil {
 		return nil, fmt.Errorf("members (previous state): %w", err)
 	}
-	cur, err := members(ctx, r.MembersExpr, t.Current)
+	cur, err := members(ctx, r.members, t.Current)
 	if err != nil {
 		return nil, fmt.Errorf("members (current state): %w", err)
 	}
@@ -148,8 +147,8 @@ func memberEvents(ctx context.Context, r *config.Rule, kind string, t Transition
 		}
 		had[string(m)] = true // a repeated element fires once
 		e := mk(m)
-		if r.WhenExpr != nil {
-			ok, err := when(ctx, r.WhenExpr, e)
+		if r.when != nil {
+			ok, err := when(ctx, r.when, e)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("when: %w", err))
 				continue

@@ -14,13 +14,17 @@ import (
 )
 
 // parseSource builds a source from the YAML of one `sources:` element.
-func parseSource(t *testing.T, yaml string) *config.Source {
+func parseSource(t *testing.T, yaml string) *Source {
 	t.Helper()
 	cfg, err := config.ParseWith([]byte("storage: {in_memory: true}\nsources:\n"+yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return &cfg.Sources[0]
+	src, err := Compile(&cfg.Sources[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
 
 func tr(kind, id string, prev, cur json.RawMessage) Transition {
@@ -46,7 +50,7 @@ func TestEvents(t *testing.T) {
 	plain := parseSource(t, "  - {name: plain, url: 'https://api.example.test/p', items: '.data[]'}\n")
 	tests := []struct {
 		name string
-		src  *config.Source
+		src  *Source
 		t    Transition
 		want []string
 		err  bool
@@ -163,7 +167,7 @@ func TestOnList(t *testing.T) {
     events:
       - {type: 'tag.{kind}', on: [member_added, member_removed], members: '.tags'}`)
 	cases := []struct {
-		src  *config.Source
+		src  *Source
 		t    Transition
 		want []string
 	}{

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
@@ -22,7 +21,7 @@ type WatchOptions struct {
 	// Terminal states end the watch (canonical JSON).
 	Terminal []json.RawMessage
 	Settle   int
-	Stalls   map[int]config.Rule
+	Stalls   map[int]*Rule
 	Now      time.Time
 }
 
@@ -120,9 +119,9 @@ func (r *WatchResult) add(o WatchResult) {
 // renewed through the API meanwhile is seen (or the commit conflicts and
 // the store redoes the group), never silently recreated. A group counts
 // what it did once its transaction commits.
-func ApplyWatches(ctx context.Context, st store.Store, src *config.Source, obs []WatchObservation, now time.Time) (WatchResult, error) {
+func ApplyWatches(ctx context.Context, st store.Store, src *Source, obs []WatchObservation, now time.Time) (WatchResult, error) {
 	var res WatchResult
-	stalls := StallRules(src)
+	stalls := src.Stalls()
 	b := st.NewBatch()
 	defer b.Discard()
 	for i := range obs {
@@ -145,7 +144,7 @@ func ApplyWatches(ctx context.Context, st store.Store, src *config.Source, obs [
 	return res, nil
 }
 
-func applyWatch(ctx context.Context, t store.Txn, src *config.Source, ob *WatchObservation, stalls map[int]config.Rule, now time.Time, res *WatchResult) error {
+func applyWatch(ctx context.Context, t store.Txn, src *Source, ob *WatchObservation, stalls map[int]*Rule, now time.Time, res *WatchResult) error {
 	w, err := t.Watch(src.Name, ob.ID)
 	if err != nil || w == nil {
 		return err // unwatched meanwhile: the result is of no interest
@@ -172,7 +171,7 @@ func applyWatch(ctx context.Context, t store.Txn, src *config.Source, ob *WatchO
 		return endWatch(t, src.Name, ob.ID, now)
 	}
 
-	o := WatchOptions{First: w.ObservedAt.IsZero(), Terminal: src.TerminalStates, Settle: src.Settle, Stalls: stalls, Now: now}
+	o := WatchOptions{First: w.ObservedAt.IsZero(), Terminal: src.terminal, Settle: src.Settle, Stalls: stalls, Now: now}
 	cur := ob.Observation
 	if ob.NotModified {
 		if prev == nil || stalls == nil || o.First {
@@ -243,7 +242,7 @@ func applyWatch(ctx context.Context, t store.Txn, src *config.Source, ob *WatchO
 
 // expiredEvent is `{source}.watch_expired` for a watch whose TTL ran out;
 // previous and current are the last state seen (null when never seen).
-func expiredEvent(src *config.Source, id string, it *store.Item, w *event.Watch, now time.Time) *event.Event {
+func expiredEvent(src *Source, id string, it *store.Item, w *event.Watch, now time.Time) *event.Event {
 	state, obj := event.Null, json.RawMessage(nil)
 	if it != nil {
 		state, obj = it.State, it.Object
@@ -265,7 +264,7 @@ func endWatch(t store.Txn, source, id string, now time.Time) error {
 
 // addWatch starts watching id in ws unless it is watched already or its
 // watch ended before (only an explicit PUT starts an ended watch again).
-func addWatch(t store.Txn, ws *config.Source, id, origin string, now time.Time) (bool, error) {
+func addWatch(t store.Txn, ws *Source, id, origin string, now time.Time) (bool, error) {
 	if w, err := t.Watch(ws.Name, id); err != nil || w != nil {
 		return false, err
 	}
@@ -283,7 +282,7 @@ func addWatch(t store.Txn, ws *config.Source, id, origin string, now time.Time) 
 // `ids:` match the list: a new id is watched (unless its watch ended
 // before), and a config watch whose id left the list stops, without an
 // end mark, so putting the id back watches it again.
-func SyncConfigWatches(st store.Store, ws *config.Source, now time.Time) (added, removed int, err error) {
+func SyncConfigWatches(st store.Store, ws *Source, now time.Time) (added, removed int, err error) {
 	want := make(map[string]bool, len(ws.IDs))
 	for _, id := range ws.IDs {
 		want[id] = true
@@ -336,11 +335,11 @@ func SyncConfigWatches(st store.Store, ws *config.Source, now time.Time) (added,
 // WatchListed watches every non-terminal item the list source named by
 // ws.WatchFrom tracks. Apply does this as items change; this catches up on
 // items that were already tracked when watch_from was configured.
-func WatchListed(st store.Store, ws *config.Source, now time.Time) (int, error) {
+func WatchListed(st store.Store, ws *Source, now time.Time) (int, error) {
 	var ids []string
 	err := st.View(func(t store.Txn) error {
 		return t.ItemHeads(ws.WatchFrom, func(id string, it *store.Item) error {
-			if !IsTerminal(ws, it.State) {
+			if !ws.IsTerminal(it.State) {
 				ids = append(ids, id)
 			}
 			return nil

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
 )
@@ -197,7 +196,7 @@ func TestWatchListedAndApplyWatchFrom(t *testing.T) {
 	}
 	// Later changes are watched in the poll's own transaction.
 	res, err := Apply(ctx, d.st, list, Poll{Observations: []Observation{ob("a", "queued"), ob("b", "processing"), ob("c", "ready")},
-		Complete: true, Now: t0.Add(time.Minute), Watchers: []*config.Source{ws}})
+		Complete: true, Now: t0.Add(time.Minute), Watchers: []*Source{ws}})
 	if err != nil {
 		t.Fatal(err)
 	}

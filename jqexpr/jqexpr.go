@@ -1,5 +1,5 @@
-// Package jqexpr wraps gojq: expressions are compiled once at config load and
-// run many times over decoded upstream JSON.
+// Package jqexpr wraps gojq: expressions are compiled once, when what uses them
+// starts, and run many times over decoded upstream JSON.
 package jqexpr
 
 import (

@@ -218,7 +218,7 @@ func (l *loop) saveHistograms() error {
 
 // statusInterval is the interval GET /v1/sources shows.
 func statusInterval(src *config.Source) string {
-	if src.Adaptive && src.IsWatch() {
+	if src.Adaptive() && src.IsWatch() {
 		return fmt.Sprintf("adaptive (%s–%s)", src.MinInterval, src.MaxInterval)
 	}
 	return src.Interval.String()

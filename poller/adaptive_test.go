@@ -83,8 +83,8 @@ func TestAdaptiveWatchSource(t *testing.T) {
 		up := &stayUpstream{stay: 65 * time.Second, first: map[string]time.Time{}, polls: map[string][]time.Time{}}
 		h := newHarness(t, handlerTransport{up})
 		srcs := sources(t, "  - {name: w, url: 'http://upstream.test/tasks/{id}', interval: adaptive, min_interval: 2s, terminal: [done]}\n")
-		if !srcs[0].Adaptive || srcs[0].Interval != 15*time.Second {
-			t.Fatalf("source = adaptive %v, interval %v", srcs[0].Adaptive, srcs[0].Interval)
+		if !srcs[0].Adaptive() || srcs[0].Interval != 15*time.Second {
+			t.Fatalf("source = adaptive %v, interval %v", srcs[0].Adaptive(), srcs[0].Interval)
 		}
 		putNamedWatches(t, h.st, "w", "a", 30)
 		h.start(srcs)

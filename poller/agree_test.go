@@ -21,19 +21,23 @@ import (
 // an item that always sends a page down the general path (an escaped
 // string is not plain).
 type agreeShape struct {
-	src            *config.Source
+	src            *compiled
 	prefix, suffix string
 	slowItem       string
 }
 
 func agreeShapes(t testing.TB) map[string]agreeShape {
-	src := func(items, id, state string) *config.Source {
+	src := func(items, id, state string) *compiled {
 		cfg, err := config.ParseWith([]byte(fmt.Sprintf("storage: {in_memory: true}\nsources:\n  - {name: s, url: 'http://127.0.0.1:1/', items: '%s', id: '%s', state: '%s'}\n", items, id, state)),
 			func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &cfg.Sources[0]
+		c, err := compile(&cfg.Sources[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 	return map[string]agreeShape{
 		"flat":   {src(".data[]", ".id", ".status"), `{"data":[`, `]}`, `{"id":"zz","status":"\u0078"}`},
@@ -44,7 +48,7 @@ func agreeShapes(t testing.TB) map[string]agreeShape {
 }
 
 // slowPath is the general path alone: encoding/json and jq.
-func slowPath(src *config.Source, body []byte) ([]diff.Observation, error) {
+func slowPath(src *compiled, body []byte) ([]diff.Observation, error) {
 	doc, err := decode(body, 200)
 	if err != nil {
 		return nil, err
@@ -54,7 +58,7 @@ func slowPath(src *config.Source, body []byte) ([]diff.Observation, error) {
 
 // requireAgree checks that where the fast path answers, the general path
 // answers the same: same ids, states and canonical objects.
-func requireAgree(t *testing.T, what string, src *config.Source, body []byte) {
+func requireAgree(t *testing.T, what string, src *compiled, body []byte) {
 	t.Helper()
 	fast, ok := fastExtract(src, body)
 	if !ok {

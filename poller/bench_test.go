@@ -45,16 +45,16 @@ const benchItems = 100_000
 // loop does after a poll that compared.
 func benchPoll(b *testing.B, st store.Store, body []byte, now time.Time, preload bool) diff.Result {
 	ctx := context.Background()
-	src := source(&testing.T{}, benchSource)
+	src := compiledSource(&testing.T{}, benchSource)
 	var x *diff.Index
 	if preload {
-		x = diff.LoadIndex(st, src, benchItems)
+		x = diff.LoadIndex(st, src.Source, benchItems)
 	}
-	obs, _, err := parsePage(ctx, src, src.Pagination, &response{status: 200, body: body})
+	obs, _, err := parsePage(ctx, src, src.pages, &response{status: 200, body: body})
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := diff.Apply(ctx, st, src, diff.Poll{Observations: obs, Complete: true, Now: now, Index: x})
+	res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: obs, Complete: true, Now: now, Index: x})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -199,12 +199,12 @@ func BenchmarkTrackedMillion(b *testing.B) {
 	peaks := samplePeaks(b)
 	b.ResetTimer()
 	for b.Loop() {
-		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src, n) }}
+		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, n) }}
 		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
 		if err != nil || !lst.complete {
 			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
 		}
-		res, err := diff.Apply(ctx, st, src, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
+		res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
 		if err != nil || res.Changes != 0 || res.Tracked != n {
 			b.Fatalf("poll: %d changes, %d tracked, %v", res.Changes, res.Tracked, err)
 		}
@@ -242,7 +242,7 @@ func BenchmarkBaselineMillion(b *testing.B) {
 		peaks := samplePeaks(b)
 		b.StartTimer()
 		now := time.Now()
-		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src, 0) },
+		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, 0) },
 			store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 				return x.StoreNew(ctx, st, obs, now, nil)
 			}}
@@ -250,7 +250,7 @@ func BenchmarkBaselineMillion(b *testing.B) {
 		if err != nil || !lst.complete {
 			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
 		}
-		res, err := diff.Apply(ctx, st, src, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
+		res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
 		if err != nil || !res.Baseline || res.Tracked != n || len(res.Events) != 0 {
 			b.Fatalf("poll: baseline %v, %d tracked, %d events, %v", res.Baseline, res.Tracked, len(res.Events), err)
 		}
@@ -266,7 +266,7 @@ func BenchmarkBaselineMillion(b *testing.B) {
 
 // millionUpstream serves n generated items in pages of pageSize with a
 // `next` cursor, and returns a paginated source for it with its fetcher.
-func millionUpstream(b *testing.B, n, pageSize int, log *slog.Logger) (*config.Source, *fetcher) {
+func millionUpstream(b *testing.B, n, pageSize int, log *slog.Logger) (*compiled, *fetcher) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		from, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
 		page := []byte(`{"data":[`)
@@ -287,7 +287,7 @@ func millionUpstream(b *testing.B, n, pageSize int, log *slog.Logger) (*config.S
 		w.Write(page)
 	}))
 	b.Cleanup(upstream.Close)
-	src := source(&testing.T{}, strings.Replace(benchSource, "http://127.0.0.1:1/v1/videos", upstream.URL, 1)+
+	src := compiledSource(&testing.T{}, strings.Replace(benchSource, "http://127.0.0.1:1/v1/videos", upstream.URL, 1)+
 		"    pagination: {next: .next, param: cursor, max_pages: 2000}\n")
 	return src, newFetcher(src, log, func(int) {}, nil)
 }

@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"strconv"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
@@ -28,11 +27,11 @@ func decode(body []byte, status int) (any, error) {
 // extract runs the source's items/id/state/object expressions over a decoded
 // page. Any item whose id or state can't be extracted fails the whole page:
 // a poll that can't read everything decides nothing.
-func extract(ctx context.Context, src *config.Source, doc any) ([]diff.Observation, error) {
+func extract(ctx context.Context, src *compiled, doc any) ([]diff.Observation, error) {
 	items := []any{doc}
-	if src.ItemsExpr != nil {
+	if src.items != nil {
 		var err error
-		if items, err = src.ItemsExpr.All(ctx, doc); err != nil {
+		if items, err = src.items.All(ctx, doc); err != nil {
 			return nil, pollErr(OutcomeExtract, "items: %w", err)
 		}
 	}
@@ -47,14 +46,14 @@ func extract(ctx context.Context, src *config.Source, doc any) ([]diff.Observati
 	return out, nil
 }
 
-func extractOne(ctx context.Context, src *config.Source, it any) (diff.Observation, error) {
-	idv, err := src.IDExpr.First(ctx, it)
+func extractOne(ctx context.Context, src *compiled, it any) (diff.Observation, error) {
+	idv, err := src.id.First(ctx, it)
 	if err != nil {
 		return diff.Observation{}, fmt.Errorf("id: %w", err)
 	}
 	id, err := idString(idv)
 	if err != nil {
-		return diff.Observation{}, fmt.Errorf("id %s: %w", src.IDExpr, err)
+		return diff.Observation{}, fmt.Errorf("id %s: %w", src.id, err)
 	}
 	return extractState(ctx, src, it, id)
 }
@@ -63,7 +62,7 @@ func extractOne(ctx context.Context, src *config.Source, it any) (diff.Observati
 // the watched id, so the watch, its item and its events always agree: the
 // id expression may yield nothing (a status endpoint often omits the id)
 // and a different spelling of the id (a number for "42") changes nothing.
-func extractWatch(ctx context.Context, src *config.Source, doc any, watched string) (diff.Observation, error) {
+func extractWatch(ctx context.Context, src *compiled, doc any, watched string) (diff.Observation, error) {
 	o, err := extractState(ctx, src, doc, watched)
 	if err != nil {
 		return o, pollErr(OutcomeExtract, "%w", err)
@@ -72,16 +71,16 @@ func extractWatch(ctx context.Context, src *config.Source, doc any, watched stri
 }
 
 // extractState reads an item's state and object.
-func extractState(ctx context.Context, src *config.Source, it any, id string) (diff.Observation, error) {
+func extractState(ctx context.Context, src *compiled, it any, id string) (diff.Observation, error) {
 	o := diff.Observation{ID: id}
-	sv, err := src.StateExpr.First(ctx, it)
+	sv, err := src.state.First(ctx, it)
 	if err != nil {
 		return o, fmt.Errorf("item %s: state: %w", o.ID, err)
 	}
 	if o.State, err = event.Canonical(sv); err != nil {
 		return o, fmt.Errorf("item %s: state: %w", o.ID, err)
 	}
-	if src.ObjectExpr == nil {
+	if src.object == nil {
 		// The object is the item as decoded, which always encodes again:
 		// defer the encoding to the few items that change.
 		o.ObjectFunc = func() json.RawMessage {
@@ -93,7 +92,7 @@ func extractState(ctx context.Context, src *config.Source, it any, id string) (d
 		}
 		return o, nil
 	}
-	obj, err := src.ObjectExpr.First(ctx, it)
+	obj, err := src.object.First(ctx, it)
 	if err != nil {
 		return o, fmt.Errorf("item %s: object: %w", o.ID, err)
 	}

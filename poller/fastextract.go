@@ -6,7 +6,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
@@ -17,7 +16,7 @@ import (
 // expression); otherwise the common shape of a listing is extracted straight
 // from the body without building the document, which was most of the cost
 // of polling a large listing (see fastExtract).
-func parsePage(ctx context.Context, src *config.Source, p *config.Pagination, resp *response) ([]diff.Observation, any, error) {
+func parsePage(ctx context.Context, src *compiled, p *pagination, resp *response) ([]diff.Observation, any, error) {
 	next, needDoc := nextPath(p)
 	if !needDoc || next != nil {
 		if obs, ok := fastExtract(src, resp.body); ok {
@@ -39,14 +38,12 @@ func parsePage(ctx context.Context, src *config.Source, p *config.Pagination, re
 
 // nextPath returns the field path of a `next` or `next_url` expression
 // that is one; needDoc reports whether pagination reads the document.
-func nextPath(p *config.Pagination) (path []string, needDoc bool) {
-	switch {
-	case p == nil:
+func nextPath(p *pagination) (path []string, needDoc bool) {
+	if p == nil {
 		return nil, false
-	case p.NextExpr != nil:
-		return p.NextExpr.Path(), true
-	case p.NextURLExpr != nil:
-		return p.NextURLExpr.Path(), true
+	}
+	if e := p.style.reads(); e != nil {
+		return e.Path(), true
 	}
 	return nil, false
 }
@@ -98,12 +95,12 @@ func nextDoc(body []byte, path []string) (any, bool) {
 // encoding/json's own scanner (what it accepts, its depth bound), keys are
 // read as encoding/json reads them (see members), and values are taken only
 // where their raw text is what decoding and encoding them gives.
-func fastExtract(src *config.Source, body []byte) ([]diff.Observation, bool) {
-	if src.ItemsExpr == nil || src.ObjectExpr != nil {
+func fastExtract(src *compiled, body []byte) ([]diff.Observation, bool) {
+	if src.items == nil || src.object != nil {
 		return nil, false
 	}
-	items, ok := src.ItemsExpr.IterPath()
-	idPath, statePath := src.IDExpr.Path(), src.StateExpr.Path()
+	items, ok := src.items.IterPath()
+	idPath, statePath := src.id.Path(), src.state.Path()
 	if !ok || len(idPath) == 0 || len(statePath) == 0 || len(body) == 0 {
 		return nil, false
 	}

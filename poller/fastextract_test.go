@@ -61,7 +61,7 @@ func TestFastExtractAgreesWithJQ(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, yaml := range srcs {
-		src := source(t, yaml)
+		src := compiledSource(t, yaml)
 		for _, body := range bodies {
 			fast, ok := fastExtract(src, []byte(body))
 			var slow []diff.Observation

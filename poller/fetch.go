@@ -21,7 +21,6 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/internal/version"
 	"github.com/pollrelay/pollrelay/retryafter"
@@ -73,7 +72,7 @@ type response struct {
 
 // fetcher performs one source's HTTP requests.
 type fetcher struct {
-	src    *config.Source
+	src    *compiled
 	client *retryablehttp.Client
 	// limiter holds requests to the source's `rate`; nil = unlimited.
 	limiter *rate.Limiter
@@ -88,22 +87,22 @@ type fetcher struct {
 // newFetcher builds a source's HTTP client over rt, a transport shared by
 // the sources with the same TLS setting (see transports); nil builds one
 // for this source alone.
-func newFetcher(src *config.Source, log *slog.Logger, onResponse func(code int), rt http.RoundTripper) *fetcher {
+func newFetcher(src *compiled, log *slog.Logger, onResponse func(code int), rt http.RoundTripper) *fetcher {
 	if src.InsecureSkipVerify {
 		log.Warn("TLS certificate verification is off for this source (insecure_skip_verify)")
 	}
 	if rt == nil {
-		rt = newTransport(transportKey(src))
+		rt = newTransport(transportKey(src.cfg()))
 	}
 	hc := &http.Client{Transport: rt, CheckRedirect: checkRedirect}
-	f := &fetcher{src: src, log: log, secrets: sourceSecrets(src)}
+	f := &fetcher{src: src, log: log, secrets: sourceSecrets(src.cfg())}
 	if src.Auth != nil && src.Auth.OAuth2 != nil {
 		f.tokens = newTokens(src.Auth.OAuth2, tokenClient(hc.Transport, src.Timeout), time.Now)
 	}
-	if src.RateLimit > 0 {
+	if src.rate > 0 {
 		// A burst of one: `rate: 5/s` never sends two requests closer than
 		// 200ms, so the upstream sees the budget in any window it measures.
-		f.limiter = rate.NewLimiter(rate.Limit(src.RateLimit), 1)
+		f.limiter = rate.NewLimiter(rate.Limit(src.rate), 1)
 	}
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
@@ -424,12 +423,12 @@ func watchBody(body []byte, id string) []byte {
 // validatorsFor names what a stored ETag was received for: everything that
 // shapes the request or its extraction. A hash, so no header value (it may
 // be a token) is stored.
-func validatorsFor(src *config.Source) string {
+func validatorsFor(src *compiled) string {
 	h := sha256.New()
 	put := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
 	put(src.URL)
 	put(src.Method)
-	put(string(src.BodyBytes))
+	put(string(src.body))
 	keys := make([]string, 0, len(src.Headers))
 	for k := range src.Headers {
 		keys = append(keys, k)

@@ -73,7 +73,7 @@ func TestAuthAndBody(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src := source(t, fmt.Sprintf("  - {name: s, url: '%s', items: '.data[]', %s}\n", srv.URL, tc.cfg))
+			src := compiledSource(t, fmt.Sprintf("  - {name: s, url: '%s', items: '.data[]', %s}\n", srv.URL, tc.cfg))
 			before := len(got())
 			// Twice: a retried or repeated request must carry the body again.
 			for range 2 {
@@ -192,7 +192,7 @@ func TestHelpers(t *testing.T) {
 // first: no prefix of it is left before the "…".
 func TestSnippetCutsSecretsAcrossTheCut(t *testing.T) {
 	const tok = "tok_0123456789abcdefghijklmnopqrstuvwxyz"
-	src := source(t, "  - {name: s, url: 'http://upstream.test/s', auth: {bearer: "+tok+"}}\n")
+	src := compiledSource(t, "  - {name: s, url: 'http://upstream.test/s', auth: {bearer: "+tok+"}}\n")
 	f := newFetcher(src, quietLogger(t), func(int) {}, nil)
 	for pad := snippetLen - len(tok); pad <= snippetLen; pad++ {
 		body := strings.Repeat("x", pad) + tok + strings.Repeat("y", 100)

@@ -51,7 +51,7 @@ func BenchmarkListingHeap(b *testing.B) {
 			}))
 			defer up.Close()
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			src := source(&testing.T{}, strings.Replace(benchSource, "http://127.0.0.1:1/v1/videos", up.URL, 1)+"    max_body_bytes: 20971520\n")
+			src := compiledSource(&testing.T{}, strings.Replace(benchSource, "http://127.0.0.1:1/v1/videos", up.URL, 1)+"    max_body_bytes: 20971520\n")
 			f := newFetcher(src, log, func(int) {}, nil)
 			ctx := context.Background()
 			// poll runs one poll into st and returns its peak heap per byte.
@@ -60,7 +60,7 @@ func BenchmarkListingHeap(b *testing.B) {
 				before := heapObjects()
 				peak := sampleHeap()
 				now := time.Now()
-				s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src, 0) },
+				s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, 0) },
 					store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 						return x.StoreNew(ctx, st, obs, now, nil)
 					}}
@@ -68,7 +68,7 @@ func BenchmarkListingHeap(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := diff.Apply(ctx, st, src, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index}); err != nil {
+				if _, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index}); err != nil {
 					b.Fatal(err)
 				}
 				if s.index != nil {

@@ -73,7 +73,7 @@ func sortStatus(s []Status) {
 
 type loop struct {
 	m      *Manager
-	src    *config.Source
+	src    *compiled
 	f      *fetcher
 	log    *slog.Logger
 	off    time.Duration
@@ -130,7 +130,7 @@ type loop struct {
 	preload bool
 }
 
-func newLoop(m *Manager, src *config.Source) *loop {
+func newLoop(m *Manager, src *compiled) *loop {
 	ctx := m.ctx
 	if ctx == nil {
 		ctx = context.Background()
@@ -142,24 +142,24 @@ func newLoop(m *Manager, src *config.Source) *loop {
 	switch {
 	case src.IsWatch():
 		kind = KindWatch
-	case src.ItemsExpr != nil:
+	case src.items != nil:
 		kind = KindList
 	}
 	l := &loop{
-		m: m, src: src, log: log, ctx: ctx, cancel: cancel, secrets: sourceSecrets(src),
+		m: m, src: src, log: log, ctx: ctx, cancel: cancel, secrets: sourceSecrets(src.cfg()),
 		off:       offset(src.Name, src.Interval),
 		vkey:      validatorsFor(src),
 		idx:       -1,
 		interrupt: make(chan struct{}, 1),
-		st:        Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src)},
+		st:        Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src.cfg())},
 	}
-	if src.Adaptive && src.IsWatch() {
+	if src.Adaptive() && src.IsWatch() {
 		l.sched = newSched()
 		m.metrics.detectionDelay.WithLabelValues(src.Name)
 	}
 	rt := m.transport
 	if rt == nil {
-		rt = m.pool.get(transportKey(src))
+		rt = m.pool.get(transportKey(src.cfg()))
 	}
 	l.f = newFetcher(src, log, func(code int) {
 		m.metrics.requests.WithLabelValues(src.Name, strconv.Itoa(code)).Inc()
@@ -426,7 +426,7 @@ func (l *loop) poll(ctx context.Context) error {
 		}
 	}
 	tracked := l.status().ItemsTracked
-	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src, tracked) },
+	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src.Source, tracked) },
 		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 			return x.StoreNew(ctx, l.m.st, obs, start, l.m.watchersOf(l.src.Name))
 		}}
@@ -453,8 +453,8 @@ func (l *loop) poll(ctx context.Context) error {
 			outcome = OutcomeNotModified
 			p = diff.Poll{Replay: true, Now: p.Now, Index: s.index}
 		}
-		if !lst.notModified || diff.StallRules(l.src) != nil {
-			res, err = diff.Apply(ctx, l.m.st, l.src, p)
+		if !lst.notModified || l.src.Stalls() != nil {
+			res, err = diff.Apply(ctx, l.m.st, l.src.Source, p)
 			if err == nil && res.Duplicates >= 0 {
 				l.noteDuplicates(res.Duplicates, res.DuplicateID)
 			}
@@ -601,7 +601,7 @@ func (l *loop) status() Status {
 }
 
 // sameSource reports whether a reload left a source's settings unchanged.
-// Compiled expressions are compared by their text.
+// A config holds plain values only, so two loads of one file are equal.
 func sameSource(a, b *config.Source) bool {
-	return reflect.DeepEqual(fingerprint(a), fingerprint(b))
+	return reflect.DeepEqual(a, b)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -48,7 +49,7 @@ type Manager struct {
 	// watchers maps a list source to the watch sources whose watch_from
 	// names it. Loops read it while polling without taking mu, which Apply
 	// holds while it waits for loops to stop.
-	watchers atomic.Pointer[map[string][]*config.Source]
+	watchers atomic.Pointer[map[string][]*diff.Source]
 	// running is a copy of loops published by Apply, for the same reason:
 	// a loop telling another about watches it added must not wait for mu.
 	running atomic.Pointer[map[string]*loop]
@@ -72,21 +73,27 @@ func (m *Manager) Start(ctx context.Context, sources []config.Source) {
 // Apply makes the running loops match sources: a new or changed source
 // (re)starts, an unchanged one keeps running untouched, a removed one stops.
 // Tracked state lives in the store, so a restarted loop continues from it.
+// A source is compiled when its loop starts; one that does not compile (a
+// config that loaded always does) is logged and not run.
 func (m *Manager) Apply(sources []config.Source) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	want := map[string]*config.Source{}
-	watchers := map[string][]*config.Source{}
+	want := map[string]*compiled{}
+	watchers := map[string][]*diff.Source{}
 	for i := range sources {
 		s := &sources[i]
-		want[s.Name] = s
+		c := m.compiled(s)
+		if c == nil {
+			continue
+		}
+		want[s.Name] = c
 		if s.IsWatch() && s.WatchFrom != "" {
-			watchers[s.WatchFrom] = append(watchers[s.WatchFrom], s)
+			watchers[s.WatchFrom] = append(watchers[s.WatchFrom], c.Source)
 		}
 	}
 	m.watchers.Store(&watchers)
 	for name, l := range m.loops {
-		if s, ok := want[name]; ok && sameSource(l.src, s) {
+		if c, ok := want[name]; ok && c == l.src {
 			continue
 		}
 		l.stop()
@@ -123,6 +130,20 @@ func (m *Manager) Apply(sources []config.Source) {
 	}
 	running := maps.Clone(m.loops)
 	m.running.Store(&running)
+}
+
+// compiled returns what the running loop of src compiled when src is
+// unchanged, or compiles it; nil when it does not compile.
+func (m *Manager) compiled(src *config.Source) *compiled {
+	if l, ok := m.loops[src.Name]; ok && sameSource(l.src.cfg(), src) {
+		return l.src
+	}
+	c, err := compile(src)
+	if err != nil {
+		m.log.Error("source not started", "source", src.Name, "error", err.Error())
+		return nil
+	}
+	return c
 }
 
 // logFirstPolls says when newly started sources poll first: at their slot
@@ -180,7 +201,7 @@ func (m *Manager) Stop() {
 }
 
 // watchersOf returns the watch sources whose watch_from names source.
-func (m *Manager) watchersOf(source string) []*config.Source {
+func (m *Manager) watchersOf(source string) []*diff.Source {
 	if w := m.watchers.Load(); w != nil {
 		return (*w)[source]
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +39,7 @@ type listing struct {
 // Fetch polls a list or single-object source once: every page, decoded
 // and extracted. complete is false when max_pages cut the listing short;
 // an error means the poll decides nothing.
-func Fetch(ctx context.Context, src *config.Source, f *fetcher) (obs []diff.Observation, complete bool, err error) {
+func Fetch(ctx context.Context, src *compiled, f *fetcher) (obs []diff.Observation, complete bool, err error) {
 	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil)
 	return l.obs, l.complete, err
 }
@@ -123,23 +122,19 @@ func (s *stream) page(out *listing, obs []diff.Observation, body int, more bool)
 // only for sources without pagination: a 304 on a first page says nothing
 // about the pages after it. s, when set, filters a long listing as it
 // arrives (see streamAfter).
-func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.Validators, s *stream) (listing, error) {
+func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Validators, s *stream) (listing, error) {
 	var out listing
-	p := src.Pagination
+	p := src.pages
 	maxPages := 1
-	if p != nil {
-		maxPages = max(p.MaxPages, 1)
-	}
 	next := src.URL
-	if p != nil && (p.PageParam != "" || p.OffsetParam != "") {
-		next = withNumbering(src.URL, p, 0)
-	}
 	var hdr http.Header
-	if p == nil {
+	if p != nil {
+		maxPages, next = p.maxPages, p.style.first(src.URL)
+	} else {
 		hdr = conditional(val.ETag, val.LastModified)
 	}
 	for n := 0; n < maxPages; n++ {
-		resp, err := f.do(ctx, next, src.BodyBytes, hdr)
+		resp, err := f.do(ctx, next, src.body, hdr)
 		if err != nil {
 			return out, pageErr(err, n)
 		}
@@ -165,7 +160,7 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 			out.complete = true
 			return out, nil
 		}
-		more, err := nextPage(ctx, src, p, next, resp, doc, n, len(obs))
+		more, err := p.style.next(ctx, fetchedPage{source: src.URL, url: next, resp: resp, doc: doc, n: n, items: len(obs)})
 		if err != nil {
 			return out, pageErr(err, n)
 		}
@@ -194,50 +189,6 @@ func pageErr(err error, n int) error {
 	return fmt.Errorf("page %d: %w", n+1, err)
 }
 
-// nextPage returns the URL of the page after cur, or "" at the end.
-func nextPage(ctx context.Context, src *config.Source, p *config.Pagination, cur string, resp *response, doc any, n, got int) (string, error) {
-	switch {
-	case p.NextExpr != nil:
-		v, err := p.NextExpr.First(ctx, doc)
-		if err != nil {
-			return "", pollErr(OutcomeExtract, "pagination.next: %w", err)
-		}
-		if empty(v) {
-			return "", nil
-		}
-		tok, err := idString(v)
-		if err != nil {
-			return "", pollErr(OutcomeExtract, "pagination.next: %w", err)
-		}
-		return withParam(src.URL, p.Param, tok), nil
-	case p.NextURLExpr != nil:
-		v, err := p.NextURLExpr.First(ctx, doc)
-		if err != nil {
-			return "", pollErr(OutcomeExtract, "pagination.next_url: %w", err)
-		}
-		if empty(v) {
-			return "", nil
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", pollErr(OutcomeExtract, "pagination.next_url: must be a string, got %T", v)
-		}
-		return resolve(src.URL, cur, s)
-	case p.LinkHeader:
-		link := nextLink(resp.header)
-		if link == "" {
-			return "", nil
-		}
-		return resolve(src.URL, cur, link)
-	case p.PageParam != "" || p.OffsetParam != "":
-		if got == 0 || (p.Limit > 0 && got < p.Limit) {
-			return "", nil
-		}
-		return withNumbering(src.URL, p, n+1), nil
-	}
-	return "", nil
-}
-
 func empty(v any) bool {
 	switch x := v.(type) {
 	case nil:
@@ -248,18 +199,6 @@ func empty(v any) bool {
 		return !x
 	}
 	return false
-}
-
-// withNumbering sets page (1-based) or offset parameters for page index n.
-func withNumbering(raw string, p *config.Pagination, n int) string {
-	u := raw
-	if p.LimitParam != "" && p.Limit > 0 {
-		u = withParam(u, p.LimitParam, strconv.Itoa(p.Limit))
-	}
-	if p.PageParam != "" {
-		return withParam(u, p.PageParam, strconv.Itoa(n+1))
-	}
-	return withParam(u, p.OffsetParam, strconv.Itoa(n*max(p.Limit, 1)))
 }
 
 func withParam(raw, key, val string) string {
@@ -344,50 +283,40 @@ func splitLinks(v string) []string {
 	return append(parts, v[start:])
 }
 
-// fingerprint is a source without its compiled parts, for comparing
-// configurations across a reload.
-func fingerprint(s *config.Source) config.Source {
-	c := *s
-	c.ItemsExpr, c.IDExpr, c.StateExpr, c.ObjectExpr = nil, nil, nil, nil
-	if s.Pagination != nil {
-		p := *s.Pagination
-		p.NextExpr, p.NextURLExpr = nil, nil
-		c.Pagination = &p
-	}
-	c.Events = make([]config.Rule, len(s.Events))
-	for i, r := range s.Events {
-		r.WhenExpr = nil
-		c.Events[i] = r
-	}
-	return c
-}
-
 // Probe fetches a list or single-object source once, as a poll would,
 // without touching any store. It returns what was extracted, whether the
 // listing was complete, and the pages fetched.
-func Probe(ctx context.Context, src *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
+func Probe(ctx context.Context, cfg *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
+	src, err := compile(cfg)
+	if err != nil {
+		return nil, false, nil, err
+	}
 	f := newFetcher(src, log, func(int) {}, nil)
 	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil)
-	return l.obs, l.complete, l.pages, redactError(err, sourceSecrets(src))
+	return l.obs, l.complete, l.pages, redactError(err, sourceSecrets(cfg))
 }
 
 // ProbeWatch fetches one watched id of a watch source, as a watch poll
 // would, without touching any store.
-func ProbeWatch(ctx context.Context, src *config.Source, id string, log *slog.Logger) (diff.Observation, Page, error) {
+func ProbeWatch(ctx context.Context, cfg *config.Source, id string, log *slog.Logger) (diff.Observation, Page, error) {
+	src, err := compile(cfg)
+	if err != nil {
+		return diff.Observation{}, Page{}, err
+	}
 	f := newFetcher(src, log, func(int) {}, nil)
 	u := watchURL(src.URL, id)
 	page := Page{URL: RedactURL(u)}
-	resp, err := f.do(ctx, u, watchBody(src.BodyBytes, id), nil)
+	resp, err := f.do(ctx, u, watchBody(src.body, id), nil)
 	if err != nil {
 		if pe, ok := errors.AsType[*PollError](err); ok {
 			page.Status = pe.Status
 		}
-		return diff.Observation{}, page, redactError(err, sourceSecrets(src))
+		return diff.Observation{}, page, redactError(err, sourceSecrets(cfg))
 	}
 	page.Status = resp.status
 	doc, err := decode(resp.body, resp.status)
 	if err != nil {
-		return diff.Observation{}, page, redactError(err, sourceSecrets(src))
+		return diff.Observation{}, page, redactError(err, sourceSecrets(cfg))
 	}
 	ob, err := extractWatch(ctx, src, doc, id)
 	if err == nil {

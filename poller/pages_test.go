@@ -137,7 +137,7 @@ func TestPaginationStyles(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			api := newPagedAPI(t, tc.items)
-			src := source(t, fmt.Sprintf("  - {name: s, url: '%s%s', items: '.data[]', pagination: %s}\n", api.srv.URL, tc.path, tc.pagination))
+			src := compiledSource(t, fmt.Sprintf("  - {name: s, url: '%s%s', items: '.data[]', pagination: %s}\n", api.srv.URL, tc.path, tc.pagination))
 			f := newFetcher(src, testLogger(t), func(int) {}, nil)
 			lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
 			if err != nil {
@@ -257,7 +257,7 @@ func TestPaginationStaysOnTheSourceHost(t *testing.T) {
 		fmt.Fprintf(w, `{"data": [{"id": 1, "status": "a"}], "next": %q}`, other.URL+"/steal")
 	}))
 	defer up.Close()
-	src := source(t, fmt.Sprintf("  - {name: s, url: '%s', items: '.data[]', auth: {bearer: tok}, pagination: {next_url: .next}}\n", up.URL))
+	src := compiledSource(t, fmt.Sprintf("  - {name: s, url: '%s', items: '.data[]', auth: {bearer: tok}, pagination: {next_url: .next}}\n", up.URL))
 	f := newFetcher(src, testLogger(t), func(int) {}, nil)
 	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
 	if pe, ok := err.(*PollError); !ok || pe.Outcome != OutcomeExtract {
@@ -332,8 +332,8 @@ func TestLongListingFilteredPageByPage(t *testing.T) {
 	api.mu.Lock()
 	api.items[30].status = "ready"
 	api.mu.Unlock()
-	src := &srcs[0]
-	s := &stream{now: time.Now(), load: func() *diff.Index { return diff.LoadIndex(h.st, src, 45) }}
+	src := compileAll(t, srcs[:1])[0]
+	s := &stream{now: time.Now(), load: func() *diff.Index { return diff.LoadIndex(h.st, src.Source, 45) }}
 	f := newFetcher(src, testLogger(t), func(int) {}, nil)
 	lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, s)
 	if err != nil {

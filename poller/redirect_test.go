@@ -117,7 +117,7 @@ func TestRedirectOnTheSameHost(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	src := source(t, redirectSource(srv.URL))
+	src := compiledSource(t, redirectSource(srv.URL))
 	obs, _, err := Fetch(context.Background(), src, newFetcher(src, testLogger(t), func(int) {}, nil))
 	if err != nil || len(obs) != 1 || obs[0].ID != "a" {
 		t.Fatalf("obs = %v, err = %v", obs, err)
@@ -144,7 +144,7 @@ func TestRedirectSchemeChangeRefused(t *testing.T) {
 		http.Redirect(w, r, "http://"+r.Host+"/plain?k="+redirectQuery, http.StatusFound)
 	}))
 	defer srv.Close()
-	src := source(t, redirectSource(srv.URL))
+	src := compiledSource(t, redirectSource(srv.URL))
 	f := newFetcher(src, testLogger(t), func(int) {}, srv.Client().Transport)
 	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
 	pe, ok := errors.AsType[*PollError](err)
@@ -168,7 +168,7 @@ func TestRedirectLoopBounded(t *testing.T) {
 		http.Redirect(w, r, fmt.Sprintf("/hop%d", len(seen.all())), http.StatusFound)
 	}))
 	defer srv.Close()
-	src := source(t, redirectSource(srv.URL))
+	src := compiledSource(t, redirectSource(srv.URL))
 	_, _, err := Fetch(context.Background(), src, newFetcher(src, testLogger(t), func(int) {}, nil))
 	if pe, ok := errors.AsType[*PollError](err); !ok || pe.Outcome != OutcomeRedirect {
 		t.Fatalf("err = %v, want %s", err, OutcomeRedirect)

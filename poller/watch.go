@@ -230,7 +230,7 @@ func (l *loop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
 	if w.ValidatorsFor == l.vkey {
 		hdr = conditional(w.ETag, w.LastModified)
 	}
-	resp, err := l.f.do(ctx, watchURL(l.src.URL, w.ID), watchBody(l.src.BodyBytes, w.ID), hdr)
+	resp, err := l.f.do(ctx, watchURL(l.src.URL, w.ID), watchBody(l.src.body, w.ID), hdr)
 	if err == nil {
 		d.asked = pollInterval(resp.header)
 		if resp.status == http.StatusNotModified {
@@ -256,7 +256,7 @@ func (l *loop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
 
 // applyWatches writes a batch of watch results and accounts for them.
 func (l *loop) applyWatches(obs []diff.WatchObservation) error {
-	res, err := diff.ApplyWatches(l.ctx, l.m.st, l.src, obs, l.m.now())
+	res, err := diff.ApplyWatches(l.ctx, l.m.st, l.src.Source, obs, l.m.now())
 	for _, t := range res.Transitions {
 		l.m.metrics.transitions.WithLabelValues(l.src.Name, t.Kind).Inc()
 	}
@@ -325,13 +325,13 @@ func (l *loop) noteFailures(failed, total int, example error) {
 // It runs before the first round and again before each round until it
 // succeeds.
 func (l *loop) syncWatches(now time.Time) {
-	added, removed, err := diff.SyncConfigWatches(l.m.st, l.src, now)
+	added, removed, err := diff.SyncConfigWatches(l.m.st, l.src.Source, now)
 	if err != nil {
 		l.log.Warn("sync configured ids", "error", err.Error())
 		return
 	}
 	if l.src.WatchFrom != "" {
-		n, err := diff.WatchListed(l.m.st, l.src, now)
+		n, err := diff.WatchListed(l.m.st, l.src.Source, now)
 		if err != nil {
 			l.log.Warn("watch items of watch_from source", "watch_from", l.src.WatchFrom, "error", err.Error())
 			return
