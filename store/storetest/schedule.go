@@ -253,15 +253,27 @@ func testStaleEntry(t *testing.T, b Backend) {
 	s := b.Open(t)
 	e := newEvent(t0, "src", "1")
 	update(t, s, func(tx store.Txn) error { return tx.PutDelivery(queued("app", e, t0), nil) })
+	// Written again without its prev: a backend whose schedule is an
+	// index apart may keep the old entry; it must never pass as current.
 	update(t, s, func(tx store.Txn) error { return tx.PutDelivery(queued("app", e, t0.Add(time.Minute)), nil) })
-	refs := due(t, s, "app", t0.Add(farFuture), 10)
 	d := getDelivery(t, s, "app", e.ID)
-	if len(refs) != 2 || refs[0].Current(d) || !refs[1].Current(d) {
-		t.Fatalf("Due = %v, want the stale entry at %v, then the current one at %v", refs, t0, d.NextAt)
+	refs := due(t, s, "app", t0.Add(farFuture), 10)
+	var current int
+	for _, r := range refs {
+		if r.Current(d) {
+			current++
+			continue
+		}
+		update(t, s, func(tx store.Txn) error { return errors.Join(tx.DropDue(r), tx.DropDue(r)) })
 	}
-	update(t, s, func(tx store.Txn) error { return errors.Join(tx.DropDue(refs[0]), tx.DropDue(refs[0])) })
+	if current != 1 {
+		t.Fatalf("Due = %v: %d current entries, want 1 (at %v)", refs, current, d.NextAt)
+	}
+	// Dropping the entry of the old due time leaves the current one.
+	old := store.DueRef{Subscription: "app", EventID: e.ID, At: t0}
+	update(t, s, func(tx store.Txn) error { return tx.DropDue(old) })
 	refs = due(t, s, "app", t0.Add(farFuture), 10)
 	if len(refs) != 1 || !refs[0].Current(d) {
-		t.Errorf("Due after DropDue of the stale entry = %v, want the current one", refs)
+		t.Errorf("Due after dropping stale entries = %v, want the current one", refs)
 	}
 }

@@ -163,7 +163,11 @@ func testOlderSnapshot(t *testing.T, b Backend) {
 		return errors.Join(tx.AddEvent(es[2]), tx.PutDelivery(queued("app", es[2], t0.Add(time.Minute)), nil))
 	})
 	err := s.View(func(tx store.Txn) error {
-		// Committed after the View began, before its reads.
+		// A first read fixes the snapshot (PostgreSQL takes it there);
+		// what commits next is newer than it.
+		if _, err := tx.CountItems("src"); err != nil {
+			return err
+		}
 		update(t, s, func(tx store.Txn) error {
 			return errors.Join(tx.AddEvent(es[0]), tx.PutDelivery(queued("app", es[0], t0), nil))
 		})
