@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"os"
 	"testing"
 
@@ -47,7 +48,7 @@ func freshSchema(t testing.TB) string {
 // openIn opens the store in schema, closed when t ends.
 func openIn(t testing.TB, schema string) *Store {
 	t.Helper()
-	s, err := Open(Options{URL: testURL(t), Schema: schema, MaxConns: 4})
+	s, err := Open(Options{URL: testURL(t), Schema: schema, MaxConns: 4, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,3 +61,5 @@ func openTest(t testing.TB) *Store {
 	t.Helper()
 	return openIn(t, freshSchema(t))
 }
+
+var quiet = slog.New(slog.DiscardHandler)

@@ -85,6 +85,6 @@ func decodeTimestamptz(b []byte) (time.Time, error) {
 	return time.Unix(sec+pgEpoch, rem*1000).UTC(), nil
 }
 
-// own copies a value out of a page; an empty one stays non-nil, as a
-// bytea parameter it is '' and not NULL.
+// own copies a value out of a page; an empty one stays non-nil, so as a
+// parameter it is an empty bytea and not NULL.
 func own(b []byte) []byte { return append([]byte{}, b...) }
