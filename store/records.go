@@ -22,6 +22,11 @@ type PruneResult struct {
 // Every backend takes parts of this length with any bytes in them.
 const MaxKeyPart = event.MaxKeyPart
 
+// MaxResource is the most bytes a Delivery.Resource may have: a source
+// name, a NUL and an item id (see event.Resource), each part at most
+// MaxKeyPart. A delivery with a longer one is refused as a bad record.
+const MaxResource = 2*MaxKeyPart + 1
+
 // MaxValue is the largest value every backend stores: below Badger's
 // limit on one value (its value-log file size, 64 MiB there).
 const MaxValue = 60 << 20

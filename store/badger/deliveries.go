@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bdg "github.com/dgraph-io/badger/v4"
+
+	"github.com/pollrelay/pollrelay/store"
 )
 
 func deliveryKey(sub, eventID string) []byte { return []byte("d/" + sub + "\x00" + eventID) }
@@ -61,7 +63,7 @@ func resourcePrefix(sub, resource string) []byte {
 var resourcePrefixAll = []byte("r/")
 
 // maxResource bounds Delivery.Resource: a source name and an id.
-const maxResource = 2*MaxKeyPart + 1
+const maxResource = store.MaxResource
 
 // checkDelivery refuses, before anything of d is written, a delivery whose
 // keys or record a store cannot hold, so a refusal leaves no half-written

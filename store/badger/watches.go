@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,10 +26,23 @@ func (t *Txn) Watch(source, id string) (*Watch, error) {
 	if err != nil || v == nil {
 		return nil, wrap(err, "read watch %s/%s", source, id)
 	}
-	var w Watch
-	if err := json.Unmarshal(v, &w); err != nil {
+	w, err := decodeWatch(source, id, v)
+	if err != nil {
 		return nil, bad(fmt.Errorf("decode watch %s/%s: %w", source, id, err))
 	}
+	return w, nil
+}
+
+// decodeWatch decodes a watch record stored under (source, id). The
+// record's JSON holds the id as text, with invalid UTF-8 replaced, so the
+// key's bytes are the id: the watch loop polls, updates and deletes the
+// watch by the id it is given back.
+func decodeWatch(source, id string, v []byte) (*Watch, error) {
+	var w Watch
+	if err := json.Unmarshal(v, &w); err != nil {
+		return nil, err
+	}
+	w.Source, w.ID = source, id
 	return &w, nil
 }
 
@@ -63,11 +77,15 @@ func (t *Txn) Watches(source, afterSource, afterID string, fn func(*Watch) bool)
 		start = append(watchKey(afterSource, afterID), 0)
 	}
 	return t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
-		var w Watch
-		if err := json.Unmarshal(v, &w); err != nil {
+		source, id, ok := bytes.Cut(k[len(allWatchesPrefix):], []byte{0})
+		if !ok {
+			return true, nil // not a watch key
+		}
+		w, err := decodeWatch(string(source), string(id), v)
+		if err != nil {
 			return false, fmt.Errorf("decode watch %q: %w", k, err)
 		}
-		return fn(&w), nil
+		return fn(w), nil
 	})
 }
 
