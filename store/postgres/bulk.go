@@ -133,17 +133,15 @@ func (w *eventWrites) add(t *Txn, op eventOp) error {
 	return nil
 }
 
-// addEventsSQL logs events and puts those in $9 in the outbox, with the
-// sequence each got (or had, when logged before).
+// addEventsSQL logs events (a new one takes the next sequence, a logged
+// one keeps its own) and puts those in $9 in the outbox.
 const addEventsSQL = `WITH e AS (
 	INSERT INTO events (id, source, item_id, type, kind, created_at, created_ns, body)
 	SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::timestamptz[], $7::integer[], $8::bytea[])
 	ON CONFLICT (id) DO UPDATE SET source = excluded.source, item_id = excluded.item_id, type = excluded.type,
 		kind = excluded.kind, created_at = excluded.created_at, created_ns = excluded.created_ns, body = excluded.body
-	RETURNING id, seq
 )
-INSERT INTO outbox (event_id, seq)
-SELECT e.id, e.seq FROM e JOIN unnest($9::bytea[]) AS o(id) ON o.id = e.id
+INSERT INTO outbox (event_id) SELECT id FROM unnest($9::bytea[]) AS o(id)
 ON CONFLICT (event_id) DO NOTHING`
 
 // emit queues what is gathered as one statement. Events keep the order

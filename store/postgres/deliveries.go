@@ -44,12 +44,12 @@ func (t *Txn) Delivery(sub, eventID string) (*store.Delivery, error) {
 	return d, nil
 }
 
-// putDeliverySQL writes a delivery. A new one takes its event's sequence,
-// its place in the resource's order. $8 and $9 keep the schedule entry
+// putDeliverySQL writes a delivery. A new one takes its event's sequence
+// (0 when the event is not logged), its place in the resource's order. $8 and $9 keep the schedule entry
 // and the order entry as they are, where the delivery did not move in
 // either (see PutDelivery).
 const putDeliverySQL = `INSERT INTO deliveries (sub, event_id, seq, state, due, resource, ordered, body)
-VALUES ($1, $2, coalesce((SELECT seq FROM events WHERE id = $2), nextval('event_seq')), $3, $4, $5, $6, $7)
+VALUES ($1, $2, coalesce((SELECT seq FROM events WHERE id = $2), 0), $3, $4, $5, $6, $7)
 ON CONFLICT (sub, event_id) DO UPDATE SET
 	state = excluded.state,
 	due = CASE WHEN $8 THEN deliveries.due ELSE excluded.due END,
@@ -177,14 +177,13 @@ func (t *Txn) ResourceHead(sub, resource string) (string, error) {
 }
 
 // nextInResourceSQL finds the open delivery after $3 in its resource's
-// order: after its place there, which is its own delivery's sequence,
-// else its event's; an id with neither comes in id order.
+// order: after its place there, which is its delivery's (seq, event_id),
+// else its event's, else (0, $3).
 const nextInResourceSQL = `WITH pos AS (SELECT coalesce(
 	(SELECT seq FROM deliveries WHERE sub = $1 AND event_id = $3),
-	(SELECT seq FROM events WHERE id = $3)) AS seq)
+	(SELECT seq FROM events WHERE id = $3), 0) AS seq)
 SELECT d.event_id FROM deliveries d, pos
-WHERE d.sub = $1 AND d.resource = $2 AND d.ordered
-	AND CASE WHEN pos.seq IS NULL THEN d.event_id > $3 ELSE (d.seq, d.event_id) > (pos.seq, $3) END
+WHERE d.sub = $1 AND d.resource = $2 AND d.ordered AND (d.seq, d.event_id) > (pos.seq, $3)
 ORDER BY d.seq, d.event_id LIMIT 1`
 
 // NextInResource is the open delivery of (sub, resource) after eventID,

@@ -187,7 +187,7 @@ func (t *Txn) EventsBetween(since, until time.Time, fn func(*event.Event) (bool,
 // Outbox returns up to limit outbox event ids, oldest first.
 func (t *Txn) Outbox(limit int) ([]string, error) {
 	var ids []string
-	err := t.query("read outbox", "SELECT event_id FROM outbox ORDER BY seq LIMIT $1", []any{limit}, func(rows pgx.Rows) error {
+	err := t.query("read outbox", "SELECT event_id FROM outbox ORDER BY event_id LIMIT $1", []any{limit}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id []byte
 			if err := rows.Scan(&id); err != nil {
@@ -208,9 +208,7 @@ func (t *Txn) ReturnToOutbox(id string) error {
 	if err := store.CheckKeyPart("event id", id); err != nil {
 		return fmt.Errorf("write outbox: %w", err)
 	}
-	err := t.write("write outbox "+id, `INSERT INTO outbox (event_id, seq)
-VALUES ($1, coalesce((SELECT seq FROM events WHERE id = $1), nextval('event_seq')))
-ON CONFLICT (event_id) DO NOTHING`, len(id), []byte(id))
+	err := t.write("write outbox "+id, "INSERT INTO outbox (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING", len(id), []byte(id))
 	if err == nil {
 		t.added++
 	}

@@ -24,7 +24,7 @@ const pruneSQL = `WITH old AS (
 da AS (DELETE FROM attempts a USING old WHERE a.event_id = old.id RETURNING 1),
 dd AS (DELETE FROM deliveries d USING old WHERE d.event_id = old.id RETURNING 1),
 de AS (DELETE FROM events e USING old WHERE e.id = old.id RETURNING 1)
-SELECT (SELECT count(*) FROM de), (SELECT count(*) FROM dd), (SELECT count(*) FROM da), (SELECT max(id) FROM old)`
+SELECT (SELECT count(*) FROM de), (SELECT count(*) FROM dd), (SELECT count(*) FROM da), (SELECT id FROM old ORDER BY id DESC LIMIT 1)`
 
 // pruneChunk is how many events one transaction removes: pruning never
 // holds a long write.

@@ -8,9 +8,10 @@
 -- Times a query compares are bigint nanoseconds (store.DueNanos) where the
 -- nanoseconds matter, timestamptz where microseconds do.
 
--- event_seq orders events as the store wrote them: the outbox and every
--- (subscription, source, id) follow it, not the clock in the event's id,
--- so a poll by a member whose clock lags cannot reorder an item's events.
+-- event_seq orders events as the store wrote them: the deliveries of
+-- every (subscription, source, id) follow it, not the clock in the event's
+-- id, so a poll by a member whose clock lags cannot reorder an item's
+-- events.
 CREATE SEQUENCE event_seq;
 
 -- items: what a source tracks. head holds the rest of the record (since,
@@ -47,19 +48,20 @@ CREATE TABLE events (
 );
 CREATE INDEX events_created ON events (created_at);
 
--- outbox: events not yet fanned out, in seq order.
+-- outbox: events not yet fanned out, in event id (creation) order. The
+-- order of deliveries does not depend on it: a delivery takes its
+-- event's seq.
 CREATE TABLE outbox (
-    event_id bytea PRIMARY KEY,
-    seq      bigint NOT NULL
+    event_id bytea PRIMARY KEY
 );
-CREATE INDEX outbox_seq ON outbox (seq);
 
 -- deliveries: one event on its way to one subscription. due is when a
 -- queued delivery is due (unix nanoseconds; NULL when not queued), the
--- schedule Due reads. resource is the delivery's (subscription, source,
--- id) and ordered says it holds its place in that resource's order,
--- which seq (the event's) gives. claim_token and claim_until are for
--- deliveries claimed by one member of several.
+-- schedule Due reads. resource is the delivery's source and item id, and
+-- ordered says it holds its place in that resource's order, which
+-- (seq, event_id) gives: seq is its event's, 0 for a delivery whose event
+-- is not logged (none that pollrelay writes). claim_token and claim_until
+-- are for deliveries claimed by one member of several.
 CREATE TABLE deliveries (
     sub         bytea NOT NULL,
     event_id    bytea NOT NULL,
