@@ -10,8 +10,9 @@ import (
 )
 
 // maxConflicts is how many times a transaction that lost to a concurrent
-// one is redone before the conflict is returned.
-const maxConflicts = 10
+// one is redone before the conflict is returned. With the backoff of
+// conflict, the last of them starts about a second after the first.
+const maxConflicts = 20
 
 // Update runs fn in a SERIALIZABLE transaction and commits it, redoing it
 // on a serialization failure.
@@ -49,12 +50,14 @@ func outcome(t *Txn, err error) error {
 	return err
 }
 
-// conflict counts a redone transaction and waits a moment, longer with
-// each attempt and at random, so transactions that collided do not
-// collide again in step.
+// conflict counts a redone transaction and waits before the redo: at
+// random up to a bound that doubles with each attempt (1 ms, 2 ms, … at
+// most 64 ms), so writers that collided spread out instead of colliding
+// again in step, as several would on one hot row.
 func (s *Store) conflict(attempt int) {
 	s.metrics.conflicts.Inc()
-	time.Sleep(time.Duration(rand.Int64N(int64(attempt+1)*int64(2*time.Millisecond))) + time.Millisecond/2)
+	bound := time.Millisecond << min(attempt, 6)
+	time.Sleep(time.Duration(rand.Int64N(int64(bound))) + 100*time.Microsecond)
 }
 
 // domainError marks a conflict that persisted with store.ErrConflict.
