@@ -60,3 +60,11 @@ func TestPostgresIsARestartKey(t *testing.T) {
 		t.Errorf("RestartKeys = %q", got)
 	}
 }
+
+// The URL usually comes from the environment, as a Secret would give it.
+func TestPostgresURLFromEnvironment(t *testing.T) {
+	c := mustParse(t, postgresBase, env(map[string]string{"POLLRELAY_STORAGE__POSTGRES__URL": "postgres://u:pw@db/app"}))
+	if c.Storage.Postgres.URL != "postgres://u:pw@db/app" {
+		t.Errorf("url = %q", c.Storage.Postgres.URL)
+	}
+}

@@ -51,10 +51,7 @@ func (w *itemWrites) add(t *Txn, op itemOp) error {
 	n := len(op.state) + len(op.head) + len(op.object) + len(k)
 	w.bytes += n
 	t.size += int64(n)
-	if len(w.ops) >= maxGathered || w.bytes >= maxGatheredBytes {
-		return t.send(nil, nil)
-	}
-	return nil
+	return t.sendIfFull(len(w.ops) >= maxGathered || w.bytes >= maxGatheredBytes)
 }
 
 const (
@@ -127,10 +124,7 @@ func (w *eventWrites) add(t *Txn, op eventOp) error {
 	n := len(op.body) + len(op.id)
 	w.bytes += n
 	t.size += int64(n)
-	if len(w.ops) >= maxGathered || w.bytes >= maxGatheredBytes {
-		return t.send(nil, nil)
-	}
-	return nil
+	return t.sendIfFull(len(w.ops) >= maxGathered || w.bytes >= maxGatheredBytes)
 }
 
 // addEventsSQL logs events (a new one takes the next sequence, a logged

@@ -81,9 +81,11 @@ func (t *Txn) DeleteItem(source, id string) error {
 }
 
 // scanItems reads the items of source in id order, a page at a time,
-// calling fn for each row of each page once the page is read. The
-// columns are id, state, head, then object when withObject.
-func (t *Txn) scanItems(source string, withObject, keep bool, fn func(p *page, row int) error) error {
+// calling fn for each row of each page once the page is read, so fn may
+// use the transaction. The columns are id, state, head, then object when
+// withObject. Each page has a buffer of its own, which what fn decodes
+// from it may keep.
+func (t *Txn) scanItems(source string, withObject bool, fn func(p *page, row int) error) error {
 	cols, size := "id, state, head", headPage
 	if withObject {
 		cols, size = "id, state, head, object", itemPage
@@ -97,7 +99,7 @@ func (t *Txn) scanItems(source string, withObject, keep bool, fn func(p *page, r
 		if after != nil {
 			sql, args = next, append(args, after)
 		}
-		err := t.query("read items of "+source, sql, args, func(rows pgx.Rows) error { return p.fill(rows, keep) })
+		err := t.query("read items of "+source, sql, args, func(rows pgx.Rows) error { return p.fill(rows, true) })
 		if err != nil {
 			return err
 		}
@@ -110,7 +112,6 @@ func (t *Txn) scanItems(source string, withObject, keep bool, fn func(p *page, r
 		if n < size {
 			return nil
 		}
-		// A copy: with keep unset, the page's buffer is refilled.
 		after = own(p.at(n-1, 0))
 	}
 }
@@ -119,7 +120,7 @@ func (t *Txn) scanItems(source string, withObject, keep bool, fn func(p *page, r
 // object. The items' fields alias their page's buffer, one allocation per
 // page.
 func (t *Txn) Items(source string, fn func(id string, it *store.Item) error) error {
-	return t.scanItems(source, true, true, func(p *page, row int) error {
+	return t.scanItems(source, true, func(p *page, row int) error {
 		id := string(p.at(row, 0))
 		it := &store.Item{State: p.at(row, 1), Object: p.at(row, 3)}
 		if err := decodeHead(p.at(row, 2), it); err != nil {
@@ -133,7 +134,7 @@ func (t *Txn) Items(source string, fn func(id string, it *store.Item) error) err
 // which a diff needs only of the items that change.
 func (t *Txn) ItemHeads(source string, fn func(id string, it *store.Item) error) error {
 	var slab []store.Item
-	return t.scanItems(source, false, true, func(p *page, row int) error {
+	return t.scanItems(source, false, func(p *page, row int) error {
 		if len(slab) == 0 {
 			slab = make([]store.Item, 256)
 		}
@@ -149,27 +150,29 @@ func (t *Txn) ItemHeads(source string, fn func(id string, it *store.Item) error)
 }
 
 // ScanItemHeads calls fn for every item of source in id order, without
-// its object and without copying: id and it alias a page buffer that the
-// next page reuses, and it is reused, so both are valid only during fn.
-// A record that cannot be decoded goes to broken (marked ErrBadRecord)
-// instead of ending the scan, when broken is set.
+// its object and without copying: id and it alias the connection's
+// buffer, and it is reused, so both are valid only during fn. The rows
+// come in one query, fn handling each as it arrives while the server
+// sends the next (pages, as the other scans read, took twice as long:
+// each waited for the one before to be handled); so fn must not read
+// through the transaction, which the diff's index, its reader, never
+// does. A record that cannot be decoded goes to broken (marked
+// ErrBadRecord) instead of ending the scan, when broken is set.
 func (t *Txn) ScanItemHeads(source string, fn func(id []byte, it *store.Item) error, broken func(id []byte, err error) error) error {
 	var it store.Item
-	return t.scanItems(source, false, false, func(p *page, row int) error {
-		id := p.at(row, 0)
-		if id == nil {
-			id = []byte{}
-		}
-		it.State = p.at(row, 1)
-		if err := decodeHead(p.at(row, 2), &it); err != nil {
-			err = store.Bad(fmt.Errorf("decode item %s/%s: %w", source, id, err))
-			if broken == nil {
-				return err
+	return t.stream("read items of "+source, "SELECT id, state, head FROM items WHERE source = $1 ORDER BY id",
+		[]any{[]byte(source)}, func(vals [][]byte) error {
+			id := vals[0]
+			it.State = nilIfEmpty(vals[1])
+			if err := decodeHead(vals[2], &it); err != nil {
+				err = store.Bad(fmt.Errorf("decode item %s/%s: %w", source, id, err))
+				if broken == nil {
+					return err
+				}
+				return broken(id, err)
 			}
-			return broken(id, err)
-		}
-		return fn(id, &it)
-	})
+			return fn(id, &it)
+		})
 }
 
 // CountItems returns how many items source tracks.

@@ -35,6 +35,11 @@ type Txn struct {
 	// and only a rollback (and, for a conflict, a fresh start) is left.
 	err error
 
+	// streaming is set while a scan hands rows to its callback straight
+	// off the connection (see stream): the connection is busy until the
+	// last row, so nothing else may be sent.
+	streaming bool
+
 	added       int   // outbox entries written, for OnEvent
 	size        int64 // bytes written, for Batch
 	quarantined map[string]int
@@ -70,10 +75,16 @@ func (t *Txn) write(what, sql string, size int, args ...any) error {
 	}
 	t.events.emit(t)
 	t.push(queued{what: what, sql: sql, args: args}, size)
-	if len(t.q) >= maxQueued || t.qbytes >= maxQueuedBytes {
-		return t.send(nil, nil)
+	return t.sendIfFull(len(t.q) >= maxQueued || t.qbytes >= maxQueuedBytes)
+}
+
+// sendIfFull sends what is queued when full, unless a scan holds the
+// connection: then it waits for the next round trip.
+func (t *Txn) sendIfFull(full bool) error {
+	if !full || t.streaming {
+		return nil
 	}
-	return nil
+	return t.send(nil, nil)
 }
 
 func (t *Txn) writable() error {
@@ -112,6 +123,9 @@ func (t *Txn) query(what, sql string, args []any, scan func(pgx.Rows) error) err
 func (t *Txn) send(read *queued, scan func(pgx.Rows) error) error {
 	if t.err != nil {
 		return t.err
+	}
+	if t.streaming {
+		return errReadInScan
 	}
 	t.items.emit(t)
 	t.events.emit(t)
@@ -165,6 +179,10 @@ func (t *Txn) send(read *queued, scan func(pgx.Rows) error) error {
 	if err == nil {
 		return nil
 	}
+	var ce callbackError
+	if errors.As(err, &ce) {
+		return ce.err // the consumer's, not the database's: the transaction goes on
+	}
 	what := "read"
 	switch {
 	case failed >= 0:
@@ -175,6 +193,39 @@ func (t *Txn) send(read *queued, scan func(pgx.Rows) error) error {
 	t.err = fmt.Errorf("%s: %w", what, fencedError(err, t.s.fence))
 	return t.err
 }
+
+// stream runs a read after whatever is queued and calls each with every
+// row's values as they arrive, valid only during each: the server sends
+// the next rows while the consumer handles these. each must not read
+// through t (the connection is busy): such a read fails with
+// errReadInScan. An error each returns ends the read (the rest of the
+// rows are drained) and is returned as it is.
+func (t *Txn) stream(what, sql string, args []any, each func(vals [][]byte) error) error {
+	if t.err != nil {
+		return t.err
+	}
+	if t.streaming {
+		return errReadInScan
+	}
+	return t.send(&queued{what: what, sql: sql, args: args}, func(rows pgx.Rows) error {
+		t.streaming = true
+		defer func() { t.streaming = false }()
+		for rows.Next() {
+			if err := each(rows.RawValues()); err != nil {
+				return callbackError{err}
+			}
+		}
+		return nil
+	})
+}
+
+var errReadInScan = errors.New("a read through the transaction inside ScanItemHeads' callback: read before or after the scan")
+
+// callbackError carries an error of a consumer's callback through send,
+// which would otherwise take it for the database's.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
 
 func scanRows(br pgx.BatchResults, scan func(pgx.Rows) error) error {
 	rows, err := br.Query()

@@ -326,3 +326,33 @@ func TestFenced(t *testing.T) {
 		t.Errorf("the new holder, after a view was closed: %v", err)
 	}
 }
+
+// ScanItemHeads streams its rows to its callback, so a read through the
+// transaction from inside it is refused, clearly; writes are queued, and
+// the transaction goes on after the scan.
+func TestScanItemHeadsStreams(t *testing.T) {
+	s := openTest(t)
+	fill(t, s, "src", 3)
+	err := s.Update(func(tx store.Txn) error {
+		n := 0
+		err := tx.ScanItemHeads("src", func(id []byte, it *store.Item) error {
+			n++
+			if err := tx.PutSourceState("src", store.SourceState{ListingTracked: n}); err != nil {
+				return err
+			}
+			_, err := tx.Item("src", string(id))
+			return err
+		}, nil)
+		if !errors.Is(err, errReadInScan) || n != 1 {
+			t.Errorf("a read inside the scan: %d calls, error %v; want 1 call and errReadInScan", n, err)
+		}
+		st, err := tx.SourceState("src")
+		if err == nil && st.ListingTracked != 1 {
+			t.Errorf("the write made inside the scan is not seen after it: %+v", st)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
