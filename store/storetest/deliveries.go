@@ -99,13 +99,14 @@ func testAttempts(t *testing.T, b Backend) {
 			LatencyMS: 12.5 + float64(n), Outcome: "failure", Error: fmt.Sprintf("error %d", n), Body: `{"error":"x"}`,
 		}
 	}
+	// Past 255 an attempt number takes a second byte.
+	order := []int{12, 3, 1, 256, 10, 2, 11, 9, 4, 1000, 5, 8, 6, 255, 7}
 	var want []store.Attempt
 	for _, sub := range []string{"app", "app-2"} {
-		for n := 1; n <= 12; n++ {
+		for _, n := range slices.Sorted(slices.Values(order)) {
 			want = append(want, attempt(sub, n))
 		}
 	}
-	order := []int{12, 3, 1, 10, 2, 11, 9, 4, 5, 8, 6, 7}
 	update(t, s, func(tx store.Txn) error {
 		for _, sub := range []string{"app-2", "app"} {
 			for _, n := range order {

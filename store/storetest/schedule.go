@@ -156,6 +156,8 @@ func testNextDue(t *testing.T, b Backend) {
 	at, found := nextDue(t, s)
 	wantTime(t, "NextDue of an empty store", at, found, time.Time{})
 	es := scheduleFixture(t, s)
+	// The first subscription by name is due last.
+	update(t, s, func(tx store.Txn) error { return tx.PutDelivery(queued("aa", es[0], t0.Add(time.Hour)), nil) })
 	at, found = nextDue(t, s)
 	wantTime(t, "NextDue", at, found, t0.Add(-time.Minute))
 	for _, sub := range neighbours {
@@ -166,6 +168,9 @@ func testNextDue(t *testing.T, b Backend) {
 	for _, i := range []int{0, 1, 2, 3} {
 		move(t, s, "app", es[i].ID, func(d *store.Delivery) { d.State = store.Dead })
 	}
+	at, found = nextDue(t, s)
+	wantTime(t, "NextDue with one subscription's left", at, found, t0.Add(time.Hour))
+	move(t, s, "aa", es[0].ID, func(d *store.Delivery) { d.State = store.Delivered })
 	at, found = nextDue(t, s)
 	wantTime(t, "NextDue with nothing queued", at, found, time.Time{})
 }

@@ -17,6 +17,7 @@ var tombstoneCases = []testCase{
 	{"DueAfterThousandsFinished", testDueAfterFinished},
 	{"DueAfterThousandsDropped", testDueAfterDropped},
 	{"OutboxAfterThousandsRemoved", testOutboxAfterRemoved},
+	{"OlderSnapshotHidesNothing", testOlderSnapshot},
 	{"DeleteThenReadd", testDeleteThenReadd},
 	{"ConcurrentFanOut", testConcurrentFanOut},
 	{"ConcurrentDispatch", testConcurrentDispatch},
@@ -150,6 +151,40 @@ func testOutboxAfterRemoved(t *testing.T, b Backend) {
 	})
 	same(t, "NextOutbox after returning the first and adding one", next, []string{es[0].ID, late.ID})
 	same(t, "Outbox after returning the first and adding one", outbox(t, s, 256), []string{es[0].ID, late.ID})
+}
+
+// A queue read in a transaction that began before a commit, which
+// therefore does not see what the commit wrote at the queue's front, does
+// not hide it from later reads.
+func testOlderSnapshot(t *testing.T, b Backend) {
+	s := b.Open(t)
+	es := newEvents(3, t0, time.Millisecond)
+	update(t, s, func(tx store.Txn) error {
+		return errors.Join(tx.AddEvent(es[2]), tx.PutDelivery(queued("app", es[2], t0.Add(time.Minute)), nil))
+	})
+	err := s.View(func(tx store.Txn) error {
+		// Committed after the View began, before its reads.
+		update(t, s, func(tx store.Txn) error {
+			return errors.Join(tx.AddEvent(es[0]), tx.PutDelivery(queued("app", es[0], t0), nil))
+		})
+		ids, err := tx.NextOutbox(10)
+		refs, derr := tx.Due("app", t0.Add(farFuture), 10)
+		if len(ids) != 1 || len(refs) != 1 {
+			t.Errorf("the older snapshot read outbox %v, schedule %v; want only what it began with", ids, refs)
+		}
+		return errors.Join(err, derr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next []string
+	view(t, s, func(tx store.Txn) error {
+		var err error
+		next, err = tx.NextOutbox(10)
+		return err
+	})
+	same(t, "NextOutbox after the older snapshot's read", next, []string{es[0].ID, es[2].ID})
+	same(t, "Due after the older snapshot's read", dueIDs(t, s, "app", t0.Add(farFuture), 10), []string{es[0].ID, es[2].ID})
 }
 
 // Every kind of record deleted and written again is there again, fresh.
