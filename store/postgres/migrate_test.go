@@ -82,7 +82,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	}
 	s.Close()
 	for _, ro := range []bool{false, true} {
-		_, err := Open(Options{URL: testURL(t), Schema: schema, ReadOnly: ro})
+		_, err := Open(Options{URL: testURL(t), Schema: schema, ReadOnly: ro, Logger: quiet})
 		if err == nil || !strings.Contains(err.Error(), "newer than this pollrelay knows") {
 			t.Errorf("read-only %v: Open = %v, want a refusal of the newer schema", ro, err)
 		}
@@ -98,7 +98,7 @@ func TestMigrateConcurrentOpens(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { stores[i], errs[i] = Open(Options{URL: testURL(t), Schema: schema, MaxConns: 2}) })
+		wg.Go(func() { stores[i], errs[i] = Open(Options{URL: testURL(t), Schema: schema, MaxConns: 2, Logger: quiet}) })
 	}
 	wg.Wait()
 	for i := range n {
@@ -118,12 +118,12 @@ func TestMigrateConcurrentOpens(t *testing.T) {
 // ErrNoSchema and stays uncreated, and an existing one refuses writes.
 func TestReadOnlyOpen(t *testing.T) {
 	schema := freshSchema(t)
-	_, err := Open(Options{URL: testURL(t), Schema: schema, ReadOnly: true})
+	_, err := Open(Options{URL: testURL(t), Schema: schema, ReadOnly: true, Logger: quiet})
 	if !errors.Is(err, ErrNoSchema) {
 		t.Fatalf("Open of a missing schema = %v, want ErrNoSchema", err)
 	}
 	openIn(t, schema).Close()
-	ro, err := Open(Options{URL: testURL(t), Schema: schema, ReadOnly: true})
+	ro, err := Open(Options{URL: testURL(t), Schema: schema, ReadOnly: true, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
