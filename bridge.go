@@ -20,7 +20,6 @@ import (
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
-	"github.com/pollrelay/pollrelay/store/badger"
 )
 
 // Bridge is a running pollrelay: store, pollers, notifier and API.
@@ -59,7 +58,7 @@ type Bridge struct {
 // NewBridge opens the store and the listener; nothing polls or delivers
 // until Run.
 func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
-	st, err := badger.Open(badger.Options{Path: cfg.Storage.Path, InMemory: cfg.Storage.InMemory, Logger: log})
+	st, err := openStore(cfg, false, log)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
-	"github.com/pollrelay/pollrelay/store/badger"
+	"github.com/pollrelay/pollrelay/store/postgres"
 )
 
 // probeWatchLimit caps how many ids of a watch source probe polls: it
@@ -103,18 +103,21 @@ type probeState struct {
 // said on stdout, beside the answer it changes; one that exists but
 // cannot be opened is returned as the error.
 func openProbeStore(cfg *config.Config, stdout, stderr io.Writer, log *slog.Logger) (store.Store, error) {
-	if cfg.Storage.InMemory {
+	where := cfg.Storage.Path
+	if pg := cfg.Storage.Postgres; pg.URL != "" {
+		where = "schema " + pg.Schema + " of storage.postgres.url"
+	} else if cfg.Storage.InMemory {
 		return nil, nil
 	}
-	st, err := badger.OpenReadOnly(cfg.Storage.Path, log)
+	st, err := openStore(cfg, true, log)
 	switch {
 	case err == nil:
 		return st, nil
-	case errors.Is(err, fs.ErrNotExist):
-		fmt.Fprintf(stdout, "no store at %s yet: comparing against an empty state, as run's first poll would\n\n", cfg.Storage.Path)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, postgres.ErrNoSchema):
+		fmt.Fprintf(stdout, "no store at %s yet: comparing against an empty state, as run's first poll would\n\n", where)
 		return nil, nil
 	}
-	fmt.Fprintf(stdout, "cannot read the stored state at %s: the transitions below are not computed (%v)\n\n", cfg.Storage.Path, err)
+	fmt.Fprintf(stdout, "cannot read the stored state at %s: the transitions below are not computed (%v)\n\n", where, err)
 	fmt.Fprintf(stderr, "pollrelay probe: %v\n", err)
 	return nil, err
 }

@@ -32,11 +32,24 @@ type Config struct {
 	MemoryLimitBytes int64 `koanf:"memory_limit_bytes"`
 }
 
-// Storage says where Badger keeps its files.
+// Storage says where the store is: a Badger directory (the default), or a
+// PostgreSQL database shared by every replica when Postgres.URL is set.
 type Storage struct {
 	Path      string        `koanf:"path"`
 	InMemory  bool          `koanf:"in_memory"`
 	Retention time.Duration `koanf:"retention"`
+	Postgres  Postgres      `koanf:"postgres"`
+}
+
+// Postgres is the shared store's database.
+type Postgres struct {
+	// URL is a postgres:// URL. It may hold a password, which pollrelay
+	// never shows.
+	URL string `koanf:"url"`
+	// Schema holds the tables, created and migrated on start, so several
+	// deployments may share a database.
+	Schema   string `koanf:"schema"`
+	MaxConns int    `koanf:"max_conns"`
 }
 
 // Log configures log/slog.

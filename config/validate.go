@@ -45,7 +45,9 @@ func validate(c *Config, adaptive map[int]bool, p *problems) {
 	default:
 		p.add("log.format", "must be json or text")
 	}
-	if !c.Storage.InMemory && strings.TrimSpace(c.Storage.Path) == "" {
+	if c.Storage.Postgres.URL != "" {
+		validatePostgres(&c.Storage, p)
+	} else if !c.Storage.InMemory && strings.TrimSpace(c.Storage.Path) == "" {
 		p.add("storage.path", "required unless in_memory is true")
 	}
 	if c.Storage.Retention < 0 {
@@ -71,6 +73,36 @@ func validate(c *Config, adaptive map[int]bool, p *problems) {
 				p.add(path+".url", "%s", err.Error())
 			}
 		}
+	}
+}
+
+// schemaRE is what storage.postgres.schema may be: an identifier that
+// needs no quoting, and not one of PostgreSQL's own (pg_…).
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// maxPostgresConns bounds storage.postgres.max_conns: PostgreSQL's own
+// default max_connections is 100, shared by every replica.
+const maxPostgresConns = 1000
+
+// validatePostgres checks storage.postgres. No message quotes the URL:
+// it may hold a password.
+func validatePostgres(s *Storage, p *problems) {
+	pg := s.Postgres
+	if u, err := url.Parse(pg.URL); err != nil {
+		p.add("storage.postgres.url", "must be a URL, postgres://user:password@host:5432/database")
+	} else if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		p.add("storage.postgres.url", "must start with postgres:// or postgresql://")
+	} else if u.Host == "" && u.Query().Get("host") == "" {
+		p.add("storage.postgres.url", "must name a host, postgres://user:password@host:5432/database")
+	}
+	if !schemaRE.MatchString(pg.Schema) || strings.HasPrefix(pg.Schema, "pg_") {
+		p.add("storage.postgres.schema", "must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters, not starting with pg_)")
+	}
+	if pg.MaxConns < 1 || pg.MaxConns > maxPostgresConns {
+		p.add("storage.postgres.max_conns", "must be from 1 to %d", maxPostgresConns)
+	}
+	if s.InMemory {
+		p.add("storage.in_memory", "cannot be set with storage.postgres.url: the store is the database")
 	}
 }
 

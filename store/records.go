@@ -47,6 +47,14 @@ var ErrTooBig = errors.New("transaction too big")
 // from a fresh read resolves it.
 var ErrConflict = errors.New("transaction conflict")
 
+// ErrFenced marks a transaction refused because the lease it was made
+// under has passed to another holder: its work (a poll's comparison) is
+// stale and is dropped, never retried.
+var ErrFenced = errors.New("lease no longer held")
+
+// IsFenced reports whether err is a fenced transaction; see ErrFenced.
+func IsFenced(err error) bool { return errors.Is(err, ErrFenced) }
+
 // IsConflict reports whether err is a transaction conflict; see
 // ErrConflict.
 func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }

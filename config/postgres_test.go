@@ -1,0 +1,70 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+const postgresBase = `
+api_token: api-token-0123456789
+sources: [{name: a, url: "http://127.0.0.1/x", id: .id, state: .s, items: ".[]"}]
+`
+
+// storage.postgres is checked as a whole, and no problem quotes the URL:
+// it may hold a password.
+func TestPostgresStorage(t *testing.T) {
+	c := mustParse(t, postgresBase+"storage: {postgres: {url: \"postgres://u:pw-TOPSECRET@db:5432/app\"}}", noEnv)
+	if pg := c.Storage.Postgres; pg.Schema != "pollrelay" || pg.MaxConns != 8 {
+		t.Errorf("defaults: %+v", pg)
+	}
+	c = mustParse(t, postgresBase+"storage: {path: \"\", postgres: {url: \"postgresql:///app?host=/run/pg\", schema: team_a, max_conns: 3}}", noEnv)
+	if pg := c.Storage.Postgres; pg.Schema != "team_a" || pg.MaxConns != 3 {
+		t.Errorf("set: %+v", pg)
+	}
+	cases := map[string][]string{
+		`{postgres: {url: "mysql://u:pw-TOPSECRET@db/app"}}`: {"storage.postgres.url: must start with postgres:// or postgresql://"},
+		`{postgres: {url: "postgres://u:pw-TOPSECRET@db:99999999x/app"}}`: {
+			"storage.postgres.url: must be a URL, postgres://user:password@host:5432/database"},
+		`{postgres: {url: "postgres:///app"}}`: {"storage.postgres.url: must name a host, postgres://user:password@host:5432/database"},
+		`{in_memory: true, postgres: {url: "postgres://db/app", schema: "Bad-Name", max_conns: 0}}`: {
+			"storage.in_memory: cannot be set with storage.postgres.url: the store is the database",
+			"storage.postgres.max_conns: must be from 1 to 1000",
+			"storage.postgres.schema: must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters, not starting with pg_)",
+		},
+		`{postgres: {url: "postgres://db/app", schema: pg_catalog, max_conns: 1001}}`: {
+			"storage.postgres.max_conns: must be from 1 to 1000",
+			"storage.postgres.schema: must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters, not starting with pg_)",
+		},
+	}
+	for storage, want := range cases {
+		_, err := ParseWith([]byte(postgresBase+"storage: "+storage), noEnv)
+		if err == nil {
+			t.Errorf("%s: no error", storage)
+			continue
+		}
+		if got := problemsOf(t, err); !slices.Equal(got, want) {
+			t.Errorf("%s:\n  %s\nwant:\n  %s", storage, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		if strings.Contains(err.Error(), "TOPSECRET") {
+			t.Errorf("a secret leaked into the error: %v", err)
+		}
+	}
+}
+
+// Changing the database is a restart, like changing the directory.
+func TestPostgresIsARestartKey(t *testing.T) {
+	a := mustParse(t, postgresBase+"storage: {postgres: {url: \"postgres://db/app\"}}", noEnv)
+	b := mustParse(t, postgresBase+"storage: {postgres: {url: \"postgres://db/app\", schema: other}}", noEnv)
+	if got := RestartKeys(a, b); !slices.Equal(got, []string{"storage.postgres"}) {
+		t.Errorf("RestartKeys = %q", got)
+	}
+}
+
+// The URL usually comes from the environment, as a Secret would give it.
+func TestPostgresURLFromEnvironment(t *testing.T) {
+	c := mustParse(t, postgresBase, env(map[string]string{"POLLRELAY_STORAGE__POSTGRES__URL": "postgres://u:pw@db/app"}))
+	if c.Storage.Postgres.URL != "postgres://u:pw@db/app" {
+		t.Errorf("url = %q", c.Storage.Postgres.URL)
+	}
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/testenv"
+	"github.com/pollrelay/pollrelay/signature"
+)
+
+// postgresSchema is a fresh schema on the test server, dropped when t
+// ends, and the server's URL.
+func postgresSchema(t *testing.T) (url, schema string) {
+	t.Helper()
+	url = os.Getenv("POLLRELAY_TEST_POSTGRES_URL")
+	if url == "" {
+		testenv.Missing(t, "POLLRELAY_TEST_POSTGRES_URL is not set: running pollrelay on PostgreSQL needs a server, e.g. postgres://root@127.0.0.1:5432/test?sslmode=disable")
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema = "test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return url, schema
+}
+
+// With storage.postgres.url set, pollrelay keeps everything in the
+// database: a poll's transitions are delivered (a failed attempt retried
+// under its webhook-id), and a restart on the same schema remembers what
+// was seen, so an unchanged listing fires nothing.
+func TestEndToEndOnPostgres(t *testing.T) {
+	url, schema := postgresSchema(t)
+	secret := signature.NewSecret()
+	up := newUpstream(t, map[string]string{"a": "queued", "b": "queued"})
+	rc := newReceiver(t, secret)
+	rc.fail = func(d delivery, attempt int) int {
+		if d.Env.Data.ID == "a" && attempt == 1 {
+			return http.StatusInternalServerError
+		}
+		return 0
+	}
+	storage := fmt.Sprintf("{postgres: {url: %q, schema: %s, max_conns: 4}}", url, schema)
+	yaml := strings.Replace(fmt.Sprintf(e2eConfig, "unused", up.srv.URL, rc.srv.URL, secret), `storage: {path: "unused"}`, "storage: "+storage, 1)
+	if !strings.Contains(yaml, schema) {
+		t.Fatal("the config does not name the schema")
+	}
+	b, stop := startBridge(t, yaml)
+	pollNow(t, b, "tasks")
+	up.set(func(m map[string]string) {
+		m["a"] = "ready"
+		m["c"] = "queued"
+		delete(m, "b")
+	})
+	pollNow(t, b, "tasks")
+	byItem := map[string][]delivery{}
+	for range 4 {
+		d := rc.next(t)
+		byItem[d.Env.Data.ID] = append(byItem[d.Env.Data.ID], d)
+	}
+	if a := byItem["a"]; len(a) != 2 || a[0].Status != 500 || a[1].Status != 204 || a[0].ID != a[1].ID {
+		t.Errorf("a: want a failed attempt, then a retry under the same webhook-id; got %+v", a)
+	}
+	if len(byItem["b"]) != 1 || byItem["b"][0].Env.Type != "task.deleted" || len(byItem["c"]) != 1 || byItem["c"][0].Env.Type != "task.created" {
+		t.Errorf("b and c: want task.deleted and task.created once each, got %+v", byItem)
+	}
+	waitDelivered(t, b)
+	stop()
+
+	b2, _ := startBridge(t, yaml)
+	pollNow(t, b2, "tasks")
+	select {
+	case d := <-rc.got:
+		t.Fatalf("an unchanged poll after a restart fired %s for %s", d.Env.Type, d.Env.Data.ID)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// probe reads a PostgreSQL store read-only: a schema not created yet is
+// an empty state (and is still not created after), an existing one is
+// compared against and left as it was.
+func TestProbeOnPostgres(t *testing.T) {
+	url, schema := postgresSchema(t)
+	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "processing"}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	f := filepath.Join(t.TempDir(), "pollrelay.yaml")
+	yaml := strings.Replace(fmt.Sprintf(probeConfig, "unused", srv.URL, srv.URL), `storage: {path: "unused"}`,
+		fmt.Sprintf("storage: {postgres: {url: %q, schema: %s}}", url, schema), 1)
+	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runProbe(t, "--config", f, "--source", "tasks")
+	if code != 0 || !strings.Contains(out, "no store at schema "+schema+" of storage.postgres.url yet") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if schemaExists(t, url, schema) {
+		t.Fatal("probe created the schema")
+	}
+
+	cfg, err := config.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(cfg, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := []diff.Observation{
+		{ID: "a", State: json.RawMessage(`"queued"`)},
+		{ID: "b", State: json.RawMessage(`"processing"`)},
+		{ID: "c", State: json.RawMessage(`"processing"`)},
+	}
+	if _, err := diff.Apply(context.Background(), st, &cfg.Sources[0], diff.Poll{Observations: obs, Complete: true, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	up.mu.Lock()
+	up.status["b"] = "ready"
+	up.mu.Unlock()
+	code, out, errOut = runProbe(t, "--config", f, "--source", "tasks")
+	if code != 0 || !strings.Contains(out, "would fire task.ready  (b: processing → ready)") || !strings.Contains(out, "1 event(s) would fire") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+func schemaExists(t *testing.T, url, schema string) bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
