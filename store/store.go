@@ -91,6 +91,9 @@ type ItemTxn interface {
 	// broken instead of failing the scan.
 	ScanItemHeads(source string, fn func(id []byte, it *Item) error, broken func(id []byte, err error) error) error
 	CountItems(source string) (int, error)
+	// Sources calls fn, in order, for every source name the store holds
+	// anything of: state, items, watches or histograms.
+	Sources(fn func(name string) error) error
 	SourceState(name string) (SourceState, error)
 	PutSourceState(name string, st SourceState) error
 }
@@ -161,6 +164,8 @@ type WatchTxn interface {
 	// does not add it again.
 	WatchEnded(source, id string) (bool, error)
 	MarkWatchEnded(source, id string, at time.Time) error
+	// EndedWatches calls fn for every ended mark of source, in id order.
+	EndedWatches(source string, fn func(id string, at time.Time) error) error
 	ClearWatchEnded(source, id string) error
 }
 
@@ -183,6 +188,9 @@ type QuarantineTxn interface {
 	// NoteQuarantined counts n quarantine records of kind written by this
 	// transaction, in pollrelay_quarantined_total once it commits.
 	NoteQuarantined(kind string, n int)
+	// PutQuarantined stores q as it is, under q.ID (a record moved from
+	// another store); Quarantine is for records set aside now.
+	PutQuarantined(q *Quarantined) error
 	QuarantineRecord(id string) (*Quarantined, error)
 	QuarantineRecords(after string, fn func(*Quarantined) bool) error
 	DeleteQuarantine(id string) error

@@ -53,6 +53,16 @@ func (t *Txn) NoteQuarantined(kind string, n int) {
 	t.quarantined[kind] += n
 }
 
+// PutQuarantined stores q as it is, under q.ID: a record moved from
+// another store.
+func (t *Txn) PutQuarantined(q *Quarantined) error {
+	v, err := json.Marshal(q)
+	if err != nil {
+		return fmt.Errorf("encode quarantine %s: %w", q.ID, err)
+	}
+	return wrap(t.set(quarantineKey(q.ID), v), "write quarantine %s", q.ID)
+}
+
 // QuarantineRecord returns a quarantine record, or nil.
 func (t *Txn) QuarantineRecord(id string) (*Quarantined, error) {
 	v, err := t.get(quarantineKey(id))
