@@ -32,7 +32,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCommand, validateCommand, probeCommand, demoCommand, secretCommand, versionCommand, helpCommand}
+	commands = []*command{runCommand, validateCommand, probeCommand, demoCommand, migrateCommand, secretCommand, versionCommand, helpCommand}
 }
 
 // lookup finds a command by name.
