@@ -135,7 +135,11 @@ func TestProbeOnPostgres(t *testing.T) {
 		{ID: "b", State: json.RawMessage(`"processing"`)},
 		{ID: "c", State: json.RawMessage(`"processing"`)},
 	}
-	if _, err := diff.Apply(context.Background(), st, &cfg.Sources[0], diff.Poll{Observations: obs, Complete: true, Now: time.Now()}); err != nil {
+	src, err := diff.Compile(&cfg.Sources[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := diff.Apply(context.Background(), st, src, diff.Poll{Observations: obs, Complete: true, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
