@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -143,13 +143,13 @@ func crashTorture(t *testing.T, tc torture) {
 	for i := range nItems {
 		items[fmt.Sprintf("t%03d", i)] = "s0"
 	}
-	up := newUpstream(t, items)
+	up := harness.NewUpstream(t, items)
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
+	rc := harness.NewReceiver(t, secret)
 	rng := rand.New(rand.NewPCG(1, 2))   // the receiver's failures, under rngMu
 	mover := rand.New(rand.NewPCG(5, 6)) // which items move, in the test goroutine only
 	var rngMu sync.Mutex
-	rc.fail = func(delivery, int) int {
+	rc.Fail = func(harness.Delivery, int) int {
 		rngMu.Lock()
 		defer rngMu.Unlock()
 		if rng.IntN(100) < tc.failPct {
@@ -174,7 +174,7 @@ subscriptions:
     secret: %s
     timeout: 2s
     retry: {schedule: [50ms, 100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s, 1s, 1s]}
-`, filepath.Join(t.TempDir(), "data"), up.srv.URL, rc.srv.URL, secret)
+`, filepath.Join(t.TempDir(), "data"), up.URL, rc.URL, secret)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ subscriptions:
 	// A second request means the first poll, the baseline, was committed:
 	// polls of one source never overlap. Changes before that would be
 	// part of the baseline and fire nothing.
-	waitFor(t, 20*time.Second, func() bool { return up.requests() >= 2 })
+	harness.WaitFor(t, 20*time.Second, func() bool { return up.Requests() >= 2 })
 
 	// The killer SIGKILLs and restarts pollrelay at random instants.
 	stopKiller := make(chan struct{})
@@ -213,12 +213,12 @@ subscriptions:
 	expected := map[transition]bool{}
 	received := map[transition]map[string]int{} // → webhook-ids seen, with counts
 	total := 0
-	record := func(d delivery) {
+	record := func(d harness.Delivery) {
 		if d.Status >= 300 {
 			return
 		}
 		total++
-		tr := transition{d.Env.Data.ID, text(d.Env.Data.Previous), text(d.Env.Data.Current)}
+		tr := transition{d.Env.Data.ID, harness.Text(d.Env.Data.Previous), harness.Text(d.Env.Data.Current)}
 		if received[tr] == nil {
 			received[tr] = map[string]int{}
 		}
@@ -226,7 +226,7 @@ subscriptions:
 	}
 	for step := 1; step <= steps; step++ {
 		var want []transition
-		up.set(func(m map[string]string) {
+		up.Set(func(m map[string]string) {
 			for _, i := range mover.Perm(nItems)[:perStep] {
 				id := fmt.Sprintf("t%03d", i)
 				var n int
@@ -242,7 +242,7 @@ subscriptions:
 		deadline := time.After(60 * time.Second)
 		for !allReceived(want, received) {
 			select {
-			case d := <-rc.got:
+			case d := <-rc.Got:
 				record(d)
 			case <-deadline:
 				t.Fatalf("step %d: transitions not delivered within 60s: %v", step, missing(want, received))
@@ -254,7 +254,7 @@ subscriptions:
 	// Drain what is still in flight so late duplicates are checked too.
 	for quiet := false; !quiet; {
 		select {
-		case d := <-rc.got:
+		case d := <-rc.Got:
 			record(d)
 		case <-time.After(500 * time.Millisecond):
 			quiet = true
@@ -279,18 +279,6 @@ subscriptions:
 	}
 }
 
-// waitFor polls cond until it holds or the timeout ends the test.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func allReceived[T comparable](want []T, got map[T]map[string]int) bool {
 	for _, w := range want {
 		if len(got[w]) == 0 {
@@ -308,13 +296,4 @@ func missing[T comparable](want []T, got map[T]map[string]int) []T {
 		}
 	}
 	return out
-}
-
-// text renders a JSON state like the receiver would show it.
-func text(r []byte) string {
-	var s string
-	if json.Unmarshal(r, &s) == nil {
-		return s
-	}
-	return string(r)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -219,7 +219,7 @@ func sampleProc(pid int, addr, label string, since time.Time) procSample {
 		}
 	}
 	var sys, released float64
-	sc := bufio.NewScanner(strings.NewReader(getMetrics(addr)))
+	sc := bufio.NewScanner(strings.NewReader(harness.Metrics(addr)))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
@@ -305,7 +305,7 @@ func BenchmarkReceiverOutage(b *testing.B) {
 	upURL := newServer(b, up)
 	secret := signature.NewSecret()
 	sink := newOutageSink(b, secret)
-	addr := freeAddrTB(b)
+	addr := harness.FreeAddr(b)
 	const token = "outage-bench-token"
 	dir := b.TempDir()
 	cfgPath := filepath.Join(dir, "pollrelay.yaml")
@@ -357,7 +357,7 @@ subscriptions:
 
 	// The second poll means the baseline (the first) is committed: moves
 	// before it would be part of the baseline and fire nothing.
-	waitUntil(b, 30*time.Second, func() bool { return up.pollCount() >= 2 })
+	harness.WaitFor(b, 30*time.Second, func() bool { return up.pollCount() >= 2 })
 
 	var samples []procSample
 	var outageStart time.Time
@@ -411,7 +411,7 @@ subscriptions:
 
 	// Every retry is due within 1.2 × the longest step; polls lag a
 	// second or two behind the last move.
-	waitUntil(b, schedule[len(schedule)-1]*12/10+time.Minute, func() bool {
+	harness.WaitFor(b, schedule[len(schedule)-1]*12/10+time.Minute, func() bool {
 		items, _ := sink.delivered()
 		return len(items) >= moved
 	})
@@ -570,28 +570,4 @@ func buildBinary(tb testing.TB) string {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return path
-}
-
-// freeAddrTB is freeAddr for benchmarks.
-func freeAddrTB(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitUntil polls cond until it holds or the timeout ends the run.
-func waitUntil(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("condition not met within %s", timeout)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

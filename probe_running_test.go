@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/internal/harness"
 )
 
 // TestProbeBesideRunningBinary: while pollrelay run holds the store, probe
@@ -15,21 +17,21 @@ import (
 // is, claim no baseline or transitions, and exit non-zero.
 func TestProbeBesideRunningBinary(t *testing.T) {
 	bin := binary(t)
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "ready"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	data := filepath.Join(t.TempDir(), "data")
-	f := writeProbeConfig(t, data, srv.URL)
+	f := harness.WriteProbeConfig(t, data, srv.URL)
 	raw, err := os.ReadFile(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	if err := os.WriteFile(f, append([]byte(fmt.Sprintf("listen: %s\n", addr)), raw...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startProcess(t, bin, "run", "--config", f)
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
+	harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="tasks"} 1`) })
 
 	code, out, errOut := runProbe(t, "--config", f)
 	if code == 0 {
@@ -53,7 +55,7 @@ func TestProbeBesideRunningBinary(t *testing.T) {
 // TestProbeWarnsAboutTypos: a misspelt state path yields null for every
 // item, and probe says so loudly instead of showing a quiet column of nulls.
 func TestProbeWarnsAboutTypos(t *testing.T) {
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "ready"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	cases := []struct{ state, want string }{

@@ -14,70 +14,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/store"
 )
-
-// probeUpstream lists tasks two per page (cursor pagination) and serves
-// each at /tasks/{id}.
-type probeUpstream struct {
-	mu     sync.Mutex
-	status map[string]string
-}
-
-func (u *probeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if id, ok := strings.CutPrefix(r.URL.Path, "/tasks/"); ok {
-		json.NewEncoder(w).Encode(map[string]string{"task_id": id, "status": u.status[id]})
-		return
-	}
-	ids := []string{"a", "b", "c"}
-	from := 0
-	if r.URL.Query().Get("cursor") == "2" {
-		from = 2
-	}
-	var data []map[string]string
-	for _, id := range ids[from:min(from+2, len(ids))] {
-		data = append(data, map[string]string{"id": id, "status": u.status[id]})
-	}
-	next := any(nil)
-	if from == 0 {
-		next = "2"
-	}
-	json.NewEncoder(w).Encode(map[string]any{"data": data, "next": next})
-}
-
-const probeConfig = `
-storage: {path: %q}
-sources:
-  - name: tasks
-    url: %s/tasks
-    items: '.data[]'
-    pagination: {next: .next, param: cursor}
-    events:
-      - {type: 'task.{current}', on: changed, to: [ready, errored]}
-  - name: task
-    url: %s/tasks/{id}
-    id: .task_id
-    terminal: [ready, errored]
-    ids: [c]
-`
-
-func writeProbeConfig(t *testing.T, dataDir, upstream string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "pollrelay.yaml")
-	if err := os.WriteFile(f, fmt.Appendf(nil, probeConfig, dataDir, upstream, upstream), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // snapshot fingerprints every file under dir: name, size, mode, mtime and
 // content.
@@ -117,11 +61,11 @@ func runProbe(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestProbeWithoutAStore(t *testing.T) {
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "ready"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	data := filepath.Join(t.TempDir(), "data")
-	f := writeProbeConfig(t, data, srv.URL)
+	f := harness.WriteProbeConfig(t, data, srv.URL)
 
 	code, out, errOut := runProbe(t, "--config", f)
 	if code != 0 {
@@ -155,11 +99,11 @@ func TestProbeWithoutAStore(t *testing.T) {
 }
 
 func TestProbeAgainstAStoreWritesNothing(t *testing.T) {
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "processing"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "processing"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	data := filepath.Join(t.TempDir(), "data")
-	f := writeProbeConfig(t, data, srv.URL)
+	f := harness.WriteProbeConfig(t, data, srv.URL)
 
 	// A store with a baseline, as a pollrelay that ran and stopped leaves it.
 	cfg, err := config.Load(f)
@@ -183,10 +127,10 @@ func TestProbeAgainstAStoreWritesNothing(t *testing.T) {
 	}
 	before := snapshot(t, data)
 
-	up.mu.Lock()
-	up.status["b"] = "ready"
-	up.status["c"] = "errored"
-	up.mu.Unlock()
+	up.Set(func(status map[string]string) {
+		status["b"] = "ready"
+		status["c"] = "errored"
+	})
 	code, out, errOut := runProbe(t, "--config", f, "--source", "tasks")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -213,7 +157,7 @@ func TestProbeErrors(t *testing.T) {
 		fmt.Fprint(w, "<html>oops</html>")
 	}))
 	defer broken.Close()
-	f := writeProbeConfig(t, filepath.Join(t.TempDir(), "data"), broken.URL)
+	f := harness.WriteProbeConfig(t, filepath.Join(t.TempDir(), "data"), broken.URL)
 	if code, _, errOut := runProbe(t, "--config", f, "--source", "nope"); code != 1 || !strings.Contains(errOut, `no source named "nope"`) {
 		t.Errorf("unknown source: exit %d, %q", code, errOut)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/internal/tmpfs"
 	"github.com/pollrelay/pollrelay/signature"
@@ -83,7 +84,7 @@ subscriptions: [{name: app, url: "http://127.0.0.1:9/", secret: %s}]
 				cmd.Process.Kill()
 				<-exited
 			})
-			waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "baseline recorded") })
+			harness.WaitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "baseline recorded") })
 			tc.break_(t, data)
 			cmd.Process.Signal(syscall.SIGTERM)
 			// The bound the process must keep, and a margin for starting
