@@ -166,3 +166,30 @@ func TestProbeErrors(t *testing.T) {
 		t.Errorf("non-JSON upstream: exit %d\n%s", code, out)
 	}
 }
+
+// TestProbeWarnsAboutTypos: a misspelt state path yields null for every
+// item, and probe says so loudly instead of showing a quiet column of nulls.
+func TestProbeWarnsAboutTypos(t *testing.T) {
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "ready"})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	cases := []struct{ state, want string }{
+		{`'.stauts'`, "WARNING: every state is null: check state:"},
+		{`'"x"'`, `WARNING: all 3 items have the same state x`},
+		{`'.status'`, ""},
+	}
+	for _, c := range cases {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		yaml := fmt.Sprintf("storage: {in_memory: true}\nsources:\n  - {name: tasks, url: '%s/tasks', items: '.data[]', state: %s, pagination: {next: .next, param: cursor}}\n", srv.URL, c.state)
+		if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, out, _ := runProbe(t, "--config", f)
+		switch {
+		case c.want == "" && strings.Contains(out, "WARNING"):
+			t.Errorf("state %s: a warning for a healthy extraction:\n%s", c.state, out)
+		case c.want != "" && !strings.Contains(out, c.want):
+			t.Errorf("state %s: stdout lacks %q:\n%s", c.state, c.want, out)
+		}
+	}
+}

@@ -1,120 +1,18 @@
-package main
+package e2e
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// binary builds the pollrelay binary once per test run.
-// TestMain removes the binary the tests built, which outlives any one test.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the real binary")
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pollrelay-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "pollrelay")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-// process runs the real binary and can SIGKILL and restart it.
-type process struct {
-	mu   sync.Mutex
-	t    *testing.T
-	bin  string
-	args []string
-	log  *os.File
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func startProcess(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "pollrelay.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &process{t: t, bin: bin, args: args, log: f}
-	p.start()
-	t.Cleanup(func() {
-		p.kill()
-		f.Close()
-		if t.Failed() {
-			if out, err := os.ReadFile(f.Name()); err == nil {
-				t.Logf("pollrelay output (last 8 KiB):\n%s", tail(out, 8<<10))
-			}
-		}
-	})
-	return p
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-func (p *process) start() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.exit = make(chan error, 1)
-	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(p.cmd, p.exit)
-}
-
-func (p *process) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exit
-	p.cmd = nil
-}
 
 // TestCrashLosesNothing SIGKILLs the real binary again and again while the
 // upstream changes. The upstream only moves on once every transition of a

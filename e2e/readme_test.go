@@ -1,7 +1,6 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +21,7 @@ import (
 // already `ready` after the baseline must reach the app.
 func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	bin := binary(t)
-	yaml := harness.ReadmeWalkthrough(t, "README.md")
+	yaml := harness.ReadmeWalkthrough(t, "../README.md")
 	const upstreamToken = "upstream-token"
 	var mu sync.Mutex
 	videos := []map[string]any{{"id": "v_1", "status": "processing", "embedding": []float64{1}}}
@@ -57,9 +56,8 @@ func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	t.Setenv("UPSTREAM_TOKEN", upstreamToken)
 	t.Setenv("WEBHOOK_SECRET", secret)
 	t.Setenv("POLLRELAY_API_TOKEN", "test-token-6d7e8f9a0b") // to poll now instead of waiting 15 s
-	var out, errOut bytes.Buffer
-	if code := run([]string{"validate", "--config", path}, &out, &errOut); code != 0 {
-		t.Fatalf("validate: exit %d\n%s%s", code, &out, &errOut)
+	if code, out, errOut := runBinary(t, bin, "validate", "--config", path); code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", code, out, errOut)
 	}
 	startProcess(t, bin, "run", "--config", path)
 	poll := func() {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,7 +269,7 @@ var outageFor = flag.Duration("outage", 3*time.Minute, "how long BenchmarkReceiv
 // /v1). It is one run of a few minutes whatever b.N, so the framework,
 // finding one run longer than -benchtime, runs it once:
 //
-//	go test -run '^$' -bench ReceiverOutage -v . -args -outage 3m
+//	go test -run '^$' -bench ReceiverOutage -v ./e2e -args -outage 3m
 func BenchmarkReceiverOutage(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds and runs the real binary")
@@ -296,13 +297,15 @@ func BenchmarkReceiverOutage(b *testing.B) {
 		steps = append(steps, d.String())
 	}
 
-	bin := buildBinary(b)
+	bin := binary(b)
 	total := int((warmUp + outage + after) / time.Second * perSecond)
 	up := &outageUpstream{}
 	for i := range total {
 		up.ids = append(up.ids, fmt.Sprintf("t%06d", i))
 	}
-	upURL := newServer(b, up)
+	upSrv := httptest.NewServer(up)
+	b.Cleanup(upSrv.Close)
+	upURL := upSrv.URL
 	secret := signature.NewSecret()
 	sink := newOutageSink(b, secret)
 	addr := harness.FreeAddr(b)
@@ -559,15 +562,4 @@ func fetchAttempts(c *http.Client, addr, token, id string) ([]attempt, error) {
 		return nil, fmt.Errorf("attempts of %s: %w", id, err)
 	}
 	return page.Data, nil
-}
-
-// buildBinary builds the binary into a temporary directory (binary in
-// crash_test.go takes a *testing.T).
-func buildBinary(tb testing.TB) string {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "pollrelay")
-	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
-	return path
 }
