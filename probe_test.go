@@ -20,6 +20,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/harness"
+	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -191,5 +192,64 @@ func TestProbeWarnsAboutTypos(t *testing.T) {
 		case c.want != "" && !strings.Contains(out, c.want):
 			t.Errorf("state %s: stdout lacks %q:\n%s", c.state, c.want, out)
 		}
+	}
+}
+
+// TestProbeHoldsAMassDeleteAsRunWould: a listing that drops most of the
+// stored items is held back by run's mass-delete guard; probe, through the
+// same comparison, says it would hold them and fires no deleted event.
+func TestProbeHoldsAMassDeleteAsRunWould(t *testing.T) {
+	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued", "c": "queued", "d": "queued"})
+	secret := signature.NewSecret()
+	rc := harness.NewReceiver(t, secret)
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+storage: {path: %q}
+log: {level: info, format: text}
+sources:
+  - name: tasks
+    url: %s/v1/tasks
+    interval: 1h
+    items: '.data[]'
+    events:
+      - {type: task.deleted, on: deleted}
+subscriptions:
+  - {name: app, url: "%s/hook", secret: %s}
+`, filepath.Join(t.TempDir(), "data"), up.URL, rc.URL, secret)
+	path := filepath.Join(t.TempDir(), "pollrelay.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, stop := startBridge(t, yaml)
+	pollNow(t, b, "tasks") // the baseline of four items
+	stop()
+
+	up.Set(func(items map[string]string) {
+		delete(items, "b")
+		delete(items, "c")
+		delete(items, "d")
+	})
+	code, out, errOut := runProbe(t, "--config", path)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"would hold back 3 delete(s): more than max_delete_ratio (0.5)", "confirm_polls (3)", "no transitions would fire"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("probe's output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "would fire task.") {
+		t.Errorf("probe fires deletes run holds back:\n%s", out)
+	}
+
+	// run polls the same listing and holds the same deletes.
+	b, _ = startBridge(t, yaml)
+	pollNow(t, b, "tasks")
+	m := harness.Metrics(b.Addr())
+	if v, ok := harness.MetricValue(m, `pollrelay_mass_deletes_held_total{source="tasks"}`); !ok || v != 1 {
+		t.Errorf("run held %v listings (found %v), want 1", v, ok)
+	}
+	if v, ok := harness.MetricValue(m, `pollrelay_items_tracked{source="tasks"}`); !ok || v != 4 {
+		t.Errorf("run tracks %v items after the held listing (found %v), want 4", v, ok)
 	}
 }
