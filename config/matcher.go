@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 )
 
 // Matcher matches a state given as canonical JSON. The zero Matcher matches
@@ -35,7 +35,7 @@ func NewMatcher(v any) (Matcher, error) {
 			if s == "*" {
 				return Matcher{}, nil
 			}
-			if _, err := path.Match(s, ""); err != nil {
+			if !glob.Valid(s) {
 				return Matcher{}, fmt.Errorf("[%d]: bad glob %q", i, s)
 			}
 			m.globs = append(m.globs, s)
@@ -68,7 +68,7 @@ func (m Matcher) Match(state json.RawMessage) bool {
 	}
 	s := event.Text(state)
 	for _, g := range m.globs {
-		if ok, _ := path.Match(g, s); ok {
+		if glob.Match(g, s) {
 			return true
 		}
 	}
