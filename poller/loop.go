@@ -151,7 +151,7 @@ func newLoop(m *Manager, src *config.Source) *loop {
 		vkey:      validatorsFor(src),
 		idx:       -1,
 		interrupt: make(chan struct{}, 1),
-		st:        Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src)},
+		st:        Status{Name: src.Name, URL: redact.URL(src.URL), Kind: kind, Interval: statusInterval(src)},
 	}
 	if src.Adaptive && src.IsWatch() {
 		l.sched = newSched()

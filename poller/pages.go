@@ -13,6 +13,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
 // Page describes one fetched page, for probe's report.
@@ -147,9 +148,9 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 		if resp.status == http.StatusNotModified {
 			if n > 0 || hdr == nil {
 				return out, pageErr(&PollError{Outcome: OutcomeHTTPError, Status: resp.status,
-					Err: fmt.Errorf("%s %s: 304 Not Modified to a request that was not conditional", src.Method, RedactURL(next))}, n)
+					Err: fmt.Errorf("%s %s: 304 Not Modified to a request that was not conditional", src.Method, redact.URL(next))}, n)
 			}
-			out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status})
+			out.pages = append(out.pages, Page{URL: redact.URL(next), Status: resp.status})
 			out.notModified = true
 			return out, nil
 		}
@@ -157,7 +158,7 @@ func fetchListing(ctx context.Context, src *config.Source, f *fetcher, val diff.
 		if err != nil {
 			return out, pageErr(err, n)
 		}
-		out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
+		out.pages = append(out.pages, Page{URL: redact.URL(next), Status: resp.status, Items: len(obs)})
 		s.fetched(len(out.pages), len(obs))
 		if p == nil {
 			out.obs = append(out.obs, obs...)
@@ -376,7 +377,7 @@ func Probe(ctx context.Context, src *config.Source, log *slog.Logger) ([]diff.Ob
 func ProbeWatch(ctx context.Context, src *config.Source, id string, log *slog.Logger) (diff.Observation, Page, error) {
 	f := newFetcher(src, log, func(int) {}, nil)
 	u := watchURL(src.URL, id)
-	page := Page{URL: RedactURL(u)}
+	page := Page{URL: redact.URL(u)}
 	resp, err := f.do(ctx, u, watchBody(src.BodyBytes, id), nil)
 	if err != nil {
 		if pe, ok := errors.AsType[*PollError](err); ok {
