@@ -202,20 +202,8 @@ func TestProbeHoldsAMassDeleteAsRunWould(t *testing.T) {
 	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued", "c": "queued", "d": "queued"})
 	secret := signature.NewSecret()
 	rc := harness.NewReceiver(t, secret)
-	yaml := fmt.Sprintf(`
-listen: 127.0.0.1:0
-storage: {path: %q}
-log: {level: info, format: text}
-sources:
-  - name: tasks
-    url: %s/v1/tasks
-    interval: 1h
-    items: '.data[]'
-    events:
-      - {type: task.deleted, on: deleted}
-subscriptions:
-  - {name: app, url: "%s/hook", secret: %s}
-`, filepath.Join(t.TempDir(), "data"), up.URL, rc.URL, secret)
+	// e2eConfig's rules fire task.deleted for an item gone from the listing.
+	yaml := fmt.Sprintf(e2eConfig, filepath.Join(t.TempDir(), "data"), up.URL, rc.URL, secret)
 	path := filepath.Join(t.TempDir(), "pollrelay.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
