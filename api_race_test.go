@@ -15,6 +15,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -37,10 +38,10 @@ func newHook(t *testing.T) (string, <-chan capture) {
 }
 
 // pingAndCapture sends a ping to sub and returns the webhook it caused.
-func pingAndCapture(t *testing.T, c apiClient, sub string, got <-chan capture) capture {
+func pingAndCapture(t *testing.T, c harness.APIClient, sub string, got <-chan capture) capture {
 	t.Helper()
 	var ping map[string]string
-	if code := c.do("POST", "/v1/subscriptions/"+sub+"/ping", nil, &ping); code != 202 {
+	if code := c.Do("POST", "/v1/subscriptions/"+sub+"/ping", nil, &ping); code != 202 {
 		t.Fatalf("ping: %d %v", code, ping)
 	}
 	for {
@@ -88,7 +89,7 @@ func TestAPIConcurrentCreate(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			var sub map[string]any
-			codes[i] = e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "same", "url": hook}, &sub)
+			codes[i] = e.c.Do("POST", "/v1/subscriptions", map[string]any{"name": "same", "url": hook}, &sub)
 			secrets[i], _ = sub["secret"].(string)
 		})
 	}
@@ -125,7 +126,7 @@ func TestAPIConcurrentRotate(t *testing.T) {
 	e := newAPIEnv(t)
 	hook, got := newHook(t)
 	var sub map[string]any
-	if code := e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "rot", "url": hook}, &sub); code != 201 {
+	if code := e.c.Do("POST", "/v1/subscriptions", map[string]any{"name": "rot", "url": hook}, &sub); code != 201 {
 		t.Fatalf("create: %d %v", code, sub)
 	}
 	first := sub["secret"].(string)
@@ -153,7 +154,7 @@ func TestAPIConcurrentRotate(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			var rot map[string]any
-			if code := e.c.do("POST", "/v1/subscriptions/rot/rotate-secret", nil, &rot); code != 200 {
+			if code := e.c.Do("POST", "/v1/subscriptions/rot/rotate-secret", nil, &rot); code != 200 {
 				t.Errorf("rotate %d: %d %v", i, code, rot)
 			}
 			secrets[i], _ = rot["secret"].(string)
@@ -215,7 +216,7 @@ func TestAPIDeleteRacesChange(t *testing.T) {
 	hook, _ := newHook(t)
 	for round := range 100 {
 		var sub map[string]any
-		if code := e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "race", "url": hook}, &sub); code != 201 {
+		if code := e.c.Do("POST", "/v1/subscriptions", map[string]any{"name": "race", "url": hook}, &sub); code != 201 {
 			t.Fatalf("round %d: create: %d %v", round, code, sub)
 		}
 		if sub["disabled"] != false {
@@ -224,12 +225,12 @@ func TestAPIDeleteRacesChange(t *testing.T) {
 		var delCode, chCode int
 		var chBody map[string]any
 		var wg sync.WaitGroup
-		wg.Go(func() { delCode = e.c.do("DELETE", "/v1/subscriptions/race", nil, nil) })
+		wg.Go(func() { delCode = e.c.Do("DELETE", "/v1/subscriptions/race", nil, nil) })
 		wg.Go(func() {
 			if round%2 == 0 {
-				chCode = e.c.do("POST", "/v1/subscriptions/race/rotate-secret", nil, &chBody)
+				chCode = e.c.Do("POST", "/v1/subscriptions/race/rotate-secret", nil, &chBody)
 			} else {
-				chCode = e.c.do("PATCH", "/v1/subscriptions/race", map[string]any{"disabled": true, "events": []string{"x.*"}}, &chBody)
+				chCode = e.c.Do("PATCH", "/v1/subscriptions/race", map[string]any{"disabled": true, "events": []string{"x.*"}}, &chBody)
 			}
 		})
 		wg.Wait()
@@ -239,7 +240,7 @@ func TestAPIDeleteRacesChange(t *testing.T) {
 		if chCode != 200 && chCode != 404 {
 			t.Fatalf("round %d: change: %d %v, want 200 (before the delete) or 404 (after)", round, chCode, chBody)
 		}
-		if code := e.c.do("GET", "/v1/subscriptions/race", nil, nil); code != 404 {
+		if code := e.c.Do("GET", "/v1/subscriptions/race", nil, nil); code != 404 {
 			t.Fatalf("round %d: GET after delete: %d (change answered %d): resurrected", round, code, chCode)
 		}
 		if storedSub(t, e.b, "race") != nil {
@@ -248,7 +249,7 @@ func TestAPIDeleteRacesChange(t *testing.T) {
 		if _, ok := e.b.notifier.Subscription("race"); ok {
 			t.Fatalf("round %d: the notifier still delivers to it (change answered %d)", round, chCode)
 		}
-		if code := e.c.do("POST", "/v1/subscriptions/race/ping", nil, nil); code != 404 {
+		if code := e.c.Do("POST", "/v1/subscriptions/race/ping", nil, nil); code != 404 {
 			t.Fatalf("round %d: ping after delete: %d", round, code)
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -44,100 +44,62 @@ subscriptions:
     retry: {schedule: [100ms]}
 `
 
-type apiClient struct {
-	t     *testing.T
-	base  string
-	token string
-}
-
-// do sends a request and decodes the JSON answer into out (if not nil).
-func (c apiClient) do(method, path string, body any, out any) int {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusNoContent && !json.Valid(data) {
-		c.t.Errorf("%s %s: answer is not JSON: %s", method, path, data)
-	}
-	for _, problem := range checkAgainstOpenAPI(method, path, resp.StatusCode, data) {
-		c.t.Errorf("openapi.json: %s", problem)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			c.t.Fatalf("%s %s: %v: %s", method, path, err, data)
-		}
-	}
-	return resp.StatusCode
-}
-
 type apiEnv struct {
 	b      *Bridge
-	c      apiClient
-	up     *upstream
-	rc     *receiver
+	c      harness.APIClient
+	up     *harness.Upstream
+	rc     *harness.Receiver
 	secret string
 	dir    string
 	stop   func()
 }
 
-func startAPI(t *testing.T, dir string, up *upstream, rc *receiver, secret string) *apiEnv {
+func startAPI(t *testing.T, dir string, up *harness.Upstream, rc *harness.Receiver, secret string) *apiEnv {
 	t.Helper()
-	b, stop := startBridge(t, fmt.Sprintf(apiConfig, apiToken, dir, up.srv.URL, up.srv.URL, rc.srv.URL, secret))
+	b, stop := startBridge(t, fmt.Sprintf(apiConfig, apiToken, dir, up.URL, up.URL, rc.URL, secret))
 	return &apiEnv{
-		b: b, c: apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}, up: up, rc: rc, secret: secret, dir: dir,
+		b: b, c: harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: apiToken}, up: up, rc: rc, secret: secret, dir: dir,
 		stop: stop,
 	}
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	secret := signature.NewSecret()
-	return startAPI(t, t.TempDir(), newUpstream(t, map[string]string{"a": "queued"}), newReceiver(t, secret), secret)
+	return startAPI(t, t.TempDir(), harness.NewUpstream(t, map[string]string{"a": "queued"}), harness.NewReceiver(t, secret), secret)
 }
 
 func TestAPIAuth(t *testing.T) {
 	e := newAPIEnv(t)
 	var body map[string]string
-	noToken := apiClient{t: t, base: e.c.base}
-	if code := noToken.do("GET", "/v1/subscriptions", nil, &body); code != 401 || body["error"] == "" {
+	noToken := harness.APIClient{T: t, Base: e.c.Base}
+	if code := noToken.Do("GET", "/v1/subscriptions", nil, &body); code != 401 || body["error"] == "" {
 		t.Errorf("no token: %d %v", code, body)
 	}
-	wrong := apiClient{t: t, base: e.c.base, token: "nope"}
-	if code := wrong.do("GET", "/v1/sources", nil, &body); code != 401 {
+	wrong := harness.APIClient{T: t, Base: e.c.Base, Token: "nope"}
+	if code := wrong.Do("GET", "/v1/sources", nil, &body); code != 401 {
 		t.Errorf("wrong token: %d", code)
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json"} {
-		resp, err := http.Get(e.c.base + p)
+		resp, err := http.Get(e.c.Base + p)
 		if err != nil || resp.StatusCode != 200 {
 			t.Errorf("%s without a token: %v %v", p, resp.StatusCode, err)
 		}
 		resp.Body.Close()
 	}
-	if code := e.c.do("GET", "/v1/nothing", nil, &body); code != 404 {
+	if code := e.c.Do("GET", "/v1/nothing", nil, &body); code != 404 {
 		t.Errorf("unknown route: %d", code)
 	}
-	if code := e.c.do("DELETE", "/v1/sources", nil, &body); code != 405 || !strings.Contains(body["error"], "GET") {
+	if code := e.c.Do("DELETE", "/v1/sources", nil, &body); code != 405 || !strings.Contains(body["error"], "GET") {
 		t.Errorf("wrong method: %d %v", code, body)
 	}
 }
 
 func TestAPIOffWithoutToken(t *testing.T) {
-	up := newUpstream(t, map[string]string{})
-	b, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.srv.URL, "http://127.0.0.1:9", signature.NewSecret()))
+	up := harness.NewUpstream(t, map[string]string{})
+	b, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.URL, "http://127.0.0.1:9", signature.NewSecret()))
 	var body map[string]string
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: "anything"}
-	if code := c.do("GET", "/v1/subscriptions", nil, &body); code != 404 || !strings.Contains(body["error"], "api_token") {
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: "anything"}
+	if code := c.Do("GET", "/v1/subscriptions", nil, &body); code != 404 || !strings.Contains(body["error"], "api_token") {
 		t.Errorf("/v1 without api_token: %d %v", code, body)
 	}
 }
@@ -145,8 +107,8 @@ func TestAPIOffWithoutToken(t *testing.T) {
 func TestAPISubscriptions(t *testing.T) {
 	e := newAPIEnv(t)
 	var sub map[string]any
-	code := e.c.do("POST", "/v1/subscriptions", map[string]any{
-		"name": "second", "url": e.rc.srv.URL + "/hook2", "events": []string{"tasks.*"},
+	code := e.c.Do("POST", "/v1/subscriptions", map[string]any{
+		"name": "second", "url": e.rc.URL + "/hook2", "events": []string{"tasks.*"},
 	}, &sub)
 	if code != 201 {
 		t.Fatalf("create: %d %v", code, sub)
@@ -156,7 +118,7 @@ func TestAPISubscriptions(t *testing.T) {
 		t.Fatalf("create answer: %v", sub)
 	}
 	var got map[string]any
-	if code := e.c.do("GET", "/v1/subscriptions/second", nil, &got); code != 200 || got["secret"] != nil {
+	if code := e.c.Do("GET", "/v1/subscriptions/second", nil, &got); code != 200 || got["secret"] != nil {
 		t.Errorf("get: %d, secret shown again: %v", code, got["secret"])
 	}
 	for _, k := range []string{"disabled", "failure_count", "last_response_status", "queue_length", "retry_queue_length"} {
@@ -167,7 +129,7 @@ func TestAPISubscriptions(t *testing.T) {
 	var lst struct {
 		Data []map[string]any `json:"data"`
 	}
-	e.c.do("GET", "/v1/subscriptions", nil, &lst)
+	e.c.Do("GET", "/v1/subscriptions", nil, &lst)
 	if len(lst.Data) != 2 || lst.Data[1]["managed_by"] != "config" || lst.Data[0]["name"] != "second" {
 		t.Errorf("list: %v", lst.Data)
 	}
@@ -193,19 +155,19 @@ func TestAPISubscriptions(t *testing.T) {
 	}
 	for _, c := range cases {
 		errBody = nil
-		code := e.c.do(c.method, c.path, c.body, &errBody)
+		code := e.c.Do(c.method, c.path, c.body, &errBody)
 		msg, _ := errBody["error"].(string)
 		if code != c.code || !strings.Contains(msg, c.msg) {
 			t.Errorf("%s %s %v: %d %q, want %d containing %q", c.method, c.path, c.body, code, msg, c.code, c.msg)
 		}
 	}
-	if code := e.c.do("PATCH", "/v1/subscriptions/second", map[string]any{"events": []string{"other.*"}}, &got); code != 200 || fmt.Sprint(got["events"]) != "[other.*]" {
+	if code := e.c.Do("PATCH", "/v1/subscriptions/second", map[string]any{"events": []string{"other.*"}}, &got); code != 200 || fmt.Sprint(got["events"]) != "[other.*]" {
 		t.Errorf("patch: %d %v", code, got)
 	}
-	if code := e.c.do("PATCH", "/v1/subscriptions/app", map[string]any{"disabled": true}, &got); code != 200 || got["disabled"] != true {
+	if code := e.c.Do("PATCH", "/v1/subscriptions/app", map[string]any{"disabled": true}, &got); code != 200 || got["disabled"] != true {
 		t.Errorf("disable a config subscription: %d %v", code, got)
 	}
-	if code := e.c.do("PATCH", "/v1/subscriptions/app", map[string]any{"disabled": false}, &got); code != 200 || got["disabled"] != false {
+	if code := e.c.Do("PATCH", "/v1/subscriptions/app", map[string]any{"disabled": false}, &got); code != 200 || got["disabled"] != false {
 		t.Errorf("enable: %d %v", code, got)
 	}
 
@@ -213,13 +175,13 @@ func TestAPISubscriptions(t *testing.T) {
 	e.stop()
 	e2 := startAPI(t, e.dir, e.up, e.rc, e.secret)
 	got = nil
-	if code := e2.c.do("GET", "/v1/subscriptions/second", nil, &got); code != 200 || got["managed_by"] != "api" || got["secret"] != nil {
+	if code := e2.c.Do("GET", "/v1/subscriptions/second", nil, &got); code != 200 || got["managed_by"] != "api" || got["secret"] != nil {
 		t.Errorf("after restart: %d %v", code, got)
 	}
-	if code := e2.c.do("DELETE", "/v1/subscriptions/second", nil, nil); code != 204 {
+	if code := e2.c.Do("DELETE", "/v1/subscriptions/second", nil, nil); code != 204 {
 		t.Errorf("delete: %d", code)
 	}
-	if code := e2.c.do("GET", "/v1/subscriptions/second", nil, &got); code != 404 {
+	if code := e2.c.Do("GET", "/v1/subscriptions/second", nil, &got); code != 404 {
 		t.Errorf("after delete: %d", code)
 	}
 }
@@ -237,12 +199,12 @@ func TestAPIRotateSecret(t *testing.T) {
 	}))
 	defer hook.Close()
 	var sub map[string]any
-	if code := e.c.do("POST", "/v1/subscriptions", map[string]any{"name": "rot", "url": hook.URL}, &sub); code != 201 {
+	if code := e.c.Do("POST", "/v1/subscriptions", map[string]any{"name": "rot", "url": hook.URL}, &sub); code != 201 {
 		t.Fatalf("create: %d %v", code, sub)
 	}
 	oldSecret := sub["secret"].(string)
 	var rot map[string]any
-	if code := e.c.do("POST", "/v1/subscriptions/rot/rotate-secret", nil, &rot); code != 200 {
+	if code := e.c.Do("POST", "/v1/subscriptions/rot/rotate-secret", nil, &rot); code != 200 {
 		t.Fatalf("rotate: %d %v", code, rot)
 	}
 	newSecret := rot["secret"].(string)
@@ -250,7 +212,7 @@ func TestAPIRotateSecret(t *testing.T) {
 		t.Fatalf("rotate gave %q", newSecret)
 	}
 	var ping map[string]string
-	if code := e.c.do("POST", "/v1/subscriptions/rot/ping", nil, &ping); code != 202 {
+	if code := e.c.Do("POST", "/v1/subscriptions/rot/ping", nil, &ping); code != 202 {
 		t.Fatalf("ping: %d %v", code, ping)
 	}
 	var r *http.Request
@@ -277,69 +239,69 @@ func TestAPIRotateSecret(t *testing.T) {
 func TestAPIEventsSourcesItems(t *testing.T) {
 	e := newAPIEnv(t)
 	var polled map[string]any
-	if code := e.c.do("POST", "/v1/sources/tasks/poll", nil, &polled); code != 200 {
+	if code := e.c.Do("POST", "/v1/sources/tasks/poll", nil, &polled); code != 200 {
 		t.Fatalf("poll: %d %v", code, polled)
 	}
-	e.up.set(func(m map[string]string) { m["a"] = "ready"; m["b"] = "queued" })
-	e.c.do("POST", "/v1/sources/tasks/poll", nil, nil)
-	e.rc.next(t)
-	e.rc.next(t)
+	e.up.Set(func(m map[string]string) { m["a"] = "ready"; m["b"] = "queued" })
+	e.c.Do("POST", "/v1/sources/tasks/poll", nil, nil)
+	e.rc.Next(t)
+	e.rc.Next(t)
 	waitDelivered(t, e.b)
 
 	var events struct {
 		Data       []map[string]any `json:"data"`
 		NextCursor string           `json:"next_cursor"`
 	}
-	if code := e.c.do("GET", "/v1/events?source=tasks&limit=1", nil, &events); code != 200 || len(events.Data) != 1 || events.NextCursor == "" {
+	if code := e.c.Do("GET", "/v1/events?source=tasks&limit=1", nil, &events); code != 200 || len(events.Data) != 1 || events.NextCursor == "" {
 		t.Fatalf("events page 1: %d %+v", code, events)
 	}
 	first := events.Data[0]["id"].(string)
 	cursor := events.NextCursor
 	events.Data, events.NextCursor = nil, ""
-	e.c.do("GET", "/v1/events?source=tasks&limit=1&cursor="+cursor, nil, &events)
+	e.c.Do("GET", "/v1/events?source=tasks&limit=1&cursor="+cursor, nil, &events)
 	if len(events.Data) != 1 || events.Data[0]["id"] == first || events.NextCursor != "" {
 		t.Fatalf("events page 2: %+v", events)
 	}
 	if !(events.Data[0]["id"].(string) < first) {
 		t.Errorf("events are not newest first")
 	}
-	e.c.do("GET", "/v1/events?type=tasks.created", nil, &events)
+	e.c.Do("GET", "/v1/events?type=tasks.created", nil, &events)
 	if len(events.Data) != 1 || events.Data[0]["item_id"] != "b" {
 		t.Errorf("type filter: %+v", events.Data)
 	}
 	var ev map[string]any
-	if code := e.c.do("GET", "/v1/events/"+first, nil, &ev); code != 200 || len(ev["deliveries"].([]any)) != 1 {
+	if code := e.c.Do("GET", "/v1/events/"+first, nil, &ev); code != 200 || len(ev["deliveries"].([]any)) != 1 {
 		t.Errorf("event: %d %v", code, ev)
 	}
 	var atts struct {
 		Data []map[string]any `json:"data"`
 	}
-	if code := e.c.do("GET", "/v1/events/"+first+"/attempts", nil, &atts); code != 200 || len(atts.Data) != 1 || atts.Data[0]["status"] != float64(204) {
+	if code := e.c.Do("GET", "/v1/events/"+first+"/attempts", nil, &atts); code != 200 || len(atts.Data) != 1 || atts.Data[0]["status"] != float64(204) {
 		t.Errorf("attempts: %d %v", code, atts)
 	}
 	var red map[string]int
-	if code := e.c.do("POST", "/v1/events/"+first+"/redeliver", nil, &red); code != 202 || red["deliveries"] != 1 {
+	if code := e.c.Do("POST", "/v1/events/"+first+"/redeliver", nil, &red); code != 202 || red["deliveries"] != 1 {
 		t.Errorf("redeliver: %d %v", code, red)
 	}
-	if d := e.rc.next(t); d.ID != first {
+	if d := e.rc.Next(t); d.ID != first {
 		t.Errorf("redelivered %s, want %s", d.ID, first)
 	}
 	for _, p := range []string{"/v1/events/evt_nope", "/v1/events/evt_nope/attempts", "/v1/items/tasks/zzz", "/v1/items/nosuch/a"} {
-		if code := e.c.do("GET", p, nil, nil); code != 404 {
+		if code := e.c.Do("GET", p, nil, nil); code != 404 {
 			t.Errorf("%s: %d, want 404", p, code)
 		}
 	}
-	if code := e.c.do("POST", "/v1/sources/nosuch/poll", nil, nil); code != 404 {
+	if code := e.c.Do("POST", "/v1/sources/nosuch/poll", nil, nil); code != 404 {
 		t.Errorf("poll unknown source: %d", code)
 	}
 	var item map[string]any
-	if code := e.c.do("GET", "/v1/items/tasks/a", nil, &item); code != 200 || item["state"] != "ready" || len(item["history"].([]any)) != 2 {
+	if code := e.c.Do("GET", "/v1/items/tasks/a", nil, &item); code != 200 || item["state"] != "ready" || len(item["history"].([]any)) != 2 {
 		t.Errorf("item: %d %v", code, item)
 	}
 	var srcs struct {
 		Data []map[string]any `json:"data"`
 	}
-	e.c.do("GET", "/v1/sources", nil, &srcs)
+	e.c.Do("GET", "/v1/sources", nil, &srcs)
 	if len(srcs.Data) != 2 || srcs.Data[1]["name"] != "tasks" || srcs.Data[1]["items_tracked"] != float64(2) || srcs.Data[1]["last_outcome"] != "success" {
 		t.Errorf("sources: %v", srcs.Data)
 	}
@@ -348,66 +310,66 @@ func TestAPIEventsSourcesItems(t *testing.T) {
 func TestAPIWatches(t *testing.T) {
 	e := newAPIEnv(t)
 	var w map[string]any
-	if code := e.c.do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "2h", "metadata": map[string]string{"order": "o-1"}}, &w); code != 200 || w["id"] != "a" {
+	if code := e.c.Do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "2h", "metadata": map[string]string{"order": "o-1"}}, &w); code != 200 || w["id"] != "a" {
 		t.Fatalf("put watch: %d %v", code, w)
 	}
 	var ws struct {
 		Data []map[string]any `json:"data"`
 	}
-	if code := e.c.do("GET", "/v1/watches", nil, &ws); code != 200 || len(ws.Data) != 1 {
+	if code := e.c.Do("GET", "/v1/watches", nil, &ws); code != 200 || len(ws.Data) != 1 {
 		t.Errorf("list watches: %d %v", code, ws)
 	}
 	var body map[string]string
-	if code := e.c.do("PUT", "/v1/watches/tasks/a", nil, &body); code != 422 {
+	if code := e.c.Do("PUT", "/v1/watches/tasks/a", nil, &body); code != 422 {
 		t.Errorf("watch on a list source: %d %v", code, body)
 	}
-	if code := e.c.do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "soon"}, &body); code != 422 || !strings.Contains(body["error"], "ttl") {
+	if code := e.c.Do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "soon"}, &body); code != 422 || !strings.Contains(body["error"], "ttl") {
 		t.Errorf("bad ttl: %d %v", code, body)
 	}
-	if code := e.c.do("PUT", "/v1/watches/nosuch/a", nil, &body); code != 404 {
+	if code := e.c.Do("PUT", "/v1/watches/nosuch/a", nil, &body); code != 404 {
 		t.Errorf("unknown source: %d", code)
 	}
-	if code := e.c.do("DELETE", "/v1/watches/task-status/a", nil, nil); code != 204 {
+	if code := e.c.Do("DELETE", "/v1/watches/task-status/a", nil, nil); code != 204 {
 		t.Errorf("delete watch: %d", code)
 	}
-	if code := e.c.do("DELETE", "/v1/watches/task-status/a", nil, &body); code != 404 {
+	if code := e.c.Do("DELETE", "/v1/watches/task-status/a", nil, &body); code != 404 {
 		t.Errorf("delete again: %d", code)
 	}
 }
 
 func TestAPIReload(t *testing.T) {
 	secret := signature.NewSecret()
-	up := newUpstream(t, map[string]string{"a": "queued"})
-	rc := newReceiver(t, secret)
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
+	rc := harness.NewReceiver(t, secret)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pollrelay.yaml")
-	good := fmt.Sprintf(apiConfig, apiToken, filepath.Join(dir, "data"), up.srv.URL, up.srv.URL, rc.srv.URL, secret)
+	good := fmt.Sprintf(apiConfig, apiToken, filepath.Join(dir, "data"), up.URL, up.URL, rc.URL, secret)
 	os.WriteFile(path, []byte(good), 0o600)
 	b, _ := startBridge(t, good)
 	b.path = path
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: apiToken}
 
 	// An invalid file: 422 with the problems, the old config keeps running.
 	os.WriteFile(path, []byte(strings.Replace(good, "interval: 1h", "interval: 1ms", 1)), 0o600)
 	var body map[string]any
-	if code := c.do("POST", "/v1/reload", nil, &body); code != 422 || !strings.Contains(fmt.Sprint(body["error"]), "interval") {
+	if code := c.Do("POST", "/v1/reload", nil, &body); code != 422 || !strings.Contains(fmt.Sprint(body["error"]), "interval") {
 		t.Errorf("invalid reload: %d %v", code, body)
 	}
 	var srcs struct {
 		Data []map[string]any `json:"data"`
 	}
-	c.do("GET", "/v1/sources", nil, &srcs)
+	c.Do("GET", "/v1/sources", nil, &srcs)
 	if len(srcs.Data) != 2 {
 		t.Errorf("after a failed reload: %v", srcs.Data)
 	}
 	// A valid change that removes the watch source.
-	removed := strings.Replace(good, "  - name: task-status\n    url: "+up.srv.URL+"/v1/tasks/{id}\n    interval: 1h\n    terminal: [ready]\n", "", 1)
+	removed := strings.Replace(good, "  - name: task-status\n    url: "+up.URL+"/v1/tasks/{id}\n    interval: 1h\n    terminal: [ready]\n", "", 1)
 	os.WriteFile(path, []byte(removed), 0o600)
-	if code := c.do("POST", "/v1/reload", nil, &body); code != 200 {
+	if code := c.Do("POST", "/v1/reload", nil, &body); code != 200 {
 		t.Fatalf("valid reload: %d %v", code, body)
 	}
 	srcs.Data = nil
-	c.do("GET", "/v1/sources", nil, &srcs)
+	c.Do("GET", "/v1/sources", nil, &srcs)
 	if len(srcs.Data) != 1 || srcs.Data[0]["name"] != "tasks" {
 		t.Errorf("after removing a source: %v", srcs.Data)
 	}
@@ -416,7 +378,7 @@ func TestAPIReload(t *testing.T) {
 // delivery.require_https: the API refuses an http:// subscription URL with
 // a 422 that says why, and takes an https:// one.
 func TestAPIRequireHTTPS(t *testing.T) {
-	up := newUpstream(t, map[string]string{"a": "queued"})
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
 	b, _ := startBridge(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
 api_token: %s
@@ -427,17 +389,17 @@ sources:
     url: %s/v1/tasks
     interval: 1h
     items: '.data[]'
-`, apiToken, t.TempDir(), up.srv.URL))
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+`, apiToken, t.TempDir(), up.URL))
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: apiToken}
 	var res map[string]any
-	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "plain", "url": "http://127.0.0.1:9/hook"}, &res); code != 422 ||
+	if code := c.Do("POST", "/v1/subscriptions", map[string]any{"name": "plain", "url": "http://127.0.0.1:9/hook"}, &res); code != 422 ||
 		!strings.Contains(fmt.Sprint(res["error"]), "url: must be https:// (delivery.require_https is on)") {
 		t.Errorf("http:// under require_https: %d %v", code, res)
 	}
-	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "tls", "url": "https://127.0.0.1:9/hook"}, &res); code != 201 {
+	if code := c.Do("POST", "/v1/subscriptions", map[string]any{"name": "tls", "url": "https://127.0.0.1:9/hook"}, &res); code != 201 {
 		t.Errorf("https:// under require_https: %d %v", code, res)
 	}
-	if code := c.do("PATCH", "/v1/subscriptions/tls", map[string]any{"url": "http://127.0.0.1:9/hook"}, &res); code != 422 {
+	if code := c.Do("PATCH", "/v1/subscriptions/tls", map[string]any{"url": "http://127.0.0.1:9/hook"}, &res); code != 422 {
 		t.Errorf("PATCH to http:// under require_https: %d %v", code, res)
 	}
 }
@@ -448,7 +410,7 @@ sources:
 // client checks every answer against openapi.json.
 func TestAPIWatchAnswersMatchTheSchema(t *testing.T) {
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
+	rc := harness.NewReceiver(t, secret)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"v1"`)
 		w.Header().Set("Last-Modified", "Mon, 12 Jan 2026 10:00:00 GMT")
@@ -459,18 +421,18 @@ func TestAPIWatchAnswersMatchTheSchema(t *testing.T) {
 		fmt.Fprint(w, `{"data":[],"id":"a","status":"queued"}`)
 	}))
 	defer up.Close()
-	b, _ := startBridge(t, fmt.Sprintf(apiConfig, apiToken, t.TempDir(), up.URL, up.URL, rc.srv.URL, secret))
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
-	if code := c.do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "2h"}, nil); code != 200 {
+	b, _ := startBridge(t, fmt.Sprintf(apiConfig, apiToken, t.TempDir(), up.URL, up.URL, rc.URL, secret))
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: apiToken}
+	if code := c.Do("PUT", "/v1/watches/task-status/a", map[string]any{"ttl": "2h"}, nil); code != 200 {
 		t.Fatalf("put watch: %d", code)
 	}
 	var ws struct {
 		Data []map[string]any `json:"data"`
 	}
-	waitFor(t, 20*time.Second, func() bool {
-		c.do("POST", "/v1/sources/task-status/poll", nil, nil)
+	harness.WaitFor(t, 20*time.Second, func() bool {
+		c.Do("POST", "/v1/sources/task-status/poll", nil, nil)
 		ws.Data = nil
-		c.do("GET", "/v1/watches", nil, &ws)
+		c.Do("GET", "/v1/watches", nil, &ws)
 		return len(ws.Data) == 1 && ws.Data[0]["observed_at"] != nil
 	})
 	for _, internal := range []string{"etag", "last_modified", "validators_for"} {
@@ -487,17 +449,17 @@ func TestAPIWatchAnswersMatchTheSchema(t *testing.T) {
 func TestAPIQuarantine(t *testing.T) {
 	secret := signature.NewSecret()
 	giant := strings.Repeat("g", 70000)
-	e := startAPI(t, t.TempDir(), newUpstream(t, map[string]string{"a": "queued", giant: "queued"}), newReceiver(t, secret), secret)
+	e := startAPI(t, t.TempDir(), harness.NewUpstream(t, map[string]string{"a": "queued", giant: "queued"}), harness.NewReceiver(t, secret), secret)
 	poll := func() {
 		t.Helper()
-		if code := e.c.do("POST", "/v1/sources/tasks/poll", nil, nil); code != 200 {
+		if code := e.c.Do("POST", "/v1/sources/tasks/poll", nil, nil); code != 200 {
 			t.Fatalf("poll: %d", code)
 		}
 	}
 	poll()
-	e.up.set(func(m map[string]string) { m["a"] = "ready"; m[giant] = "ready" })
+	e.up.Set(func(m map[string]string) { m["a"] = "ready"; m[giant] = "ready" })
 	poll()
-	if d := e.rc.next(t); d.Env.Data.ID != "a" {
+	if d := e.rc.Next(t); d.Env.Data.ID != "a" {
 		t.Errorf("delivered %s, want a's change", d.Body)
 	}
 	type page struct {
@@ -513,7 +475,7 @@ func TestAPIQuarantine(t *testing.T) {
 		NextCursor string `json:"next_cursor"`
 	}
 	var q page
-	if code := e.c.do("GET", "/v1/quarantine?kind=item", nil, &q); code != 200 || len(q.Data) != 1 {
+	if code := e.c.Do("GET", "/v1/quarantine?kind=item", nil, &q); code != 200 || len(q.Data) != 1 {
 		t.Fatalf("quarantine: %d %+v", code, q)
 	}
 	r := q.Data[0]
@@ -521,34 +483,34 @@ func TestAPIQuarantine(t *testing.T) {
 		t.Errorf("record %+v", r)
 	}
 	var none page
-	if code := e.c.do("GET", "/v1/quarantine?kind=delivery", nil, &none); code != 200 || len(none.Data) != 0 {
+	if code := e.c.Do("GET", "/v1/quarantine?kind=delivery", nil, &none); code != 200 || len(none.Data) != 0 {
 		t.Errorf("kind=delivery: %d %+v", code, none)
 	}
 	var body map[string]string
-	if code := e.c.do("GET", "/v1/quarantine?kind=nope", nil, &body); code != 422 {
+	if code := e.c.Do("GET", "/v1/quarantine?kind=nope", nil, &body); code != 422 {
 		t.Errorf("bad kind: %d %v", code, body)
 	}
-	if v, ok := metricValue(getMetrics(e.b.Addr()), `pollrelay_quarantined_total{kind="item"}`); !ok || v < 2 {
+	if v, ok := harness.MetricValue(harness.Metrics(e.b.Addr()), `pollrelay_quarantined_total{kind="item"}`); !ok || v < 2 {
 		t.Errorf("pollrelay_quarantined_total{kind=\"item\"} = %v (found %v), want ≥ 2", v, ok)
 	}
 
-	if code := e.c.do("POST", "/v1/quarantine/"+r.ID+"/retry", nil, &body); code != 202 {
+	if code := e.c.Do("POST", "/v1/quarantine/"+r.ID+"/retry", nil, &body); code != 202 {
 		t.Fatalf("retry: %d %v", code, body)
 	}
-	if code := e.c.do("POST", "/v1/quarantine/"+r.ID+"/retry", nil, &body); code != 404 {
+	if code := e.c.Do("POST", "/v1/quarantine/"+r.ID+"/retry", nil, &body); code != 404 {
 		t.Errorf("retry again: %d %v, want 404", code, body)
 	}
 	q = page{}
-	if e.c.do("GET", "/v1/quarantine", nil, &q); len(q.Data) != 0 {
+	if e.c.Do("GET", "/v1/quarantine", nil, &q); len(q.Data) != 0 {
 		t.Errorf("after retry: %+v", q)
 	}
 	poll()
 	q = page{}
-	if e.c.do("GET", "/v1/quarantine", nil, &q); len(q.Data) != 1 || q.Data[0].ID != r.ID || q.Data[0].Count != 1 {
+	if e.c.Do("GET", "/v1/quarantine", nil, &q); len(q.Data) != 1 || q.Data[0].ID != r.ID || q.Data[0].Count != 1 {
 		t.Errorf("after the next poll: %+v, want the item set aside again", q)
 	}
 
-	if code := e.c.do("PUT", "/v1/watches/task-status/"+strings.Repeat("w", 2000), nil, &body); code != 422 {
+	if code := e.c.Do("PUT", "/v1/watches/task-status/"+strings.Repeat("w", 2000), nil, &body); code != 422 {
 		t.Errorf("watch id over the limit: %d %v, want 422", code, body)
 	}
 }

@@ -144,13 +144,26 @@ type server struct {
 }
 
 func serve(h http.Handler) (*server, error) {
+	ln, err := listenLoopback()
+	if err != nil {
+		return nil, err
+	}
+	return serveOn(ln, h), nil
+}
+
+func listenLoopback() (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	return ln, nil
+}
+
+// serveOn serves h on ln until Close, which closes ln too.
+func serveOn(ln net.Listener, h http.Handler) *server {
 	s := &server{URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln)
-	return s, nil
+	return s
 }
 
 func (s *server) Close() { s.srv.Close() }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/store/badger"
 	"github.com/pollrelay/pollrelay/store/postgres"
 )
 
@@ -90,24 +90,26 @@ func cmdProbe(c *command, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// probeState is the stored state probe compares against: st is nil for an
-// in-memory config or a store not created yet (an empty state, which is
-// what run's first poll starts from), err set when a store exists but
-// cannot be read, most often because a running pollrelay holds its lock.
+// probeState is the stored state probe compares against: an empty store
+// in memory for an in-memory config or a store not created yet (what
+// run's first poll starts from); err set, and st nil, when a store exists
+// but cannot be read, most often because a running pollrelay holds its
+// lock.
 type probeState struct {
 	st  store.Store
 	err error
 }
 
-// openProbeStore opens the config's store read-only. A missing store is
-// said on stdout, beside the answer it changes; one that exists but
-// cannot be opened is returned as the error.
+// openProbeStore opens the config's store read-only, or an empty one in
+// memory when there is none yet: a missing store is said on stdout,
+// beside the answer it changes. One that exists but cannot be opened is
+// returned as the error.
 func openProbeStore(cfg *config.Config, stdout, stderr io.Writer, log *slog.Logger) (store.Store, error) {
 	where := cfg.Storage.Path
 	if pg := cfg.Storage.Postgres; pg.URL != "" {
 		where = "schema " + pg.Schema + " of storage.postgres.url"
 	} else if cfg.Storage.InMemory {
-		return nil, nil
+		return openEmptyStore(log)
 	}
 	st, err := openStore(cfg, true, log)
 	switch {
@@ -115,11 +117,20 @@ func openProbeStore(cfg *config.Config, stdout, stderr io.Writer, log *slog.Logg
 		return st, nil
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, postgres.ErrNoSchema):
 		fmt.Fprintf(stdout, "no store at %s yet: comparing against an empty state, as run's first poll would\n\n", where)
-		return nil, nil
+		return openEmptyStore(log)
 	}
 	fmt.Fprintf(stdout, "cannot read the stored state at %s: the transitions below are not computed (%v)\n\n", where, err)
 	fmt.Fprintf(stderr, "pollrelay probe: %v\n", err)
 	return nil, err
+}
+
+// openEmptyStore is the empty state a first poll starts from.
+func openEmptyStore(log *slog.Logger) (store.Store, error) {
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open an empty store in memory: %w", err)
+	}
+	return st, nil
 }
 
 func probeSource(ctx context.Context, w io.Writer, src *config.Source, ps probeState, log *slog.Logger) error {
@@ -145,46 +156,31 @@ func probeSource(ctx context.Context, w io.Writer, src *config.Source, ps probeS
 		return nil
 	}
 
-	st := ps.st
-	prev := map[string]*store.Item{}
-	var ss store.SourceState
-	if st != nil {
-		err := st.View(func(t store.Txn) error {
-			var err error
-			if ss, err = t.SourceState(src.Name); err != nil {
-				return err
-			}
-			return t.Items(src.Name, func(id string, it *store.Item) error {
-				prev[id] = it
-				return nil
-			})
-		})
-		if err != nil {
-			return fmt.Errorf("read stored state: %w", err)
-		}
-	}
+	// The poll run would make, through the same comparison and guards,
+	// with nothing written.
 	rules, err := diff.Compile(src)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	changes := diff.Compare(prev, obs, diff.Options{
-		Baseline: !ss.Baselined, EmitExisting: src.EmitExisting, Complete: complete,
-		Deletes: src.DeletesEnabled(), Settle: src.Settle, Stalls: rules.Stalls(), Now: now,
-	})
-	n := 0
-	for _, c := range changes {
-		for _, t := range c.Transitions {
-			n += printWouldFire(ctx, w, rules, t, nil, now)
-		}
+	res, err := diff.Preview(ctx, ps.st, rules, diff.Poll{Observations: obs, Complete: complete, Now: time.Now()})
+	if err != nil {
+		return err
+	}
+	for _, err := range res.RuleErrors {
+		fmt.Fprintf(w, "   rule error: %v\n", err)
+	}
+	printEvents(w, res.Events)
+	if res.HeldDeletes > 0 {
+		fmt.Fprintf(w, "   would hold back %d delete(s): more than max_delete_ratio (%g) of the stored items; run fires them once confirm_polls (%d) polls in a row agree\n",
+			res.HeldDeletes, src.MaxDeleteRatio, src.ConfirmPolls)
 	}
 	switch {
-	case !ss.Baselined && !src.EmitExisting:
+	case res.Baseline && !src.EmitExisting:
 		fmt.Fprintf(w, "   first poll: would record a baseline of %d item(s) and fire nothing\n\n", len(obs))
-	case n == 0:
+	case len(res.Events) == 0:
 		fmt.Fprintf(w, "   no transitions would fire\n\n")
 	default:
-		fmt.Fprintf(w, "   %d event(s) would fire\n\n", n)
+		fmt.Fprintf(w, "   %d event(s) would fire\n\n", len(res.Events))
 	}
 	return nil
 }
@@ -195,7 +191,7 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 	st := ps.st
 	watches := map[string]*store.Watch{}
 	ids := slices.Clone(src.IDs)
-	if st != nil {
+	if ps.err == nil {
 		err := st.View(func(t store.Txn) error {
 			return t.Watches(src.Name, "", "", func(wt *store.Watch) bool {
 				watches[wt.ID] = wt
@@ -270,26 +266,17 @@ func probeWatchSource(ctx context.Context, w io.Writer, src *config.Source, ps p
 			continue
 		}
 		var prev *store.Item
-		if st != nil {
-			if err := st.View(func(t store.Txn) error {
-				var err error
-				prev, err = t.Item(src.Name, r.id)
-				return err
-			}); err != nil {
-				return fmt.Errorf("read stored state: %w", err)
-			}
+		if err := st.View(func(t store.Txn) error {
+			var err error
+			prev, err = t.Item(src.Name, r.id)
+			return err
+		}); err != nil {
+			return fmt.Errorf("read stored state: %w", err)
 		}
 		wt := watches[r.id]
-		meta := json.RawMessage("{}")
-		if wt != nil && len(wt.Metadata) > 0 {
-			meta = wt.Metadata
-		}
-		c, _, ended := diff.CompareWatch(prev, r.ob, diff.WatchOptions{
-			First: wt == nil || wt.ObservedAt.IsZero(), Terminal: rules.TerminalStates(),
-			Settle: src.Settle, Stalls: rules.Stalls(), Now: now,
-		})
+		c, _, ended := diff.CompareWatch(prev, r.ob, diff.WatchOptionsFor(rules, wt, rules.Stalls(), now))
 		for _, t := range c.Transitions {
-			n += printWouldFire(ctx, w, rules, t, &event.Watch{Metadata: meta}, now)
+			n += printWouldFire(ctx, w, rules, t, diff.EventWatch(wt), now)
 		}
 		if ended {
 			fmt.Fprintf(w, "   would end the watch of %s\n", r.id)
@@ -313,10 +300,14 @@ func printWouldFire(ctx context.Context, w io.Writer, src *diff.Source, t diff.T
 	if err != nil {
 		fmt.Fprintf(w, "   rule error: %v\n", err)
 	}
+	printEvents(w, evs)
+	return len(evs)
+}
+
+func printEvents(w io.Writer, evs []*event.Event) {
 	for _, e := range evs {
 		fmt.Fprintf(w, "   would fire %s  (%s: %s → %s)\n", e.Type, e.ItemID, event.Text(e.Previous), event.Text(e.Current))
 	}
-	return len(evs)
 }
 
 // warnSuspicious flags extractions that look like a typo in a jq path

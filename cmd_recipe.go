@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -58,26 +55,15 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 	defer upSrv.Close()
 
 	secret := signature.NewSecret()
-	var check func(body []byte, h http.Header) error
-	var verified, rejected atomic.Int64
-	rcv, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err := check(body, r.Header); err != nil {
-			rejected.Add(1)
-			fmt.Fprintf(stdout, "✗ rejected: %v\n", err)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		verified.Add(1)
-		fmt.Fprintf(stdout, "✓ %s  %s %s  %s\n", time.Now().Format("15:04:05"), r.Method, eventName(body), clip(body, 140))
-		w.WriteHeader(http.StatusOK)
-	}))
+	// The receiver's address goes in the config; how it verifies comes
+	// out of it.
+	rcvLn, err := listenLoopback()
 	if err != nil {
 		return err
 	}
-	defer rcv.Close()
+	defer rcvLn.Close()
 
-	env := map[string]string{strings.ToUpper(vendor) + "_API": upSrv.URL, "APP_WEBHOOK_URL": rcv.URL + "/webhooks"}
+	env := map[string]string{strings.ToUpper(vendor) + "_API": upSrv.URL, "APP_WEBHOOK_URL": "http://" + rcvLn.Addr().String() + "/webhooks"}
 	for k, v := range sc.Env {
 		env[k] = v
 	}
@@ -103,10 +89,14 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 		cfg.Sources[i].Interval, cfg.Sources[i].Timeout = time.Second, 900*time.Millisecond
 	}
 	sub := cfg.Subscriptions[0]
-	check, err = verifierFor(sub)
+	v, err := signature.NewSchemeVerifier(signature.Scheme{
+		Name: sub.SigScheme.Scheme, Header: sub.SigScheme.Header, Encoding: sub.SigScheme.Encoding,
+	}, sub.Secrets...)
 	if err != nil {
 		return err
 	}
+	recv := demo.NewVendorReceiver(v, stdout)
+	defer serveOn(rcvLn, recv).Close()
 	b, err := NewBridge(cfg, newLogger(stderr, cfg.Log))
 	if err != nil {
 		return err
@@ -132,28 +122,8 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 		}
 	}()
 	err = b.Run(ctx)
-	fmt.Fprintf(stdout, "\n%d webhook(s) verified, %d rejected\n", verified.Load(), rejected.Load())
+	fmt.Fprintf(stdout, "\n%d webhook(s) verified, %d rejected\n", recv.Verified.Load(), recv.Rejected.Load())
 	return err
-}
-
-// verifierFor checks a webhook the way the subscription's scheme (and so
-// the vendor) documents.
-func verifierFor(s config.Subscription) (func([]byte, http.Header) error, error) {
-	secret := s.Secrets[0]
-	switch s.SigScheme.Scheme {
-	case "hmac-sha256":
-		return func(b []byte, h http.Header) error {
-			return signature.VerifyHMAC(secret, b, h.Get(s.SigScheme.Header), s.SigScheme.Encoding)
-		}, nil
-	case "token":
-		return func(_ []byte, h http.Header) error { return signature.VerifyToken(secret, h.Get(s.SigScheme.Header)) }, nil
-	default:
-		v, err := signature.NewVerifier(s.Secrets...)
-		if err != nil {
-			return nil, err
-		}
-		return v.Verify, nil
-	}
 }
 
 func schemeName(s config.Subscription) string {
@@ -164,24 +134,4 @@ func schemeName(s config.Subscription) string {
 		return "secret token in " + s.SigScheme.Header
 	}
 	return "Standard Webhooks signature"
-}
-
-// eventName finds the event's name in the common body shapes.
-func eventName(body []byte) string {
-	var m map[string]any
-	json.Unmarshal(body, &m)
-	for _, k := range []string{"type", "event"} {
-		if s, ok := m[k].(string); ok {
-			return s
-		}
-	}
-	return "?"
-}
-
-func clip(b []byte, n int) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

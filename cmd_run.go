@@ -9,8 +9,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-
-	"github.com/pollrelay/pollrelay/config"
 )
 
 var runCommand = &command{
@@ -76,27 +74,4 @@ func setMemoryLimit(limit int64, log *slog.Logger) {
 	}
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit)
-}
-
-// newLogger builds the slog logger the config asks for.
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	lv := new(slog.LevelVar)
-	lv.Set(parseLevel(c.Level))
-	return newLevelLogger(w, c.Format, lv)
-}
-
-// newLevelLogger builds a logger whose level lv can change while it runs.
-func newLevelLogger(w io.Writer, format string, lv *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
-// parseLevel reads log.level; validation has already refused other values.
-func parseLevel(s string) slog.Level {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(s))
-	return level
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/pollrelay/pollrelay/internal/harness"
 )
 
 var screenshots = flag.String("screenshots", "", "also save the console browser test's screenshots in this directory")
@@ -171,7 +173,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := text(".flash"); !strings.Contains(got, "1 delivery") {
 		t.Errorf("redeliver says %q", got)
 	}
-	waitFor(t, 15*time.Second, func() bool { return strings.Contains(text("#attempts tbody"), "success") || reload(ctx) })
+	harness.WaitFor(t, 15*time.Second, func() bool { return strings.Contains(text("#attempts tbody"), "success") || reload(ctx) })
 	run("after redeliver", shot("redelivered"))
 	var rows int
 	rows, err = chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#attempts tr.attempt").length`))
@@ -208,7 +210,7 @@ func demoScreenshot(t *testing.T, base, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, func() bool {
+	harness.WaitFor(t, 60*time.Second, func() bool {
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".chart.ok rect").length`))
 		if err == nil && n > 0 {
 			return true

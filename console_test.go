@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/store"
 )
@@ -258,7 +259,7 @@ func TestConsoleRefusesWithoutTokenOrCSRF(t *testing.T) {
 		t.Fatalf("redeliver with the CSRF token: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	waitFor(t, 15*time.Second, func() bool { return attempts(t, rig, evID) > before })
+	harness.WaitFor(t, 15*time.Second, func() bool { return attempts(t, rig, evID) > before })
 }
 
 func attempts(t *testing.T, rig *consoleRig, evID string) int {
@@ -292,12 +293,12 @@ func TestDemoPrintsTheConsole(t *testing.T) {
 		}
 	}()
 	var m []string
-	waitFor(t, 10*time.Second, func() bool { m = demoConsole.FindStringSubmatch(out.String()); return m != nil })
+	harness.WaitFor(t, 10*time.Second, func() bool { m = demoConsole.FindStringSubmatch(out.String()); return m != nil })
 	c, resp := signIn(t, m[1], m[2])
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("signing in with the demo's token: %d", resp.StatusCode)
 	}
-	waitFor(t, 10*time.Second, func() bool {
+	harness.WaitFor(t, 10*time.Second, func() bool {
 		_, body := page(t, c, m[1]+"/ui/events?source=jobs")
 		return strings.Contains(body, "job.processing")
 	})
@@ -373,7 +374,7 @@ sources:
 	c, _ := signIn(t, base, consoleToken)
 	done := make(chan error, 1)
 	go func() { done <- b.poller.PollNow(context.Background(), "big") }()
-	waitFor(t, 10*time.Second, func() bool {
+	harness.WaitFor(t, 10*time.Second, func() bool {
 		_, body := page(t, c, base+"/ui/")
 		return strings.Contains(body, "10 items, 1 pages so far")
 	})

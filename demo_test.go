@@ -48,3 +48,34 @@ func TestDemoRecipeErrors(t *testing.T) {
 		t.Errorf("built-in recipes: %v", names)
 	}
 }
+
+// TestDemoRecipeVerifies plays recipes of each signature scheme (a
+// Standard Webhooks one, glossi's hmac-sha256, gumlet's token): the
+// receiver checks the first webhooks with the subscription's own scheme
+// and rejects none.
+func TestDemoRecipeVerifies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays recipes for a few seconds each")
+	}
+	for _, vendor := range []string{"csm", "glossi", "gumlet"} {
+		t.Run(vendor, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out := &syncbuf.Buffer{}
+			done := make(chan error, 1)
+			go func() { done <- runRecipeDemo(ctx, vendor, out, &syncbuf.Buffer{}) }()
+			for !strings.Contains(out.String(), "\n✓ ") && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if !regexp.MustCompile(`(?m)^✓ \d\d:\d\d:\d\d  POST \S+  \{`).MatchString(got) || strings.Contains(got, "✗") || !strings.Contains(got, ", 0 rejected") {
+				t.Errorf("%s: no verified webhook, or one rejected:\n%s", vendor, got)
+			}
+		})
+	}
+}

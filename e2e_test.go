@@ -2,144 +2,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store"
 )
-
-// upstream is a task API whose items the test changes.
-type upstream struct {
-	mu    sync.Mutex
-	items map[string]string // id → status
-	srv   *httptest.Server
-	hits  int
-}
-
-func newUpstream(t *testing.T, items map[string]string) *upstream {
-	u := &upstream{items: items}
-	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		u.hits++
-		ids := make([]string, 0, len(u.items))
-		for id := range u.items {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		data := []map[string]any{}
-		for _, id := range ids {
-			data = append(data, map[string]any{"id": id, "status": u.items[id], "embedding": []float64{0.1, 0.2}})
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"data": data})
-	}))
-	t.Cleanup(u.srv.Close)
-	return u
-}
-
-func (u *upstream) requests() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.hits
-}
-
-func (u *upstream) set(f func(items map[string]string)) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	f(u.items)
-}
-
-// delivery is one webhook request as the receiver got it.
-type delivery struct {
-	ID        string
-	Timestamp string
-	Body      []byte
-	Env       struct {
-		Type      string `json:"type"`
-		Timestamp string `json:"timestamp"`
-		Data      struct {
-			Source   string          `json:"source"`
-			ID       string          `json:"id"`
-			Previous json.RawMessage `json:"previous"`
-			Current  json.RawMessage `json:"current"`
-			Object   json.RawMessage `json:"object"`
-		} `json:"data"`
-	}
-	Status int
-}
-
-// receiver verifies every request with the official Standard Webhooks
-// library, an implementation independent of pollrelay's.
-type receiver struct {
-	t    *testing.T
-	wh   *standardwebhooks.Webhook
-	srv  *httptest.Server
-	got  chan delivery
-	fail func(d delivery, attempt int) int // status to answer; 0 = 204
-
-	mu       sync.Mutex
-	attempts map[string]int
-}
-
-func newReceiver(t *testing.T, secret string) *receiver {
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := &receiver{t: t, wh: wh, got: make(chan delivery, 1000), attempts: map[string]int{}}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := rc.wh.Verify(body, r.Header); err != nil {
-			t.Errorf("signature rejected by the official verifier: %v", err)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		d := delivery{ID: r.Header.Get("webhook-id"), Timestamp: r.Header.Get("webhook-timestamp"), Body: body}
-		if err := json.Unmarshal(body, &d.Env); err != nil {
-			t.Errorf("body is not the envelope: %v", err)
-		}
-		rc.mu.Lock()
-		rc.attempts[d.ID]++
-		n := rc.attempts[d.ID]
-		rc.mu.Unlock()
-		d.Status = http.StatusNoContent
-		if rc.fail != nil {
-			if s := rc.fail(d, n); s != 0 {
-				d.Status = s
-			}
-		}
-		w.WriteHeader(d.Status)
-		rc.got <- d
-	}))
-	t.Cleanup(rc.srv.Close)
-	return rc
-}
-
-// next returns the next delivery or fails after a generous deadline.
-func (rc *receiver) next(t *testing.T) delivery {
-	t.Helper()
-	select {
-	case d := <-rc.got:
-		return d
-	case <-time.After(15 * time.Second):
-		t.Fatal("no webhook arrived")
-		return delivery{}
-	}
-}
 
 const e2eConfig = `
 listen: 127.0.0.1:0
@@ -227,7 +103,7 @@ func newServer(t testing.TB, h http.Handler) string {
 // every event so far has been fanned out and delivered (or is dead).
 func waitDelivered(t *testing.T, b *Bridge) {
 	t.Helper()
-	waitFor(t, 15*time.Second, func() bool {
+	harness.WaitFor(t, 15*time.Second, func() bool {
 		idle := false
 		err := b.st.View(func(tx store.Txn) error {
 			ids, err := tx.Outbox(1)
@@ -247,33 +123,33 @@ func waitDelivered(t *testing.T, b *Bridge) {
 
 func TestEndToEnd(t *testing.T) {
 	secret := signature.NewSecret()
-	up := newUpstream(t, map[string]string{"a": "queued", "b": "queued"})
-	rc := newReceiver(t, secret)
+	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued"})
+	rc := harness.NewReceiver(t, secret)
 	// The first attempt at a's event fails: it must be retried with the
 	// same webhook-id.
-	rc.fail = func(d delivery, attempt int) int {
+	rc.Fail = func(d harness.Delivery, attempt int) int {
 		if d.Env.Data.ID == "a" && attempt == 1 {
 			return http.StatusInternalServerError
 		}
 		return 0
 	}
-	b, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.srv.URL, rc.srv.URL, secret))
+	b, _ := startBridge(t, fmt.Sprintf(e2eConfig, t.TempDir(), up.URL, rc.URL, secret))
 
 	pollNow(t, b, "tasks") // baseline: records a and b, fires nothing
-	up.set(func(m map[string]string) {
+	up.Set(func(m map[string]string) {
 		m["a"] = "ready"
 		m["c"] = "queued"
 		delete(m, "b")
 	})
 	pollNow(t, b, "tasks")
 
-	byItem := map[string][]delivery{}
+	byItem := map[string][]harness.Delivery{}
 	for range 4 { // a fails once, then a, b and c succeed
-		d := rc.next(t)
+		d := rc.Next(t)
 		byItem[d.Env.Data.ID] = append(byItem[d.Env.Data.ID], d)
 	}
 	select {
-	case d := <-rc.got:
+	case d := <-rc.Got:
 		t.Fatalf("unexpected extra webhook %s for %s", d.Env.Type, d.Env.Data.ID)
 	case <-time.After(300 * time.Millisecond):
 	}
@@ -308,7 +184,7 @@ func TestEndToEnd(t *testing.T) {
 	// An unchanged poll fires nothing.
 	pollNow(t, b, "tasks")
 	select {
-	case d := <-rc.got:
+	case d := <-rc.Got:
 		t.Fatalf("unchanged poll fired %s", d.Env.Type)
 	case <-time.After(300 * time.Millisecond):
 	}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/internal/harness"
 )
 
 // strictConfig has the API on and delivery to private networks off, so
@@ -72,22 +74,22 @@ func TestEgressDisguisesNeverReachLoopback(t *testing.T) {
 		t.Logf("no IPv6 loopback receiver: %v", err)
 	}
 	b, _ := startBridge(t, fmt.Sprintf(strictConfig, apiToken, t.TempDir()))
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: apiToken}
 
 	var out map[string]any
-	if code := c.do("POST", "/v1/subscriptions", map[string]any{"name": "patched", "url": "https://example.com/hook"}, &out); code != 201 {
+	if code := c.Do("POST", "/v1/subscriptions", map[string]any{"name": "patched", "url": "https://example.com/hook"}, &out); code != 201 {
 		t.Fatalf("create a public subscription: %d %v", code, out)
 	}
 	for i, u := range loopbackDisguises(port) {
 		name := fmt.Sprintf("d%d", i)
 		out = nil
-		code := c.do("POST", "/v1/subscriptions", map[string]any{"name": name, "url": u}, &out)
+		code := c.Do("POST", "/v1/subscriptions", map[string]any{"name": name, "url": u}, &out)
 		if code == 422 {
 			if msg, _ := out["error"].(string); !strings.Contains(msg, "destination not allowed") {
 				t.Errorf("create %s: 422 %q does not say why", u, msg)
 			}
 			out = nil
-			if code := c.do("PATCH", "/v1/subscriptions/patched", map[string]any{"url": u}, &out); code != 422 {
+			if code := c.Do("PATCH", "/v1/subscriptions/patched", map[string]any{"url": u}, &out); code != 422 {
 				t.Errorf("PATCH url %s: %d %v, want 422 as at create", u, code, out)
 			}
 			continue
@@ -98,14 +100,14 @@ func TestEgressDisguisesNeverReachLoopback(t *testing.T) {
 		}
 		// Accepted as a name: the dialer must refuse what it resolves to.
 		var ping map[string]string
-		if code := c.do("POST", "/v1/subscriptions/"+name+"/ping", nil, &ping); code != 202 {
+		if code := c.Do("POST", "/v1/subscriptions/"+name+"/ping", nil, &ping); code != 202 {
 			t.Fatalf("ping %s: %d %v", name, code, ping)
 		}
 		var atts struct {
 			Data []map[string]any `json:"data"`
 		}
-		waitFor(t, 10*time.Second, func() bool {
-			c.do("GET", "/v1/events/"+ping["event_id"]+"/attempts", nil, &atts)
+		harness.WaitFor(t, 10*time.Second, func() bool {
+			c.Do("GET", "/v1/events/"+ping["event_id"]+"/attempts", nil, &atts)
 			return len(atts.Data) > 0
 		})
 		if msg, _ := atts.Data[0]["error"].(string); !strings.Contains(msg, "destination not allowed") {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/pgtest"
 	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store"
@@ -60,38 +61,38 @@ func apiCall(t *testing.T, b *Bridge, method, path, body string, out any) int {
 func TestMigrateRoundTrip(t *testing.T) {
 	pgURL, schema := pgtest.URL(t), pgtest.Schema(t)
 	dir := t.TempDir()
-	up := newUpstream(t, map[string]string{"a": "queued", "b": "queued", "c": "ready"})
+	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued", "c": "ready"})
 	appSecret := signature.NewSecret()
-	app := newReceiver(t, appSecret)
-	app.fail = func(delivery, int) int { return 500 } // every attempt: a dead letter
+	app := harness.NewReceiver(t, appSecret)
+	app.Fail = func(harness.Delivery, int) int { return 500 } // every attempt: a dead letter
 
-	yaml := fmt.Sprintf(migrateConfig, dir, "", up.srv.URL, app.srv.URL, appSecret)
+	yaml := fmt.Sprintf(migrateConfig, dir, "", up.URL, app.URL, appSecret)
 	b, stop := startBridge(t, yaml)
 	apiSecret := signature.NewSecret()
-	apiRcv := newReceiver(t, apiSecret)
+	apiRcv := harness.NewReceiver(t, apiSecret)
 	first := true
-	apiRcv.fail = func(delivery, int) int {
+	apiRcv.Fail = func(harness.Delivery, int) int {
 		if first {
 			first = false
 			return 500 // one failure: the retry is due 4 s later
 		}
 		return 0
 	}
-	body := fmt.Sprintf(`{"name":"api","url":%q,"secret":%q,"retry":{"schedule":["4s"]}}`, apiRcv.srv.URL+"/hook", apiSecret)
+	body := fmt.Sprintf(`{"name":"api","url":%q,"secret":%q,"retry":{"schedule":["4s"]}}`, apiRcv.URL+"/hook", apiSecret)
 	if code := apiCall(t, b, "POST", "/v1/subscriptions", body, nil); code != 201 {
 		t.Fatalf("create subscription: %d", code)
 	}
 	pollNow(t, b, "tasks") // the baseline
-	up.set(func(m map[string]string) { m["a"] = "ready" })
+	up.Set(func(m map[string]string) { m["a"] = "ready" })
 	pollNow(t, b, "tasks")
-	failed := apiRcv.next(t)
+	failed := apiRcv.Next(t)
 	if failed.Status != 500 || failed.Env.Type != "task.ready" {
 		t.Fatalf("first attempt = %d %s", failed.Status, failed.Env.Type)
 	}
-	app.next(t)
-	app.next(t) // both attempts failed: dead
+	app.Next(t)
+	app.Next(t) // both attempts failed: dead
 	var retryAt time.Time
-	waitFor(t, 10*time.Second, func() bool {
+	harness.WaitFor(t, 10*time.Second, func() bool {
 		var dead bool
 		err := b.st.View(func(tx store.Txn) error {
 			return tx.Deliveries(func(d *store.Delivery) error {
@@ -121,10 +122,10 @@ func TestMigrateRoundTrip(t *testing.T) {
 		t.Fatalf("a second migrate into the same schema exited %d:\n%s", code, out.String())
 	}
 
-	app.fail = nil
+	app.Fail = nil
 	pg := fmt.Sprintf(", postgres: {url: %q, schema: %s}", pgURL, schema)
-	b2, _ := startBridge(t, fmt.Sprintf(migrateConfig, t.TempDir(), pg, up.srv.URL, app.srv.URL, appSecret))
-	retried := apiRcv.next(t)
+	b2, _ := startBridge(t, fmt.Sprintf(migrateConfig, t.TempDir(), pg, up.URL, app.URL, appSecret))
+	retried := apiRcv.Next(t)
 	if retried.ID != failed.ID || retried.Status != 204 || retried.Env.Type != "task.ready" {
 		t.Fatalf("retry after migrate = %s %d %s; want %s 204 task.ready", retried.ID, retried.Status, retried.Env.Type, failed.ID)
 	}
@@ -134,9 +135,9 @@ func TestMigrateRoundTrip(t *testing.T) {
 	pollNow(t, b2, "tasks") // unchanged: nothing new fires
 	waitDelivered(t, b2)
 	select {
-	case d := <-apiRcv.got:
+	case d := <-apiRcv.Got:
 		t.Fatalf("after migrate the api subscription got %s %s", d.ID, d.Env.Type)
-	case d := <-app.got:
+	case d := <-app.Got:
 		t.Fatalf("after migrate the app subscription got %s %s", d.ID, d.Env.Type)
 	default:
 	}
@@ -156,9 +157,9 @@ func TestMigrateRoundTrip(t *testing.T) {
 func TestMigrateRefusesALiveStoreAndNoStore(t *testing.T) {
 	pgURL, schema := pgtest.URL(t), pgtest.Schema(t)
 	dir := t.TempDir()
-	up := newUpstream(t, map[string]string{"a": "queued"})
-	rc := newReceiver(t, signature.NewSecret())
-	startBridge(t, fmt.Sprintf(migrateConfig, dir, "", up.srv.URL, rc.srv.URL, signature.NewSecret()))
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
+	rc := harness.NewReceiver(t, signature.NewSecret())
+	startBridge(t, fmt.Sprintf(migrateConfig, dir, "", up.URL, rc.URL, signature.NewSecret()))
 	var out bytes.Buffer
 	code := run([]string{"migrate", "--from", dir, "--to", pgURL, "--schema", schema}, &out, &out)
 	if code != 1 || !strings.Contains(out.String(), "is in use") {
@@ -176,7 +177,7 @@ func TestMigrateRefusesALiveStoreAndNoStore(t *testing.T) {
 	}
 	out.Reset()
 	stopDir := t.TempDir()
-	b, stop := startBridge(t, fmt.Sprintf(migrateConfig, stopDir, "", up.srv.URL, rc.srv.URL, signature.NewSecret()))
+	b, stop := startBridge(t, fmt.Sprintf(migrateConfig, stopDir, "", up.URL, rc.URL, signature.NewSecret()))
 	pollNow(t, b, "tasks")
 	stop()
 	code = run([]string{"migrate", "--from", stopDir, "--to", "postgres://root:hunter2-secret@127.0.0.1:1/x"}, &out, &out)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -21,7 +22,7 @@ import (
 // everything a running bridge exposes, and checks the contract's names.
 func TestMetricsLint(t *testing.T) {
 	e := newAPIEnv(t)
-	e.c.do("POST", "/v1/sources/tasks/poll", nil, nil)
+	e.c.Do("POST", "/v1/sources/tasks/poll", nil, nil)
 	problems, err := testutil.GatherAndLint(e.b.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	)
 	webhookSecret := signature.NewSecret()
 	var calls atomic.Int64
-	up := newUpstream(t, map[string]string{"a": "queued"})
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
 	bad := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		// An upstream that echoes credentials in its error page.
@@ -104,8 +105,8 @@ func TestNoSecretLeaks(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, accessToken)
 	}))
-	rc := newReceiver(t, webhookSecret)
-	rc.fail = func(delivery, int) int { return 500 }
+	rc := harness.NewReceiver(t, webhookSecret)
+	rc.Fail = func(harness.Delivery, int) int { return 500 }
 	yaml := fmt.Sprintf(`
 listen: 127.0.0.1:0
 api_token: %s
@@ -144,7 +145,7 @@ subscriptions:
     url: %s/hook
     secret: %s
     retry: {schedule: [100ms]}
-`, token, t.TempDir(), up.srv.URL, upstreamToken, upstreamToken, badSrv, upstreamToken, upstreamToken, badSrv, basicPassword, rc.srv.URL, webhookSecret)
+`, token, t.TempDir(), up.URL, upstreamToken, upstreamToken, badSrv, upstreamToken, upstreamToken, badSrv, basicPassword, rc.URL, webhookSecret)
 	yaml = strings.NewReplacer("{{BAD}}", badSrv, "{{TOKEN}}", tokenSrv, "{{CS}}", clientSecret, "{{QK}}", queryKey).Replace(yaml)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -156,26 +157,26 @@ subscriptions:
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, b)
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: token}
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: token}
 
 	var answers strings.Builder
 	record := func(method, path string, body any) map[string]any {
 		var out map[string]any
-		c.do(method, path, body, &out)
+		c.Do(method, path, body, &out)
 		fmt.Fprintf(&answers, "%v\n", out)
 		return out
 	}
 	record("POST", "/v1/sources/tasks/poll", nil)
-	up.set(func(m map[string]string) { m["a"] = "ready" })
+	up.Set(func(m map[string]string) { m["a"] = "ready" })
 	record("POST", "/v1/sources/tasks/poll", nil)
 	record("POST", "/v1/sources/denied/poll", nil)
 	for _, name := range []string{"oauthed", "oauthdown", "keyed"} {
 		record("POST", "/v1/sources/"+name+"/poll", nil)
 	}
-	rc.next(t)
-	rc.next(t) // the retry
+	rc.Next(t)
+	rc.Next(t) // the retry
 	created := map[string]any{}
-	c.do("POST", "/v1/subscriptions", map[string]any{"name": "api-sub", "url": rc.srv.URL + "/2"}, &created)
+	c.Do("POST", "/v1/subscriptions", map[string]any{"name": "api-sub", "url": rc.URL + "/2"}, &created)
 	subSecret, _ := created["secret"].(string)
 	for _, p := range []string{"/v1/sources", "/v1/subscriptions", "/v1/subscriptions/app", "/v1/subscriptions/api-sub", "/v1/events", "/v1/watches"} {
 		record("GET", p, nil)
@@ -183,7 +184,7 @@ subscriptions:
 	var ev struct {
 		Data []map[string]any `json:"data"`
 	}
-	c.do("GET", "/v1/events", nil, &ev)
+	c.Do("GET", "/v1/events", nil, &ev)
 	for _, e := range ev.Data {
 		record("GET", fmt.Sprintf("/v1/events/%s/attempts", e["id"]), nil)
 	}

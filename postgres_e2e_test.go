@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/testenv"
 	"github.com/pollrelay/pollrelay/signature"
 )
@@ -56,30 +56,30 @@ func postgresSchema(t *testing.T) (url, schema string) {
 func TestEndToEndOnPostgres(t *testing.T) {
 	url, schema := postgresSchema(t)
 	secret := signature.NewSecret()
-	up := newUpstream(t, map[string]string{"a": "queued", "b": "queued"})
-	rc := newReceiver(t, secret)
-	rc.fail = func(d delivery, attempt int) int {
+	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued"})
+	rc := harness.NewReceiver(t, secret)
+	rc.Fail = func(d harness.Delivery, attempt int) int {
 		if d.Env.Data.ID == "a" && attempt == 1 {
 			return http.StatusInternalServerError
 		}
 		return 0
 	}
 	storage := fmt.Sprintf("{postgres: {url: %q, schema: %s, max_conns: 4}}", url, schema)
-	yaml := strings.Replace(fmt.Sprintf(e2eConfig, "unused", up.srv.URL, rc.srv.URL, secret), `storage: {path: "unused"}`, "storage: "+storage, 1)
+	yaml := strings.Replace(fmt.Sprintf(e2eConfig, "unused", up.URL, rc.URL, secret), `storage: {path: "unused"}`, "storage: "+storage, 1)
 	if !strings.Contains(yaml, schema) {
 		t.Fatal("the config does not name the schema")
 	}
 	b, stop := startBridge(t, yaml)
 	pollNow(t, b, "tasks")
-	up.set(func(m map[string]string) {
+	up.Set(func(m map[string]string) {
 		m["a"] = "ready"
 		m["c"] = "queued"
 		delete(m, "b")
 	})
 	pollNow(t, b, "tasks")
-	byItem := map[string][]delivery{}
+	byItem := map[string][]harness.Delivery{}
 	for range 4 {
-		d := rc.next(t)
+		d := rc.Next(t)
 		byItem[d.Env.Data.ID] = append(byItem[d.Env.Data.ID], d)
 	}
 	if a := byItem["a"]; len(a) != 2 || a[0].Status != 500 || a[1].Status != 204 || a[0].ID != a[1].ID {
@@ -94,7 +94,7 @@ func TestEndToEndOnPostgres(t *testing.T) {
 	b2, _ := startBridge(t, yaml)
 	pollNow(t, b2, "tasks")
 	select {
-	case d := <-rc.got:
+	case d := <-rc.Got:
 		t.Fatalf("an unchanged poll after a restart fired %s for %s", d.Env.Type, d.Env.Data.ID)
 	case <-time.After(300 * time.Millisecond):
 	}
@@ -105,11 +105,15 @@ func TestEndToEndOnPostgres(t *testing.T) {
 // compared against and left as it was.
 func TestProbeOnPostgres(t *testing.T) {
 	url, schema := postgresSchema(t)
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "processing"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "processing"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
-	f := filepath.Join(t.TempDir(), "pollrelay.yaml")
-	yaml := strings.Replace(fmt.Sprintf(probeConfig, "unused", srv.URL, srv.URL), `storage: {path: "unused"}`,
+	f := harness.WriteProbeConfig(t, "unused", srv.URL)
+	file, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.Replace(string(file), `storage: {path: "unused"}`,
 		fmt.Sprintf("storage: {postgres: {url: %q, schema: %s}}", url, schema), 1)
 	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -143,9 +147,7 @@ func TestProbeOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	up.mu.Lock()
-	up.status["b"] = "ready"
-	up.mu.Unlock()
+	up.Set(func(status map[string]string) { status["b"] = "ready" })
 	code, out, errOut = runProbe(t, "--config", f, "--source", "tasks")
 	if code != 0 || !strings.Contains(out, "would fire task.ready  (b: processing → ready)") || !strings.Contains(out, "1 event(s) would fire") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)

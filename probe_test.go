@@ -14,70 +14,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/harness"
+	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store/badger"
 )
-
-// probeUpstream lists tasks two per page (cursor pagination) and serves
-// each at /tasks/{id}.
-type probeUpstream struct {
-	mu     sync.Mutex
-	status map[string]string
-}
-
-func (u *probeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if id, ok := strings.CutPrefix(r.URL.Path, "/tasks/"); ok {
-		json.NewEncoder(w).Encode(map[string]string{"task_id": id, "status": u.status[id]})
-		return
-	}
-	ids := []string{"a", "b", "c"}
-	from := 0
-	if r.URL.Query().Get("cursor") == "2" {
-		from = 2
-	}
-	var data []map[string]string
-	for _, id := range ids[from:min(from+2, len(ids))] {
-		data = append(data, map[string]string{"id": id, "status": u.status[id]})
-	}
-	next := any(nil)
-	if from == 0 {
-		next = "2"
-	}
-	json.NewEncoder(w).Encode(map[string]any{"data": data, "next": next})
-}
-
-const probeConfig = `
-storage: {path: %q}
-sources:
-  - name: tasks
-    url: %s/tasks
-    items: '.data[]'
-    pagination: {next: .next, param: cursor}
-    events:
-      - {type: 'task.{current}', on: changed, to: [ready, errored]}
-  - name: task
-    url: %s/tasks/{id}
-    id: .task_id
-    terminal: [ready, errored]
-    ids: [c]
-`
-
-func writeProbeConfig(t *testing.T, dataDir, upstream string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "pollrelay.yaml")
-	if err := os.WriteFile(f, fmt.Appendf(nil, probeConfig, dataDir, upstream, upstream), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // snapshot fingerprints every file under dir: name, size, mode, mtime and
 // content.
@@ -117,11 +62,11 @@ func runProbe(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestProbeWithoutAStore(t *testing.T) {
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "ready"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "ready"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	data := filepath.Join(t.TempDir(), "data")
-	f := writeProbeConfig(t, data, srv.URL)
+	f := harness.WriteProbeConfig(t, data, srv.URL)
 
 	code, out, errOut := runProbe(t, "--config", f)
 	if code != 0 {
@@ -155,11 +100,11 @@ func TestProbeWithoutAStore(t *testing.T) {
 }
 
 func TestProbeAgainstAStoreWritesNothing(t *testing.T) {
-	up := &probeUpstream{status: map[string]string{"a": "queued", "b": "processing", "c": "processing"}}
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "processing"})
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	data := filepath.Join(t.TempDir(), "data")
-	f := writeProbeConfig(t, data, srv.URL)
+	f := harness.WriteProbeConfig(t, data, srv.URL)
 
 	// A store with a baseline, as a pollrelay that ran and stopped leaves it.
 	cfg, err := config.Load(f)
@@ -187,10 +132,10 @@ func TestProbeAgainstAStoreWritesNothing(t *testing.T) {
 	}
 	before := snapshot(t, data)
 
-	up.mu.Lock()
-	up.status["b"] = "ready"
-	up.status["c"] = "errored"
-	up.mu.Unlock()
+	up.Set(func(status map[string]string) {
+		status["b"] = "ready"
+		status["c"] = "errored"
+	})
 	code, out, errOut := runProbe(t, "--config", f, "--source", "tasks")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -217,12 +162,86 @@ func TestProbeErrors(t *testing.T) {
 		fmt.Fprint(w, "<html>oops</html>")
 	}))
 	defer broken.Close()
-	f := writeProbeConfig(t, filepath.Join(t.TempDir(), "data"), broken.URL)
+	f := harness.WriteProbeConfig(t, filepath.Join(t.TempDir(), "data"), broken.URL)
 	if code, _, errOut := runProbe(t, "--config", f, "--source", "nope"); code != 1 || !strings.Contains(errOut, `no source named "nope"`) {
 		t.Errorf("unknown source: exit %d, %q", code, errOut)
 	}
 	code, out, _ := runProbe(t, "--config", f, "--source", "tasks")
 	if code != 1 || !strings.Contains(out, "error: response is not JSON") {
 		t.Errorf("non-JSON upstream: exit %d\n%s", code, out)
+	}
+}
+
+// TestProbeWarnsAboutTypos: a misspelt state path yields null for every
+// item, and probe says so loudly instead of showing a quiet column of nulls.
+func TestProbeWarnsAboutTypos(t *testing.T) {
+	up := harness.NewProbeUpstream(map[string]string{"a": "queued", "b": "processing", "c": "ready"})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	cases := []struct{ state, want string }{
+		{`'.stauts'`, "WARNING: every state is null: check state:"},
+		{`'"x"'`, `WARNING: all 3 items have the same state x`},
+		{`'.status'`, ""},
+	}
+	for _, c := range cases {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		yaml := fmt.Sprintf("storage: {in_memory: true}\nsources:\n  - {name: tasks, url: '%s/tasks', items: '.data[]', state: %s, pagination: {next: .next, param: cursor}}\n", srv.URL, c.state)
+		if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, out, _ := runProbe(t, "--config", f)
+		switch {
+		case c.want == "" && strings.Contains(out, "WARNING"):
+			t.Errorf("state %s: a warning for a healthy extraction:\n%s", c.state, out)
+		case c.want != "" && !strings.Contains(out, c.want):
+			t.Errorf("state %s: stdout lacks %q:\n%s", c.state, c.want, out)
+		}
+	}
+}
+
+// TestProbeHoldsAMassDeleteAsRunWould: a listing that drops most of the
+// stored items is held back by run's mass-delete guard; probe, through the
+// same comparison, says it would hold them and fires no deleted event.
+func TestProbeHoldsAMassDeleteAsRunWould(t *testing.T) {
+	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued", "c": "queued", "d": "queued"})
+	secret := signature.NewSecret()
+	rc := harness.NewReceiver(t, secret)
+	// e2eConfig's rules fire task.deleted for an item gone from the listing.
+	yaml := fmt.Sprintf(e2eConfig, filepath.Join(t.TempDir(), "data"), up.URL, rc.URL, secret)
+	path := filepath.Join(t.TempDir(), "pollrelay.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, stop := startBridge(t, yaml)
+	pollNow(t, b, "tasks") // the baseline of four items
+	stop()
+
+	up.Set(func(items map[string]string) {
+		delete(items, "b")
+		delete(items, "c")
+		delete(items, "d")
+	})
+	code, out, errOut := runProbe(t, "--config", path)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"would hold back 3 delete(s): more than max_delete_ratio (0.5)", "confirm_polls (3)", "no transitions would fire"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("probe's output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "would fire task.") {
+		t.Errorf("probe fires deletes run holds back:\n%s", out)
+	}
+
+	// run polls the same listing and holds the same deletes.
+	b, _ = startBridge(t, yaml)
+	pollNow(t, b, "tasks")
+	m := harness.Metrics(b.Addr())
+	if v, ok := harness.MetricValue(m, `pollrelay_mass_deletes_held_total{source="tasks"}`); !ok || v != 1 {
+		t.Errorf("run held %v listings (found %v), want 1", v, ok)
+	}
+	if v, ok := harness.MetricValue(m, `pollrelay_items_tracked{source="tasks"}`); !ok || v != 4 {
+		t.Errorf("run tracks %v items after the held listing (found %v), want 4", v, ok)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,8 +22,11 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/demo"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/jsgen"
 )
 
@@ -414,7 +416,7 @@ func TestRecipeGumnut(t *testing.T) {
 		json.Unmarshal(c.Body, &m)
 		l := fmt.Sprintf("%d %s %s", c.Step, m.Type, m.Data.ID)
 		if m.Data.Member != nil {
-			l += " " + text(m.Data.Member)
+			l += " " + harness.Text(m.Data.Member)
 		}
 		lines = append(lines, l)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/syncbuf"
 )
 
@@ -120,7 +121,7 @@ func TestEchoedCredentialsAreRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runUntilCleanup(t, b)
-	c := apiClient{t: t, base: "http://" + b.Addr(), token: apiToken}
+	c := harness.APIClient{T: t, Base: "http://" + b.Addr(), Token: apiToken}
 
 	var answers []string
 	var names []string
@@ -129,14 +130,14 @@ func TestEchoedCredentialsAreRedacted(t *testing.T) {
 	}
 	for _, name := range names {
 		var out map[string]any
-		if code := c.do("POST", "/v1/sources/"+name+"/poll", nil, &out); code != http.StatusBadGateway {
+		if code := c.Do("POST", "/v1/sources/"+name+"/poll", nil, &out); code != http.StatusBadGateway {
 			t.Errorf("poll %s: %d %v, want 502", name, code, out)
 		}
 		j, _ := json.Marshal(out)
 		answers = append(answers, string(j))
 	}
 	var sources any
-	c.do("GET", "/v1/sources", nil, &sources)
+	c.Do("GET", "/v1/sources", nil, &sources)
 	srcJSON, _ := json.Marshal(sources)
 	stop()
 	if echoed.Load() == 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -38,7 +39,7 @@ func TestShippedConfigsHaveNoWarnings(t *testing.T) {
 	}
 	configs := map[string][]byte{
 		"demo":                fmt.Appendf(nil, demoConfig, "http://127.0.0.1:9", "http://127.0.0.1:9", signature.NewSecret()),
-		"README walkthrough":  []byte(readmeWalkthrough(t)),
+		"README walkthrough":  []byte(harness.ReadmeWalkthrough(t, "README.md")),
 		"config.example.yaml": nil,
 	}
 	files = append(files, "config.example.yaml")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
@@ -112,7 +112,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ, source := q.Get("type"), q.Get("source")
-	if typ != "" && !validGlob(typ) {
+	if typ != "" && !glob.Valid(typ) {
 		writeError(w, http.StatusUnprocessableEntity, "type: bad glob "+quote(typ))
 		return
 	}
@@ -145,7 +145,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 				return true
 			}
 			if typ != "" {
-				if ok, _ := path.Match(typ, e.Type); !ok {
+				if !glob.Match(typ, e.Type) {
 					return true
 				}
 			}
@@ -458,11 +458,6 @@ func (s *Server) checkDestination(raw string) error {
 		return err
 	}
 	return egress.CheckHost(u.Hostname(), s.opts.Control.Config().Delivery.AllowPrivateNetworks)
-}
-
-func validGlob(g string) bool {
-	_, err := path.Match(g, "")
-	return err == nil
 }
 
 func quote(s string) string { return strconv.Quote(s) }

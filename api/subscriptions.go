@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/signature"
@@ -485,7 +486,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, g := range req.Types {
-		if !validGlob(g) {
+		if !glob.Valid(g) {
 			writeError(w, http.StatusUnprocessableEntity, "types["+itoa(i)+"]: bad glob "+quote(g))
 			return
 		}

@@ -3,10 +3,10 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 )
 
 // Pattern is a rule's `from:`, `to:` or `state:` as the file means it:
@@ -17,7 +17,7 @@ type Pattern struct {
 	Any bool
 	// Values are compared exactly with a state, as canonical JSON.
 	Values []json.RawMessage
-	// Globs are matched against string states with path.Match.
+	// Globs are matched against string states (see package glob).
 	Globs []string
 }
 
@@ -39,7 +39,7 @@ func ParsePattern(v any) (Pattern, error) {
 			if s == "*" {
 				return Pattern{Any: true}, nil
 			}
-			if _, err := path.Match(s, ""); err != nil {
+			if !glob.Valid(s) {
 				return Pattern{}, fmt.Errorf("[%d]: bad glob %q", i, s)
 			}
 			p.Globs = append(p.Globs, s)

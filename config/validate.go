@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -347,7 +347,7 @@ func validateSubscription(s *Subscription, path string, seen map[string]bool, p 
 		ep := fmt.Sprintf("%s.events[%d]", path, j)
 		if strings.TrimSpace(g) == "" {
 			p.add(ep, "must not be empty")
-		} else if !validGlob(g) {
+		} else if !glob.Valid(g) {
 			p.add(ep, "bad glob %q", g)
 		}
 	}
@@ -560,12 +560,6 @@ func fmtDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
-}
-
-// validGlob reports whether g is a pattern path.Match accepts.
-func validGlob(g string) bool {
-	_, err := path.Match(g, "")
-	return err == nil
 }
 
 // validateAuth checks a source's auth: one kind, with what that kind needs.

@@ -3,10 +3,10 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -90,7 +90,7 @@ func (c *Config) eventTypePatterns() []string {
 			}
 		}
 		for _, r := range s.Events {
-			t := globEscape(strings.ReplaceAll(r.Type, "{source}", s.Name))
+			t := glob.Escape(strings.ReplaceAll(r.Type, "{source}", s.Name))
 			add(placeholderRE.ReplaceAllString(t, "*"))
 		}
 		if s.IsWatch() {
@@ -101,105 +101,11 @@ func (c *Config) eventTypePatterns() []string {
 	return out
 }
 
-// globEscape quotes the glob metacharacters of literal text, leaving the
-// placeholders' braces alone.
-func globEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
-}
-
 func anyIntersects(g string, patterns []string) bool {
 	for _, p := range patterns {
-		if globsIntersect(g, p) {
+		if glob.Intersect(g, p) {
 			return true
 		}
 	}
 	return false
-}
-
-// globsIntersect reports whether some string matches both globs (the
-// syntax of path.Match). Each glob is a list of tokens: `*`, or a pattern
-// for one character (a literal, `?` or a class), tested with path.Match
-// itself so the two cannot disagree on classes.
-func globsIntersect(a, b string) bool {
-	ta, tb := globTokens(a), globTokens(b)
-	memo := map[[2]int]bool{}
-	var meet func(i, j int) bool
-	meet = func(i, j int) bool {
-		key := [2]int{i, j}
-		if v, ok := memo[key]; ok {
-			return v
-		}
-		memo[key] = false
-		var ok bool
-		switch {
-		case i == len(ta) && j == len(tb):
-			ok = true
-		case i < len(ta) && ta[i] == "*":
-			ok = meet(i+1, j) || (j < len(tb) && meet(i, j+1))
-		case j < len(tb) && tb[j] == "*":
-			ok = meet(i, j+1) || (i < len(ta) && meet(i+1, j))
-		case i < len(ta) && j < len(tb):
-			ok = sameChar(ta[i], tb[j]) && meet(i+1, j+1)
-		}
-		memo[key] = ok
-		return ok
-	}
-	return meet(0, 0)
-}
-
-// sameChar reports whether one character matches both one-character
-// patterns, trying printable ASCII and the characters the patterns name.
-func sameChar(a, b string) bool {
-	try := func(r rune) bool {
-		ma, _ := path.Match(a, string(r))
-		mb, _ := path.Match(b, string(r))
-		return ma && mb
-	}
-	for r := rune(32); r < 127; r++ {
-		if try(r) {
-			return true
-		}
-	}
-	for _, r := range a + b {
-		if try(r) {
-			return true
-		}
-	}
-	return false
-}
-
-// globTokens splits a glob into `*` and one-character patterns.
-func globTokens(g string) []string {
-	var out []string
-	for i := 0; i < len(g); {
-		switch g[i] {
-		case '*':
-			if len(out) == 0 || out[len(out)-1] != "*" {
-				out = append(out, "*")
-			}
-			i++
-		case '[':
-			end := strings.IndexByte(g[i+1:], ']')
-			if end < 0 {
-				out = append(out, `\[`)
-				i++
-				continue
-			}
-			out = append(out, g[i:i+end+2])
-			i += end + 2
-		case '\\':
-			if i+1 < len(g) {
-				out = append(out, g[i:i+2])
-				i += 2
-				continue
-			}
-			out = append(out, `\\`)
-			i++
-		default:
-			r := []rune(g[i:])[0]
-			out = append(out, string(r))
-			i += len(string(r))
-		}
-	}
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,11 +13,20 @@ import (
 	"github.com/pollrelay/pollrelay/signature"
 )
 
+// Verifier checks a webhook's signature: a *signature.Verifier for
+// Standard Webhooks, a *signature.SchemeVerifier for any scheme.
+type Verifier interface {
+	Verify(body []byte, h http.Header) error
+}
+
 // Receiver is an application endpoint that verifies every webhook the way
 // a real app should, and prints one line per webhook.
 type Receiver struct {
-	verifier *signature.Verifier
+	verifier Verifier
 	out      io.Writer
+	// line describes a verified webhook; dup is set for a webhook-id seen
+	// before.
+	line func(r *http.Request, body []byte, dup bool) string
 
 	mu       sync.Mutex
 	Verified atomic.Int64
@@ -24,13 +34,20 @@ type Receiver struct {
 	seen     map[string]bool
 }
 
-// NewReceiver verifies with secret (whsec_ or whpk_) and prints to out.
+// NewReceiver verifies Standard Webhooks signatures with secret (whsec_ or
+// whpk_) and prints each envelope's transition to out.
 func NewReceiver(secret string, out io.Writer) (*Receiver, error) {
 	v, err := signature.NewVerifier(secret)
 	if err != nil {
 		return nil, err
 	}
-	return &Receiver{verifier: v, out: out, seen: map[string]bool{}}, nil
+	return &Receiver{verifier: v, out: out, line: envelopeLine, seen: map[string]bool{}}, nil
+}
+
+// NewVendorReceiver verifies with v and prints each webhook's event name
+// and body, whatever shape a vendor's payload gives it.
+func NewVendorReceiver(v Verifier, out io.Writer) *Receiver {
+	return &Receiver{verifier: v, out: out, line: vendorLine, seen: map[string]bool{}}
 }
 
 // ServeHTTP verifies and prints one webhook.
@@ -49,6 +66,15 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.Verified.Add(1)
+	id := r.Header.Get("webhook-id")
+	dup := rc.seen[id]
+	rc.seen[id] = true
+	fmt.Fprintf(rc.out, "✓ %s  %s\n", time.Now().Format("15:04:05"), rc.line(r, body, dup))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// envelopeLine shows a pollrelay envelope's transition.
+func envelopeLine(r *http.Request, body []byte, dup bool) string {
 	var env struct {
 		Type string `json:"type"`
 		Data struct {
@@ -58,15 +84,35 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} `json:"data"`
 	}
 	_ = json.Unmarshal(body, &env)
-	id := r.Header.Get("webhook-id")
-	dup := ""
-	if rc.seen[id] {
-		dup = "  (duplicate delivery)"
+	note := ""
+	if dup {
+		note = "  (duplicate delivery)"
 	}
-	rc.seen[id] = true
-	fmt.Fprintf(rc.out, "✓ %s  %-22s %-9s %s → %s  signature verified, webhook-id %s%s\n",
-		time.Now().Format("15:04:05"), env.Type, env.Data.ID, text(env.Data.Previous), text(env.Data.Current), id, dup)
-	w.WriteHeader(http.StatusNoContent)
+	return fmt.Sprintf("%-22s %-9s %s → %s  signature verified, webhook-id %s%s",
+		env.Type, env.Data.ID, text(env.Data.Previous), text(env.Data.Current), r.Header.Get("webhook-id"), note)
+}
+
+// vendorLine shows a vendor-shaped body: its event name, found in the
+// common shapes, and the body cut short.
+func vendorLine(r *http.Request, body []byte, _ bool) string {
+	var m map[string]any
+	_ = json.Unmarshal(body, &m)
+	name := "?"
+	for _, k := range []string{"type", "event"} {
+		if s, ok := m[k].(string); ok {
+			name = s
+			break
+		}
+	}
+	return fmt.Sprintf("%s %s  %s", r.Method, name, clip(body, 140))
+}
+
+func clip(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func text(r json.RawMessage) string {

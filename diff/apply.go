@@ -87,6 +87,19 @@ type Poll struct {
 // A complete listing identical to the last one whose outcome was fully
 // stored is not compared again (see listingDigest).
 func Apply(ctx context.Context, st store.Store, src *Source, p Poll) (Result, error) {
+	return apply(ctx, st, src, p, false)
+}
+
+// Preview is Apply without its writes: the same reads, comparison,
+// mass-delete guard and events, so `probe` says what a poll of `run` would
+// fire and what it would hold back. st may be opened read-only; what
+// watch_from would start is not counted.
+func Preview(ctx context.Context, st store.Store, src *Source, p Poll) (Result, error) {
+	return apply(ctx, st, src, p, true)
+}
+
+// apply is Apply, or Preview when dry.
+func apply(ctx context.Context, st store.Store, src *Source, p Poll, dry bool) (Result, error) {
 	if x := p.Index; x != nil {
 		// An index left unused (an unchanged listing, a replay, an error)
 		// must still not outlive the poll: the store may close next.
@@ -106,7 +119,7 @@ func Apply(ctx context.Context, st store.Store, src *Source, p Poll) (Result, er
 		if x == nil {
 			x = LoadIndex(st, src, ss.ListingTracked)
 		}
-		res, err := replay(ctx, st, src, ss, x, p)
+		res, err := replay(ctx, st, src, ss, x, p, dry)
 		x.over.report(&res)
 		return res, err
 	}
@@ -116,7 +129,7 @@ func Apply(ctx context.Context, st store.Store, src *Source, p Poll) (Result, er
 	}
 	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
 		over := skippedOf(p.Observations)
-		return unchanged(st, src, ss, p.Validators, &over, p.Now)
+		return unchanged(st, src, ss, p.Validators, &over, p.Now, dry)
 	}
 	x := p.Index
 	if x == nil {
@@ -131,7 +144,7 @@ func Apply(ctx context.Context, st store.Store, src *Source, p Poll) (Result, er
 	if err != nil {
 		return Result{}, err
 	}
-	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest, late: x.dueSince(cands, p.Now)}
+	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest, late: x.dueSince(cands, p.Now), dry: dry}
 	silent := !ss.Baselined && !src.EmitExisting
 	if p.Complete && (src.DeletesEnabled() && ss.Baselined || silent) {
 		l.gone = x.unseen() // a baseline's are left by one that failed
@@ -164,6 +177,7 @@ type listingPoll struct {
 	// between the filtering and p.Now: re-observed in their stored state,
 	// as a poll judged at p.Now sees them.
 	late []string
+	dry  bool // Preview: write nothing
 }
 
 func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error) {
@@ -229,14 +243,14 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 	}
 	return res, write(ctx, st, l.src, l.p, &res, changes, prev, writeState{
 		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked,
-		over: &l.x.over,
+		over: &l.x.over, dry: l.dry,
 	})
 }
 
 // replay re-observes the stored items, as a 304 asks: only stalled rules
 // can fire and unsettled states are dropped as flickers, so only items
 // settling or due for a stalled rule are read whole.
-func replay(ctx context.Context, st store.Store, src *Source, ss store.SourceState, x *Index, p Poll) (Result, error) {
+func replay(ctx context.Context, st store.Store, src *Source, ss store.SourceState, x *Index, p Poll, dry bool) (Result, error) {
 	if err := x.Wait(); err != nil {
 		return Result{}, err
 	}
@@ -268,7 +282,7 @@ func replay(ctx context.Context, st store.Store, src *Source, ss store.SourceSta
 	return res, write(ctx, st, src, p, &res, changes, prev, writeState{
 		old: ss, new: newSS, settled: !pendingChange(changes),
 		val:     Validators{ETag: ss.ETag, LastModified: ss.LastModified, For: ss.ValidatorsFor},
-		tracked: x.Len(), over: &x.over,
+		tracked: x.Len(), over: &x.over, dry: dry,
 	})
 }
 
@@ -284,6 +298,8 @@ type writeState struct {
 	// over are the listing's items skipped as too long to store, recorded
 	// in the quarantine with the source's state.
 	over *skipped
+	// dry makes write fill the result and write nothing (Preview).
+	dry bool
 }
 
 // write commits changes, their events and watches, then the source's
@@ -300,11 +316,19 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 	} else {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = "", "", ""
 	}
-	// A write retried after a conflict starts again from what Filter
-	// skipped; ws.over gets what this one adds once it is committed.
+	// ws.over gets what this write adds once it is committed.
 	over := ws.over.clone()
-	b := st.NewBatch()
-	defer b.Discard()
+	var b store.Batch
+	if !ws.dry {
+		b = st.NewBatch()
+		defer b.Discard()
+	}
+	group := func(fn func(store.Txn) error) error {
+		if b == nil {
+			return nil
+		}
+		return b.Group(fn)
+	}
 	for _, c := range changes {
 		if c.Item != nil {
 			if err := store.CheckItem(src.Name, c.ID, c.Item); err != nil {
@@ -327,7 +351,7 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 			}
 			evs = append(evs, e...)
 		}
-		err := b.Group(func(t store.Txn) error {
+		err := group(func(t store.Txn) error {
 			if c.Item == nil {
 				if err := t.DeleteItem(src.Name, c.ID); err != nil {
 					return err
@@ -354,19 +378,21 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 		newSS.ListingDigest, newSS.ListingTracked = ws.digest, ws.tracked
 	}
 	if newSS != ws.old {
-		err := b.Group(func(t store.Txn) error { return t.PutSourceState(src.Name, newSS) })
+		err := group(func(t store.Txn) error { return t.PutSourceState(src.Name, newSS) })
 		if err != nil {
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
 	if over.n > 0 {
-		err := b.Group(func(t store.Txn) error { return over.record(t, src.Name, p.Now) })
+		err := group(func(t store.Txn) error { return over.record(t, src.Name, p.Now) })
 		if err != nil {
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
 	}
-	if err := b.Commit(); err != nil {
-		return fmt.Errorf("write %s: %w", src.Name, err)
+	if b != nil {
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("write %s: %w", src.Name, err)
+		}
 	}
 	*ws.over = over
 	res.Tracked = ws.tracked
@@ -375,11 +401,11 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st store.Store, src *Source, ss store.SourceState, val Validators, over *skipped, now time.Time) (Result, error) {
+func unchanged(st store.Store, src *Source, ss store.SourceState, val Validators, over *skipped, now time.Time, dry bool) (Result, error) {
 	newSS := ss
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0
-	if newSS != ss || over.n > 0 {
+	if !dry && (newSS != ss || over.n > 0) {
 		err := st.Update(func(t store.Txn) error {
 			if newSS != ss {
 				if err := t.PutSourceState(src.Name, newSS); err != nil {

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/jqexpr"
 )
 
@@ -141,7 +141,7 @@ func (m Matcher) Match(state json.RawMessage) bool {
 	}
 	s := event.Text(state)
 	for _, g := range m.globs {
-		if ok, _ := path.Match(g, s); ok {
+		if glob.Match(g, s) {
 			return true
 		}
 	}

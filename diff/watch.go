@@ -153,10 +153,7 @@ func applyWatch(ctx context.Context, t store.Txn, src *Source, ob *WatchObservat
 	if err != nil {
 		return err
 	}
-	ew := &event.Watch{Metadata: w.Metadata}
-	if len(ew.Metadata) == 0 {
-		ew.Metadata = json.RawMessage("{}")
-	}
+	ew := EventWatch(w)
 	if ob.Expired {
 		if !w.Expired(now) {
 			return nil // renewed through the API meanwhile
@@ -171,7 +168,7 @@ func applyWatch(ctx context.Context, t store.Txn, src *Source, ob *WatchObservat
 		return endWatch(t, src.Name, ob.ID, now)
 	}
 
-	o := WatchOptions{First: w.ObservedAt.IsZero(), Terminal: src.terminal, Settle: src.Settle, Stalls: stalls, Now: now}
+	o := WatchOptionsFor(src, w, stalls, now)
 	cur := ob.Observation
 	if ob.NotModified {
 		if prev == nil || stalls == nil || o.First {
@@ -238,6 +235,23 @@ func applyWatch(ctx context.Context, t store.Txn, src *Source, ob *WatchObservat
 		return nil
 	}
 	return t.PutWatch(&nw)
+}
+
+// WatchOptionsFor are the options an observation of src's watch w is
+// compared under; w is nil for an id not watched yet (an id probe polls
+// from ids:), whose observation is a first one.
+func WatchOptionsFor(src *Source, w *store.Watch, stalls map[int]*Rule, now time.Time) WatchOptions {
+	return WatchOptions{First: w == nil || w.ObservedAt.IsZero(), Terminal: src.terminal, Settle: src.Settle, Stalls: stalls, Now: now}
+}
+
+// EventWatch is what events of the watch w carry of it: its metadata, {}
+// when it has none or w is nil.
+func EventWatch(w *store.Watch) *event.Watch {
+	ew := &event.Watch{Metadata: json.RawMessage("{}")}
+	if w != nil && len(w.Metadata) > 0 {
+		ew.Metadata = w.Metadata
+	}
+	return ew
 }
 
 // expiredEvent is `{source}.watch_expired` for a watch whose TTL ran out;

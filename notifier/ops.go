@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -168,8 +169,8 @@ func (n *Notifier) Ping(ctx context.Context, subID string) (string, error) {
 // until leaves that end open. It returns how many deliveries it queued.
 func (n *Notifier) Replay(ctx context.Context, subID string, since, until time.Time, types []string) (int, error) {
 	for _, g := range types {
-		if _, err := path.Match(g, ""); err != nil {
-			return 0, fmt.Errorf("replay %s: type %q: %w", subID, g, err)
+		if !glob.Valid(g) {
+			return 0, fmt.Errorf("replay %s: type %q: %w", subID, g, path.ErrBadPattern)
 		}
 	}
 	if !until.IsZero() && !until.After(since) {
@@ -188,7 +189,7 @@ func (n *Notifier) Replay(ctx context.Context, subID string, since, until time.T
 		var events []*event.Event
 		err := n.st.View(func(t store.Txn) error {
 			return t.EventsBetween(since, until, func(e *event.Event) (bool, error) {
-				if e.Kind != event.Ping && ss.sub.Wants(e.Type) && matchAny(types, e.Type) {
+				if e.Kind != event.Ping && ss.sub.Wants(e.Type) && glob.MatchAny(types, e.Type) {
 					// Keep what a delivery needs, not the object.
 					events = append(events, &event.Event{
 						ID: e.ID, Type: e.Type, Kind: e.Kind, Source: e.Source,
@@ -241,16 +242,4 @@ func (n *Notifier) replayChunk(sub *Subscription, events []*event.Event) (int, e
 	}
 	n.counted(changes)
 	return len(changes), nil
-}
-
-func matchAny(globs []string, typ string) bool {
-	if len(globs) == 0 {
-		return true
-	}
-	for _, g := range globs {
-		if ok, _ := path.Match(g, typ); ok {
-			return true
-		}
-	}
-	return false
 }

@@ -174,7 +174,7 @@ func send(ctx, build context.Context, c *http.Client, s *Subscription, e *event.
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, s.Method, s.URL, bytes.NewReader(body))
 	if err != nil {
-		r.outcome, r.err, r.permanent = OutcomePayload, "build request: "+stripURL(err).Error(), true
+		r.outcome, r.err, r.permanent = OutcomePayload, "build request: "+redact.URLError(err).Error(), true
 		return r
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -192,7 +192,7 @@ func send(ctx, build context.Context, c *http.Client, s *Subscription, e *event.
 	resp, err := c.Do(req)
 	if err != nil {
 		r.latency = time.Since(start)
-		r.err = stripURL(err).Error()
+		r.err = redact.URLError(err).Error()
 		switch {
 		case errors.Is(ctx.Err(), context.Canceled):
 			r.canceled = true
@@ -212,7 +212,7 @@ func send(ctx, build context.Context, c *http.Client, s *Subscription, e *event.
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	r.latency = time.Since(start)
 	r.status = resp.StatusCode
-	kept := s.secrets.String(string(buf))
+	kept := s.secrets.Head(buf, maxResponseBody)
 	r.body = strings.ToValidUTF8(kept[:min(len(kept), maxResponseBody)], "\uFFFD")
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		r.outcome = OutcomeSuccess
@@ -239,10 +239,6 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
-
-// stripURL removes the URL net/http puts into errors: subscription URLs can
-// carry credentials in their query.
-func stripURL(err error) error { return redact.URLError(err) }
 
 // errPlainHTTP fails an attempt at an http:// URL under
 // delivery.require_https; the delivery retries on its schedule, so fixing

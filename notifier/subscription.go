@@ -2,10 +2,10 @@ package notifier
 
 import (
 	"fmt"
-	"path"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/signature"
@@ -87,13 +87,5 @@ func jitterOf(r config.Retry) float64 {
 
 // Wants reports whether the subscription receives events of type typ.
 func (s *Subscription) Wants(typ string) bool {
-	if len(s.Events) == 0 {
-		return true
-	}
-	for _, g := range s.Events {
-		if ok, _ := path.Match(g, typ); ok {
-			return true
-		}
-	}
-	return false
+	return glob.MatchAny(s.Events, typ)
 }

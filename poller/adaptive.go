@@ -47,7 +47,7 @@ func newSched() *sched {
 // interval while a state lacks history, and a threshold at which the
 // schedule costs what the fixed interval would. The source's `rate` caps
 // the requests on top, in the fetcher.
-func (l *loop) adaptiveParams() adaptive.Params {
+func (l *watchLoop) adaptiveParams() adaptive.Params {
 	l.mu.Lock()
 	asked := l.asked
 	l.mu.Unlock()
@@ -64,7 +64,7 @@ func (l *loop) adaptiveParams() adaptive.Params {
 // forgetting watches that ended. Watches new to the schedule are spread
 // over the fixed interval; a new watch's stored item, if any, tells how
 // long it has been in its state.
-func (l *loop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch, error) {
+func (l *watchLoop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch, error) {
 	s := l.sched
 	if !s.loaded {
 		if err := l.loadHistograms(); err != nil {
@@ -122,7 +122,7 @@ func (l *loop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch, erro
 
 // observed schedules a watch's next poll after a successful one at now
 // and learns from a change of state.
-func (l *loop) observed(ob diff.WatchObservation, now time.Time) {
+func (l *watchLoop) observed(ob diff.WatchObservation, now time.Time) {
 	s := l.sched
 	wt := s.items[ob.ID]
 	if wt == nil {
@@ -157,14 +157,14 @@ func (l *loop) observed(ob diff.WatchObservation, now time.Time) {
 
 // failedWatch retries a watch whose poll failed after the fixed interval:
 // the source-wide backoff handles an upstream that is down.
-func (l *loop) failedWatch(id string, now time.Time) {
+func (l *watchLoop) failedWatch(id string, now time.Time) {
 	if wt := l.sched.items[id]; wt != nil {
 		wt.due = now.Add(max(l.sched.p.Fixed, l.sched.p.Min))
 	}
 }
 
 // loadHistograms restores the source's learned durations.
-func (l *loop) loadHistograms() error {
+func (l *watchLoop) loadHistograms() error {
 	err := l.m.st.View(func(t store.Txn) error {
 		return t.Histograms(l.src.Name, func(state string, v []byte) error {
 			var h adaptive.Histogram
@@ -185,7 +185,7 @@ func (l *loop) loadHistograms() error {
 
 // saveHistograms writes the histograms that changed, in one transaction
 // per round rather than one per transition.
-func (l *loop) saveHistograms() error {
+func (l *watchLoop) saveHistograms() error {
 	s := l.sched
 	if len(s.dirty) == 0 {
 		return nil

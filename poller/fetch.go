@@ -226,20 +226,20 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 	resp, err := f.client.Do(req)
 	if re, ok := errors.AsType[*redirectError](err); ok {
 		return nil, &PollError{Outcome: OutcomeRedirect, Status: re.status,
-			Err: fmt.Errorf("%s %s: %w", f.src.Method, RedactURL(rawURL), re)}
+			Err: fmt.Errorf("%s %s: %w", f.src.Method, redact.URL(rawURL), re)}
 	}
 	if err != nil {
-		return nil, pollErr(OutcomeNetwork, "%s %s: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
+		return nil, pollErr(OutcomeNetwork, "%s %s: %w", f.src.Method, redact.URL(rawURL), redact.URLError(err))
 	}
 	defer resp.Body.Close()
 	limit := f.src.MaxBodyBytes
 	data, err := readBody(resp, limit)
 	if err != nil {
-		return nil, pollErr(OutcomeNetwork, "%s %s: read body: %w", f.src.Method, RedactURL(rawURL), stripURLError(err))
+		return nil, pollErr(OutcomeNetwork, "%s %s: read body: %w", f.src.Method, redact.URL(rawURL), redact.URLError(err))
 	}
 	if int64(len(data)) > limit {
 		return nil, &PollError{Outcome: OutcomeTooLarge, Status: resp.StatusCode,
-			Err: fmt.Errorf("%s %s: response larger than %d bytes (max_body_bytes)", f.src.Method, RedactURL(rawURL), limit)}
+			Err: fmt.Errorf("%s %s: response larger than %d bytes (max_body_bytes)", f.src.Method, redact.URL(rawURL), limit)}
 	}
 	r := &response{status: resp.StatusCode, header: resp.Header, body: data}
 	if resp.StatusCode == http.StatusNotModified {
@@ -247,7 +247,7 @@ func (f *fetcher) once(ctx context.Context, rawURL string, reqBody []byte, hdr h
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		pe := &PollError{Outcome: OutcomeHTTPError, Status: resp.StatusCode,
-			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, RedactURL(rawURL), resp.StatusCode, f.snippet(data))}
+			Err: fmt.Errorf("%s %s: status %d: %s", f.src.Method, redact.URL(rawURL), resp.StatusCode, f.snippet(data))}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 			pe.RetryAfter = f.pause(resp.Header.Get("Retry-After"))
 		}
@@ -291,16 +291,8 @@ func Snippet(b []byte) string {
 // snippet is Snippet of a body with the source's secrets cut first, far
 // enough past where Snippet cuts that none straddles the cut.
 func (f *fetcher) snippet(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if n := snippetLen + f.secrets.Longest(); len(b) > n {
-		b = b[:n]
-	}
-	return Snippet([]byte(f.secrets.String(string(b))))
+	return Snippet([]byte(f.secrets.Head(bytes.TrimSpace(b), snippetLen)))
 }
-
-// stripURLError removes the URL that net/http puts in its errors: the
-// caller already names a redacted one.
-func stripURLError(err error) error { return redact.URLError(err) }
 
 // redactingLogger gives go-retryablehttp an slog logger that never sees a
 // raw URL or one of the source's credentials (an upstream may echo them,
@@ -325,13 +317,13 @@ func redactKV(kv []any, secrets *redact.Set) []any {
 		switch k {
 		case "url":
 			if s, ok := v.(string); ok {
-				v = RedactURL(s)
+				v = redact.URL(s)
 			} else if u, ok := v.(*url.URL); ok {
-				v = RedactURL(u.String())
+				v = redact.URL(u.String())
 			}
 		case "error":
 			if e, ok := v.(error); ok {
-				v = secrets.String(stripURLError(e).Error())
+				v = secrets.String(redact.URLError(e).Error())
 			}
 		default:
 			if s, ok := v.(string); ok {

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
-	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/redact"
-	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -71,7 +69,11 @@ func sortStatus(s []Status) {
 	slices.SortFunc(s, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
 }
 
+// loop schedules and runs the polls of one source: at most one at a time,
+// on the manager's scheduler or at once for PollNow. What a poll does is
+// its kind's: a listLoop's listing or a watchLoop's round.
 type loop struct {
+	kind   pollKind
 	m      *Manager
 	src    *compiled
 	f      *fetcher
@@ -95,39 +97,36 @@ type loop struct {
 	waiters []chan error
 	// runs counts the polling goroutine, so stop can wait for it.
 	runs sync.WaitGroup
-	// interrupt tells a spread watch round that a PollNow is waiting.
-	interrupt chan struct{}
-	// synced is set once a watch source's `ids:` and watch_from items have
-	// been turned into watches (retried each round until it works).
-	synced bool
-	// sched is the per-watch schedule of an adaptive watch source; nil
-	// otherwise. Only the polling goroutine touches it.
-	sched *sched
+	// cut is the running poll's, made by the polling goroutine for a poll
+	// no PollNow waits for and closed by the first PollNow that arrives
+	// meanwhile (both under gate): a spread watch round ends early then.
+	cut chan struct{}
 
 	mu sync.Mutex
 	st Status
 	// asked is the interval X-Poll-Interval asked for; 0 = none.
 	asked time.Duration
 	// lastErr is the failure last logged, so a repeated failure is logged
-	// once and its recovery once; truncated likewise for max_pages.
+	// once and its recovery once.
 	lastErr string
-	// storeErrs are the store failures of watch rounds last logged, by
-	// what failed (see noteStoreErr).
-	storeErrs map[string]string
 	// secrets are the source's credentials, cut from every error shown.
-	secrets   *redact.Set
-	truncated bool
-	// watchAdds counts addWatches calls, so a round's count of the watches
-	// it loaded does not overwrite one that changed meanwhile.
-	watchAdds uint64
-	// dups is the number of duplicate ids last logged, so an upstream
-	// that always repeats ids is logged once, not every poll.
-	dups int
-	// preload is true when the last poll compared its listing with the
-	// stored items, so the next is likely to as well: it then reads them
-	// while fetching (diff.LoadIndex). A listing that keeps matching the
-	// stored digest skips the comparison, and reading would be wasted.
-	preload bool
+	secrets *redact.Set
+}
+
+// watchKind is l's watch loop, if it polls a watch source (l may be nil).
+func (l *loop) watchKind() (*watchLoop, bool) {
+	if l == nil {
+		return nil, false
+	}
+	w, ok := l.kind.(*watchLoop)
+	return w, ok
+}
+
+// pollKind is what a loop does each time it polls.
+type pollKind interface {
+	// pollOnce polls once. cut is closed by a PollNow that arrives
+	// meanwhile, and nil when the poll answers one.
+	pollOnce(ctx context.Context, start time.Time, cut <-chan struct{}) error
 }
 
 func newLoop(m *Manager, src *compiled) *loop {
@@ -147,15 +146,15 @@ func newLoop(m *Manager, src *compiled) *loop {
 	}
 	l := &loop{
 		m: m, src: src, log: log, ctx: ctx, cancel: cancel, secrets: sourceSecrets(src.cfg()),
-		off:       offset(src.Name, src.Interval),
-		vkey:      validatorsFor(src),
-		idx:       -1,
-		interrupt: make(chan struct{}, 1),
-		st:        Status{Name: src.Name, URL: RedactURL(src.URL), Kind: kind, Interval: statusInterval(src.cfg())},
+		off:  offset(src.Name, src.Interval),
+		vkey: validatorsFor(src),
+		idx:  -1,
+		st:   Status{Name: src.Name, URL: redact.URL(src.URL), Kind: kind, Interval: statusInterval(src.cfg())},
 	}
-	if src.Adaptive() && src.IsWatch() {
-		l.sched = newSched()
-		m.metrics.detectionDelay.WithLabelValues(src.Name)
+	if src.IsWatch() {
+		l.kind = newWatchLoop(l)
+	} else {
+		l.kind = &listLoop{loop: l}
 	}
 	rt := m.transport
 	if rt == nil {
@@ -226,11 +225,9 @@ func (l *loop) pollNow() (<-chan error, bool) {
 		return nil, false
 	}
 	l.waiters = append(l.waiters, reply)
-	if l.running {
-		select {
-		case l.interrupt <- struct{}{}:
-		default:
-		}
+	if l.cut != nil {
+		close(l.cut)
+		l.cut = nil
 	}
 	l.startLocked()
 	return reply, true
@@ -262,18 +259,14 @@ func (l *loop) run() {
 		l.gate.Lock()
 		waiters := l.waiters
 		l.waiters = nil
-		select {
-		case <-l.interrupt: // from a PollNow among waiters
-		default:
+		var cut chan struct{}
+		if len(waiters) == 0 {
+			cut = make(chan struct{})
 		}
+		l.cut = cut
 		l.gate.Unlock()
 		start := l.m.now()
-		var err error
-		if l.src.IsWatch() {
-			err = l.round(l.ctx, start, len(waiters) == 0)
-		} else {
-			err = l.poll(l.ctx)
-		}
+		err := l.kind.pollOnce(l.ctx, start, cut)
 		for _, w := range waiters {
 			w <- redactError(err, l.secrets)
 		}
@@ -282,6 +275,7 @@ func (l *loop) run() {
 			next = l.nextPoll(start, err)
 		}
 		l.gate.Lock()
+		l.cut = nil
 		if len(l.waiters) > 0 && l.ctx.Err() == nil {
 			l.gate.Unlock()
 			continue
@@ -305,7 +299,7 @@ func (l *loop) run() {
 func (l *loop) interval() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.sched != nil {
+	if l.src.Adaptive() && l.src.IsWatch() {
 		// An adaptive source's round polls only the watches that are due;
 		// rounds come every min_interval so none waits much past its time.
 		return max(l.src.MinInterval, l.asked)
@@ -407,116 +401,6 @@ func (l *loop) setTracked(n int) {
 	l.mu.Unlock()
 }
 
-// poll fetches, extracts and applies one listing. A source without
-// pagination sends the stored validators back; a 304 then skips decoding
-// and the diff, except that stalled rules are still checked.
-func (l *loop) poll(ctx context.Context) error {
-	start := l.m.now()
-	var val diff.Validators
-	if l.src.Pagination == nil {
-		err := l.m.st.View(func(t store.Txn) error {
-			ss, err := t.SourceState(l.src.Name)
-			if err == nil && ss.ValidatorsFor == l.vkey {
-				val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
-			}
-			return err
-		})
-		if err != nil {
-			l.log.Warn("read stored validators; polling unconditionally", "error", err.Error())
-		}
-	}
-	tracked := l.status().ItemsTracked
-	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src.Source, tracked) },
-		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
-			return x.StoreNew(ctx, l.m.st, obs, start, l.m.watchersOf(l.src.Name))
-		}}
-	if l.preload {
-		s.index = s.load()
-	}
-	defer func() {
-		if s.index != nil {
-			s.index.Wait() // whether Apply used it or not
-		}
-	}()
-	lst, err := fetchListing(ctx, l.src, l.f, val, s)
-	var res diff.Result
-	outcome := OutcomeSuccess
-	if err == nil {
-		l.setAsked(lst.interval)
-		p := diff.Poll{
-			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
-			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
-			Watchers:   l.m.watchersOf(l.src.Name),
-			Index:      s.index,
-		}
-		if lst.notModified {
-			outcome = OutcomeNotModified
-			p = diff.Poll{Replay: true, Now: p.Now, Index: s.index}
-		}
-		if !lst.notModified || l.src.Stalls() != nil {
-			res, err = diff.Apply(ctx, l.m.st, l.src.Source, p)
-			if err == nil && res.Duplicates >= 0 {
-				l.noteDuplicates(res.Duplicates, res.DuplicateID)
-			}
-			l.preload = err == nil && res.Duplicates >= 0 && !lst.notModified
-			switch {
-			case err == nil || ctx.Err() != nil:
-			case errors.Is(err, jqexpr.ErrLimit):
-				err = &PollError{Outcome: OutcomeExtract, Err: err}
-			default:
-				err = &PollError{Outcome: OutcomeStore, Err: err}
-			}
-		} else {
-			res.Tracked = l.status().ItemsTracked
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: neither success nor failure
-	}
-	l.m.metrics.duration.WithLabelValues(l.src.Name).Observe(l.m.now().Sub(start).Seconds())
-	if err != nil {
-		outcome = OutcomeNetwork
-		if pe, ok := errors.AsType[*PollError](err); ok {
-			outcome = pe.Outcome
-		}
-	}
-	l.m.metrics.polls.WithLabelValues(l.src.Name, outcome).Inc()
-	l.finish(start, outcome, err)
-	if err == nil {
-		l.applied(res, lst)
-	}
-	return err
-}
-
-// progress returns what a poll started at start reports each page to: the
-// status shows it, and past progressLogEvery it is logged that often.
-func (l *loop) progress(start time.Time) func(pages, items int) {
-	logged := start
-	return func(pages, items int) {
-		now := l.m.now()
-		l.mu.Lock()
-		l.st.Progress = &Progress{StartedAt: start, Pages: pages, Items: items}
-		l.mu.Unlock()
-		if now.Sub(logged) >= progressLogEvery {
-			logged = now
-			l.log.Info("poll in progress", "pages", pages, "items", items, "elapsed", now.Sub(start).Round(time.Second).String())
-		}
-	}
-}
-
-// noteDuplicates logs a listing that names an id more than once: the
-// first occurrence is used (diff.Compare), which an operator should know
-// when an item's state looks stuck. Logged when the count changes.
-func (l *loop) noteDuplicates(n int, example string) {
-	if n == l.dups {
-		return
-	}
-	l.dups = n
-	if n > 0 {
-		l.log.Warn("listing repeats ids; the first occurrence of each is used", "duplicates", n, "example_id", example)
-	}
-}
-
 // finish records a poll's (or a watch round's) outcome in the status and
 // the source's gauges, logging a failure once and its recovery once.
 func (l *loop) finish(start time.Time, outcome string, err error) {
@@ -547,51 +431,6 @@ func (l *loop) finish(start time.Time, outcome string, err error) {
 	}
 	l.st.LastError, l.st.LastSuccess = "", start
 	l.st.Failures = 0
-}
-
-// applied records what a successful list poll wrote.
-func (l *loop) applied(res diff.Result, lst listing) {
-	name := l.src.Name
-	m := l.m.metrics
-	l.setTracked(res.Tracked)
-	for _, t := range res.Transitions {
-		m.transitions.WithLabelValues(name, t.Kind).Inc()
-	}
-	for ws, n := range res.WatchesAdded {
-		l.m.watchesAdded(ws, n)
-	}
-	switch {
-	case res.Baseline:
-		l.log.Info("baseline recorded", "items", res.Tracked, "events", len(res.Events))
-	case len(res.Events) > 0 || res.HeldDeletes > 0:
-		l.log.Info("transitions", "transitions", len(res.Transitions), "events", len(res.Events),
-			"held_deletes", res.HeldDeletes, "items", res.Tracked)
-	}
-	if res.Quarantined > 0 {
-		// One line per poll, however many items it skipped.
-		l.log.Warn("items skipped; the rest of the listing was applied (GET /v1/quarantine)",
-			"skipped", res.Quarantined, "example_id", store.CutID(res.QuarantinedID, 64),
-			"example_id_bytes", res.QuarantinedIDBytes, "example_reason", res.QuarantinedReason)
-	}
-	if res.HeldDeletes > 0 {
-		m.heldDeletes.WithLabelValues(name).Inc()
-		l.log.Warn("mass delete held back: listing would delete too many items",
-			"deletes", res.HeldDeletes, "confirm_polls", l.src.ConfirmPolls)
-	}
-	l.mu.Lock()
-	if cut := !lst.complete && !lst.notModified; cut != l.truncated {
-		l.truncated = cut
-		if cut {
-			l.log.Warn("listing cut short at max_pages: items seen are updated, none deleted", "pages", len(lst.pages))
-		}
-	}
-	l.mu.Unlock()
-	for _, e := range res.RuleErrors {
-		l.log.Warn("event rule failed", "error", e.Error())
-	}
-	for _, e := range res.Events {
-		l.log.Debug("event", "event_id", e.ID, "type", e.Type, "item", e.ItemID)
-	}
 }
 
 func (l *loop) status() Status {

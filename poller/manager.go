@@ -210,8 +210,8 @@ func (m *Manager) watchersOf(source string) []*diff.Source {
 
 // watchesAdded tells a watch source's loop about watches added for it.
 func (m *Manager) watchesAdded(source string, n int) {
-	if l := m.loop(source); l != nil {
-		l.addWatches(n)
+	if w, ok := m.loop(source).watchKind(); ok {
+		w.addWatches(n)
 	}
 }
 

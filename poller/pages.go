@@ -12,6 +12,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
 // Page describes one fetched page, for probe's report.
@@ -142,9 +143,9 @@ func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Valid
 		if resp.status == http.StatusNotModified {
 			if n > 0 || hdr == nil {
 				return out, pageErr(&PollError{Outcome: OutcomeHTTPError, Status: resp.status,
-					Err: fmt.Errorf("%s %s: 304 Not Modified to a request that was not conditional", src.Method, RedactURL(next))}, n)
+					Err: fmt.Errorf("%s %s: 304 Not Modified to a request that was not conditional", src.Method, redact.URL(next))}, n)
 			}
-			out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status})
+			out.pages = append(out.pages, Page{URL: redact.URL(next), Status: resp.status})
 			out.notModified = true
 			return out, nil
 		}
@@ -152,7 +153,7 @@ func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Valid
 		if err != nil {
 			return out, pageErr(err, n)
 		}
-		out.pages = append(out.pages, Page{URL: RedactURL(next), Status: resp.status, Items: len(obs)})
+		out.pages = append(out.pages, Page{URL: redact.URL(next), Status: resp.status, Items: len(obs)})
 		s.fetched(len(out.pages), len(obs))
 		if p == nil {
 			out.obs = append(out.obs, obs...)
@@ -305,7 +306,7 @@ func ProbeWatch(ctx context.Context, cfg *config.Source, id string, log *slog.Lo
 	}
 	f := newFetcher(src, log, func(int) {}, nil)
 	u := watchURL(src.URL, id)
-	page := Page{URL: RedactURL(u)}
+	page := Page{URL: redact.URL(u)}
 	resp, err := f.do(ctx, u, watchBody(src.body, id), nil)
 	if err != nil {
 		if pe, ok := errors.AsType[*PollError](err); ok {

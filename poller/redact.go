@@ -33,15 +33,7 @@ func sourceSecrets(src *config.Source) *redact.Set {
 	for _, v := range src.Headers {
 		s.AddHeader(v)
 	}
-	if u, err := url.Parse(src.URL); err == nil {
-		for _, vs := range u.Query() {
-			s.Add(vs...)
-		}
-		if p, ok := u.User.Password(); ok {
-			// net/http sends URL user info as a Basic header.
-			s.AddBasic(u.User.Username(), p)
-		}
-	}
+	s.AddURL(src.URL)
 	return s
 }
 
@@ -63,7 +55,3 @@ func redactError(err error, secrets *redact.Set) error {
 	}
 	return errors.New(red)
 }
-
-// RedactURL drops user info and query values from a URL meant for a log
-// line or an error (see redact.URL).
-func RedactURL(raw string) string { return redact.URL(raw) }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
 // maxRedirects bounds how many redirects one request follows. An upstream
@@ -59,7 +61,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		status = req.Response.StatusCode
 	}
 	refuse := func(format string, args ...any) error {
-		return &redirectError{status: status, to: RedactURL(req.URL.String()), reason: fmt.Sprintf(format, args...)}
+		return &redirectError{status: status, to: redact.URL(req.URL.String()), reason: fmt.Sprintf(format, args...)}
 	}
 	origin := via[0].URL
 	switch {

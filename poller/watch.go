@@ -14,22 +14,37 @@ import (
 	"github.com/pollrelay/pollrelay/store"
 )
 
-// Results of watch requests are written in batches: at most flushSize
-// at a time, and none waits longer than flushDelay. One synced commit per
-// request would cap a watch source near the disk's commit rate; batches
-// keep it at a few commits a second however many ids are watched.
-const (
-	flushSize  = 256
-	flushDelay = 100 * time.Millisecond
-)
+// watchLoop polls a watch source: a round of one request per watched id.
+type watchLoop struct {
+	*loop
+	// synced is set once `ids:` and watch_from items have been turned
+	// into watches (retried each round until it works).
+	synced bool
+	// sched is the per-watch schedule of an adaptive source; nil
+	// otherwise. Only the polling goroutine touches it.
+	sched *sched
+	// storeErrs are the store failures of rounds last logged, by what
+	// failed (see noteStoreErr); guarded by mu.
+	storeErrs map[string]string
+	// watchAdds counts addWatches calls, so a round's count of the watches
+	// it loaded does not overwrite one that changed meanwhile; guarded by
+	// mu.
+	watchAdds uint64
+}
 
-// watchDone is the outcome of one watch request.
-type watchDone struct {
-	ob      diff.WatchObservation
-	outcome string
-	err     error
-	// asked is X-Poll-Interval from the response (0 = none).
-	asked time.Duration
+func newWatchLoop(l *loop) *watchLoop {
+	w := &watchLoop{loop: l}
+	if l.src.Adaptive() {
+		w.sched = newSched()
+		l.m.metrics.detectionDelay.WithLabelValues(l.src.Name)
+	}
+	return w
+}
+
+// pollOnce is a round; one that no PollNow waits for (cut set) is spread
+// over the interval, and a PollNow cuts it short.
+func (l *watchLoop) pollOnce(ctx context.Context, start time.Time, cut <-chan struct{}) error {
+	return l.round(ctx, start, cut)
 }
 
 // round polls every watch of the source once. Spread, request i of n
@@ -42,189 +57,54 @@ type watchDone struct {
 // that watch's problem, not the source's. An adaptive source's round
 // (every min_interval) polls only the watches due by their own schedule
 // (adaptive.go); PollNow still polls them all.
-func (l *loop) round(ctx context.Context, start time.Time, spread bool) error {
+//
+// A round no PollNow waits for (cut set) is spread, and a PollNow cuts it
+// short: what is in flight finishes, and the run loop follows with a full
+// round at once, so the caller sees every watch polled after its call.
+func (l *watchLoop) round(ctx context.Context, start time.Time, cut <-chan struct{}) error {
+	watches, spread, err := l.roundWatches(start, cut != nil)
+	if err != nil {
+		err = &PollError{Outcome: OutcomeStore, Err: err}
+		l.finish(start, OutcomeStore, err)
+		return err
+	}
+	r := newWatchRound(ctx, l, start, watches, spread, cut)
+	if err := r.run(); err != nil {
+		return err
+	}
+	return r.conclude()
+}
+
+// roundWatches loads the watches a round polls, and whether it spreads
+// them over the interval.
+func (l *watchLoop) roundWatches(start time.Time, spread bool) ([]store.Watch, bool, error) {
 	if !l.synced {
 		l.syncWatches(start)
 	}
 	since := l.watchChanges()
 	watches, err := l.loadWatches()
 	if err != nil {
-		err = &PollError{Outcome: OutcomeStore, Err: fmt.Errorf("load watches: %w", err)}
-		l.finish(start, OutcomeStore, err)
-		return err
+		return nil, false, fmt.Errorf("load watches: %w", err)
 	}
 	l.setWatches(len(watches), since)
-	// cuttable: a PollNow may cut this round short (see below).
-	cuttable := spread
 	if l.sched != nil {
 		due, err := l.dueWatches(watches, start)
 		if err != nil {
-			err = &PollError{Outcome: OutcomeStore, Err: err}
-			l.finish(start, OutcomeStore, err)
-			return err
+			return nil, false, err
 		}
 		// PollNow (spread false) still polls every watch, as promised.
 		// Otherwise each watch's due time is its own; spreading them
 		// again over the round would only delay them, and `rate` still
 		// smooths a burst.
 		if spread {
-			watches, spread, cuttable = due, false, true
+			watches, spread = due, false
 		}
 	}
-	n := len(watches)
-	iv := l.interval()
-	conc := max(l.src.Concurrency, 1)
-	results := make(chan watchDone, conc)
-
-	var (
-		dispatched, inflight int
-		pending              []diff.WatchObservation
-		firstPending         time.Time
-		shift                time.Duration
-		pausedUntil          time.Time
-		ok, failed           int
-		lastFail             error
-		lastOutcome          = OutcomeSuccess
-		asked                time.Duration
-		storeErr             error
-	)
-	due := func(i int) time.Time {
-		if !spread {
-			return start
-		}
-		// i×iv/n without overflowing int64 for a million ids at 24h.
-		return start.Add(shift + iv/time.Duration(n)*time.Duration(i) + iv%time.Duration(n)*time.Duration(i)/time.Duration(n))
-	}
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		if err := l.applyWatches(pending); err != nil {
-			storeErr = err
-		}
-		pending = pending[:0]
-	}
-	// A PollNow during a spread round cuts it short: what is in flight
-	// finishes, and the run loop follows with a full round at once, so the
-	// caller sees every watch polled after its call.
-	end := n
-	var interrupt chan struct{}
-	if cuttable {
-		interrupt = l.interrupt
-	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		now := l.m.now()
-		for dispatched < end && inflight < conc && !due(dispatched).After(now) && !pausedUntil.After(now) {
-			w := watches[dispatched]
-			dispatched++
-			if w.Expired(now) {
-				if len(pending) == 0 {
-					firstPending = now
-				}
-				pending = append(pending, diff.WatchObservation{ID: w.ID, Expired: true})
-				continue
-			}
-			inflight++
-			go func() { results <- l.fetchWatch(ctx, w) }()
-		}
-		if len(pending) >= flushSize || len(pending) > 0 && (now.Sub(firstPending) >= flushDelay || dispatched == end && inflight == 0) {
-			flush()
-		}
-		if dispatched == end && inflight == 0 {
-			break
-		}
-		var wake time.Time
-		if dispatched < end && inflight < conc {
-			wake = due(dispatched)
-			if pausedUntil.After(wake) {
-				wake = pausedUntil
-			}
-		}
-		if len(pending) > 0 && (wake.IsZero() || firstPending.Add(flushDelay).Before(wake)) {
-			wake = firstPending.Add(flushDelay)
-		}
-		if !wake.IsZero() {
-			timer.Reset(max(wake.Sub(now), 0))
-		}
-		select {
-		case <-ctx.Done():
-			for ; inflight > 0; inflight-- {
-				<-results // in-flight requests end with ctx; don't leak them
-			}
-			return ctx.Err()
-		case <-timer.C:
-		case <-interrupt:
-			end, interrupt = dispatched, nil
-		case d := <-results:
-			inflight--
-			l.m.metrics.polls.WithLabelValues(l.src.Name, d.outcome).Inc()
-			asked = max(asked, d.asked)
-			if d.err != nil {
-				d.err = redactError(d.err, l.secrets)
-				failed++
-				lastFail, lastOutcome = d.err, d.outcome
-				l.log.Debug("watch poll failed", "id", d.ob.ID, "outcome", d.outcome, "error", d.err.Error())
-				if l.sched != nil {
-					l.failedWatch(d.ob.ID, l.m.now())
-				}
-				if pe, isPE := errors.AsType[*PollError](d.err); isPE && pe.RetryAfter > 0 {
-					now := l.m.now()
-					if until := now.Add(pe.RetryAfter); until.After(pausedUntil) {
-						base := now
-						if pausedUntil.After(now) {
-							base = pausedUntil
-						}
-						shift += until.Sub(base)
-						pausedUntil = until
-						l.setPaused(until)
-					}
-				}
-				continue
-			}
-			ok++
-			if l.sched != nil {
-				l.observed(d.ob, l.m.now())
-			}
-			if len(pending) == 0 {
-				firstPending = l.m.now()
-			}
-			pending = append(pending, d.ob)
-		}
-	}
-	l.setPaused(time.Time{})
-	if l.sched != nil {
-		// Only the learning is lost on a failure; the round's results are
-		// stored.
-		l.noteStoreErr("save histograms", l.saveHistograms())
-	}
-	if ok > 0 {
-		l.setAsked(asked)
-	}
-	l.m.metrics.duration.WithLabelValues(l.src.Name).Observe(l.m.now().Sub(start).Seconds())
-
-	switch {
-	case storeErr != nil:
-		err = &PollError{Outcome: OutcomeStore, Err: storeErr}
-		l.finish(start, OutcomeStore, err)
-		return err
-	case failed > 0 && ok == 0:
-		l.finish(start, lastOutcome, lastFail)
-		return lastFail
-	}
-	l.finish(start, OutcomeSuccess, nil)
-	if failed > 0 {
-		// Some ids fail while others answer: worth a line, once per kind.
-		l.noteFailures(failed, n, lastFail)
-	} else {
-		l.noteFailures(0, n, nil)
-	}
-	return nil
+	return watches, spread, nil
 }
 
 // fetchWatch polls one watched id.
-func (l *loop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
+func (l *watchLoop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
 	d := watchDone{ob: diff.WatchObservation{ID: w.ID}}
 	var hdr http.Header
 	if w.ValidatorsFor == l.vkey {
@@ -255,7 +135,7 @@ func (l *loop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
 }
 
 // applyWatches writes a batch of watch results and accounts for them.
-func (l *loop) applyWatches(obs []diff.WatchObservation) error {
+func (l *watchLoop) applyWatches(obs []diff.WatchObservation) error {
 	res, err := diff.ApplyWatches(l.ctx, l.m.st, l.src.Source, obs, l.m.now())
 	for _, t := range res.Transitions {
 		l.m.metrics.transitions.WithLabelValues(l.src.Name, t.Kind).Inc()
@@ -283,7 +163,7 @@ func (l *loop) applyWatches(obs []diff.WatchObservation) error {
 // noteStoreErr logs a failure to store a watch round's results or
 // learning once until it changes, and the next success once: a store that
 // refuses writes (a full disk) would otherwise be logged every round.
-func (l *loop) noteStoreErr(what string, err error) {
+func (l *watchLoop) noteStoreErr(what string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.storeErrs == nil {
@@ -301,7 +181,7 @@ func (l *loop) noteStoreErr(what string, err error) {
 
 // noteFailures logs a round in which some watches failed, once until the
 // kind of failure changes, and the round after which none failed.
-func (l *loop) noteFailures(failed, total int, example error) {
+func (l *watchLoop) noteFailures(failed, total int, example error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if failed == 0 {
@@ -324,7 +204,7 @@ func (l *loop) noteFailures(failed, total int, example error) {
 // syncWatches turns `ids:` and the watch_from list's items into watches.
 // It runs before the first round and again before each round until it
 // succeeds.
-func (l *loop) syncWatches(now time.Time) {
+func (l *watchLoop) syncWatches(now time.Time) {
 	added, removed, err := diff.SyncConfigWatches(l.m.st, l.src.Source, now)
 	if err != nil {
 		l.log.Warn("sync configured ids", "error", err.Error())
@@ -347,7 +227,7 @@ func (l *loop) syncWatches(now time.Time) {
 // loadWatches returns the source's watches in a stable order by hash of
 // id: each id keeps its place in the round from one round to the next,
 // and ids with a common prefix don't cluster.
-func (l *loop) loadWatches() ([]store.Watch, error) {
+func (l *watchLoop) loadWatches() ([]store.Watch, error) {
 	type keyed struct {
 		h uint64
 		w store.Watch
@@ -381,7 +261,7 @@ func (l *loop) loadWatches() ([]store.Watch, error) {
 }
 
 // watchChanges counts the watches added or removed outside rounds so far.
-func (l *loop) watchChanges() uint64 {
+func (l *watchLoop) watchChanges() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.watchAdds
@@ -391,7 +271,7 @@ func (l *loop) watchChanges() uint64 {
 // added or removed since (a PUT or DELETE racing the load): the load may
 // or may not have seen it, and its own count already moved the number.
 // The next round sets it again.
-func (l *loop) setWatches(n int, since uint64) {
+func (l *watchLoop) setWatches(n int, since uint64) {
 	l.mu.Lock()
 	if l.watchAdds == since {
 		l.st.WatchesActive = n
@@ -401,7 +281,7 @@ func (l *loop) setWatches(n int, since uint64) {
 	l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(v))
 }
 
-func (l *loop) addWatches(n int) {
+func (l *watchLoop) addWatches(n int) {
 	l.mu.Lock()
 	l.watchAdds++
 	l.st.WatchesActive = max(l.st.WatchesActive+n, 0)
@@ -410,7 +290,7 @@ func (l *loop) addWatches(n int) {
 	l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(v))
 }
 
-func (l *loop) setPaused(until time.Time) {
+func (l *watchLoop) setPaused(until time.Time) {
 	l.mu.Lock()
 	l.st.PausedUntil = until
 	l.mu.Unlock()

@@ -367,7 +367,7 @@ func TestReloadChangesWatchSources(t *testing.T) {
 func TestWatchStoreErrorsLoggedOnce(t *testing.T) {
 	log, buf := captureLogger()
 	h := newHarnessLog(t, nil, log)
-	l := newLoop(h.m, compiledSource(t, "  - {name: w, url: 'http://127.0.0.1:1/t/{id}', ids: [a]}\n"))
+	l, _ := newLoop(h.m, compiledSource(t, "  - {name: w, url: 'http://127.0.0.1:1/t/{id}', ids: [a]}\n")).watchKind()
 	full := errors.New("store /data: less than 64 MiB free: no space left on device")
 	for range 5 {
 		l.noteStoreErr("write watch results", full)

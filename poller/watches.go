@@ -170,15 +170,16 @@ func (m *Manager) Watches(ctx context.Context, source, cursor string, limit int)
 }
 
 // watchLoop returns the running loop of a watch source.
-func (m *Manager) watchLoop(source string) (*loop, error) {
+func (m *Manager) watchLoop(source string) (*watchLoop, error) {
 	l := m.loop(source)
-	switch {
-	case l == nil:
+	if l == nil {
 		return nil, ErrUnknownSource
-	case !l.src.IsWatch():
+	}
+	w, ok := l.watchKind()
+	if !ok {
 		return nil, ErrNotWatchSource
 	}
-	return l, nil
+	return w, nil
 }
 
 func checkWatchID(id string) error {

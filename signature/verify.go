@@ -247,3 +247,55 @@ func VerifyToken(secret, got string) error {
 	}
 	return nil
 }
+
+// SchemeVerifier checks a request signed under any Scheme, as the
+// receiver of a vendor-shaped subscription does: Standard Webhooks with
+// every secret, hmac-sha256 and token with the first (the one NewSigner
+// signs with).
+type SchemeVerifier struct {
+	s      Scheme
+	secret string
+	std    *Verifier
+}
+
+// NewSchemeVerifier returns a SchemeVerifier for scheme s keyed by secrets.
+func NewSchemeVerifier(s Scheme, secrets ...string) (*SchemeVerifier, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("signature: no secret configured")
+	}
+	v := &SchemeVerifier{s: s, secret: secrets[0]}
+	switch s.Name {
+	case "", SchemeStandard:
+		std, err := NewVerifier(secrets...)
+		if err != nil {
+			return nil, err
+		}
+		v.std = std
+	case SchemeHMACSHA256, SchemeToken:
+		if err := checkHeaderName(s.Header); err != nil {
+			return nil, fmt.Errorf("signature: scheme %s: %w", s.Name, err)
+		}
+	default:
+		return nil, fmt.Errorf("signature: unknown scheme %q (want standard, hmac-sha256 or token)", s.Name)
+	}
+	return v, nil
+}
+
+// Verify checks body and h under the verifier's scheme.
+func (v *SchemeVerifier) Verify(body []byte, h http.Header) error {
+	switch v.s.Name {
+	case SchemeHMACSHA256:
+		return VerifyHMAC(v.secret, body, h.Get(v.s.Header), v.s.Encoding)
+	case SchemeToken:
+		return VerifyToken(v.secret, h.Get(v.s.Header))
+	}
+	return v.std.Verify(body, h)
+}
+
+// String names the scheme without key material, so it is safe to log.
+func (v *SchemeVerifier) String() string {
+	return fmt.Sprintf("signature.SchemeVerifier{scheme: %q, header: %q}", v.s.Name, v.s.Header)
+}
+
+// GoString keeps %#v from dumping the secret.
+func (v *SchemeVerifier) GoString() string { return v.String() }

@@ -3,6 +3,7 @@ package signature_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -160,4 +161,52 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify(other body) = %v, want ErrNoMatchingSignature", err)
 		}
 	})
+}
+
+// TestSchemeVerifier: what NewSigner signs under each scheme, the
+// SchemeVerifier of the same scheme and secrets accepts; a changed body or
+// another secret it refuses, and it never prints the secret.
+func TestSchemeVerifier(t *testing.T) {
+	secret, other := signature.NewSecret(), signature.NewSecret()
+	at := time.Now()
+	for _, s := range []signature.Scheme{
+		{},
+		{Name: signature.SchemeHMACSHA256, Header: "X-Sig", Encoding: signature.EncodingBase64},
+		{Name: signature.SchemeHMACSHA256, Header: "X-Sig"},
+		{Name: signature.SchemeToken, Header: "X-Token"},
+	} {
+		h := sign(mustSigner(t, s, secret), "evt_1", at, `{"a":1}`)
+		v, err := signature.NewSchemeVerifier(s, secret)
+		if err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		if err := v.Verify([]byte(`{"a":1}`), h); err != nil {
+			t.Errorf("%+v: a signed request refused: %v", s, err)
+		}
+		if s.Name != signature.SchemeToken {
+			if err := v.Verify([]byte(`{"a":2}`), h); err == nil {
+				t.Errorf("%+v: a changed body accepted", s)
+			}
+		}
+		wrong, err := signature.NewSchemeVerifier(s, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wrong.Verify([]byte(`{"a":1}`), h); err == nil {
+			t.Errorf("%+v: another secret accepted", s)
+		}
+		for _, shown := range []string{fmt.Sprint(v), fmt.Sprintf("%#v", v)} {
+			if strings.Contains(shown, strings.TrimPrefix(secret, signature.PrefixSecret)) {
+				t.Errorf("%+v: the verifier prints its secret: %s", s, shown)
+			}
+		}
+	}
+	for _, s := range []signature.Scheme{{Name: "rot13"}, {Name: signature.SchemeToken}} {
+		if _, err := signature.NewSchemeVerifier(s, secret); err == nil {
+			t.Errorf("%+v: accepted", s)
+		}
+	}
+	if _, err := signature.NewSchemeVerifier(signature.Scheme{}); err == nil {
+		t.Error("no secret accepted")
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
@@ -259,7 +260,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s string) {
 			return
 		}
 	}
-	if _, err := path.Match(d.Type, ""); err != nil {
+	if !glob.Valid(d.Type) {
 		c.render(w, http.StatusUnprocessableEntity, "events", s, pageData{Title: "Events", Error: "type: not a glob", Data: d})
 		return
 	}
@@ -271,7 +272,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s string) {
 			if d.Source != "" && e.Source != d.Source {
 				return true
 			}
-			if ok, _ := path.Match(d.Type, e.Type); d.Type != "" && !ok {
+			if d.Type != "" && !glob.Match(d.Type, e.Type) {
 				return true
 			}
 			if len(d.Events) == listLimit {

@@ -159,6 +159,16 @@ func (s *Set) Truncated(msg, cut string) string {
 	}
 }
 
+// Head is b with every secret cut, for a text that keeps only its first n
+// bytes: b is read n plus Longest bytes far, so a secret straddling the
+// cut is cut whole before the caller shortens the text.
+func (s *Set) Head(b []byte, n int) string {
+	if m := n + s.Longest(); len(b) > m {
+		b = b[:m]
+	}
+	return s.String(string(b))
+}
+
 // Longest is the length of the longest form: a caller that cuts text short
 // redacts this much past the cut first, so no secret is left half shown.
 func (s *Set) Longest() int {
@@ -263,13 +273,21 @@ func FromRequest(rawURL string, headers map[string]string) *Set {
 			s.AddHeader(v)
 		}
 	}
-	if u, err := url.Parse(rawURL); err == nil {
-		for _, vs := range u.Query() {
-			s.Add(vs...)
-		}
-		if p, ok := u.User.Password(); ok {
-			s.AddBasic(u.User.Username(), p)
-		}
-	}
+	s.AddURL(rawURL)
 	return s
+}
+
+// AddURL adds what a URL carries as credentials: its query values, and its
+// user info, which net/http sends as a Basic header.
+func (s *Set) AddURL(raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return
+	}
+	for _, vs := range u.Query() {
+		s.Add(vs...)
+	}
+	if p, ok := u.User.Password(); ok {
+		s.AddBasic(u.User.Username(), p)
+	}
 }

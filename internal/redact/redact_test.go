@@ -104,3 +104,34 @@ func TestTruncated(t *testing.T) {
 		}
 	}
 }
+
+// AddURL takes a URL's query values and user info, in the forms they
+// travel in.
+func TestAddURL(t *testing.T) {
+	s := &Set{}
+	s.AddURL("https://alice:pw-4d5e6f@api.test/v1?api_key=key-7a8b9c&page=2")
+	basic := base64.StdEncoding.EncodeToString([]byte("alice:pw-4d5e6f"))
+	got := s.String("pw-4d5e6f key-7a8b9c " + basic + " page=2")
+	if want := Mark + " " + Mark + " " + Mark + " page=2"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	s.AddURL("%zz not a URL") // adds nothing, and does not fail
+}
+
+// Head cuts a secret that straddles the cut whole, from only as much
+// text as the cut needs.
+func TestHead(t *testing.T) {
+	s := &Set{}
+	s.Add("secret-0a1b2c3d")
+	body := []byte(strings.Repeat("x", 8) + "secret-0a1b2c3d" + strings.Repeat("y", 100))
+	got := s.Head(body, 10)
+	if strings.Contains(got, "secret") || !strings.HasPrefix(got, strings.Repeat("x", 8)+Mark) {
+		t.Errorf("Head = %q", got)
+	}
+	if len(got) > 10+s.Longest() {
+		t.Errorf("Head kept %d bytes of a text cut at 10", len(got))
+	}
+	if got := (*Set)(nil).Head([]byte("plain"), 3); got != "plain"[:3] {
+		t.Errorf("nil set: %q", got)
+	}
+}

@@ -98,7 +98,9 @@ func TestMigrateConcurrentOpens(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { stores[i], errs[i] = Open(Options{URL: testURL(t), Schema: schema, MaxConns: 2, Logger: quiet}) })
+		wg.Go(func() {
+			stores[i], errs[i] = Open(Options{URL: testURL(t), Schema: schema, MaxConns: 2, Logger: quiet})
+		})
 	}
 	wg.Wait()
 	for i := range n {

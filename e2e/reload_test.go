@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/internal/harness"
 )
 
 // apiStatus sends one request to the running binary's /v1 with token.
@@ -37,8 +39,8 @@ func apiStatus(t *testing.T, method, url, token string) (int, []byte) {
 // key it cannot apply; a SIGHUP turns /v1 off, and another turns it on.
 func TestReloadAppliesToken(t *testing.T) {
 	bin := binary(t)
-	up := newUpstream(t, map[string]string{"a": "queued"})
-	addr := freeAddr(t)
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
+	addr := harness.FreeAddr(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pollrelay.yaml")
 	conf := func(listen, token string) {
@@ -49,7 +51,7 @@ storage: {path: %q}
 log: {level: info, format: text}
 sources:
   - {name: one, url: "%s/v1/tasks", interval: 1h, items: '.data[]'}
-`, listen, token, filepath.Join(dir, "data"), up.srv.URL)
+`, listen, token, filepath.Join(dir, "data"), up.URL)
 		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -58,16 +60,16 @@ sources:
 	p := startProcess(t, bin, "run", "--config", path)
 	base := "http://" + addr
 	// A source's first poll waits for its slot in the hour; ask for it.
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"}`) })
+	harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="one"}`) })
 	if code, body := apiStatus(t, "POST", base+"/v1/sources/one/poll", "old-token-0a1b2c3d4e"); code/100 != 2 {
 		t.Fatalf("poll now: %d %s", code, body)
 	}
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })
+	harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="one"} 1`) })
 	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "old-token-0a1b2c3d4e"); code != 200 {
 		t.Fatalf("old token before the reload: %d", code)
 	}
 
-	conf(freeAddr(t), "new-token-5f6a7b8c9d")
+	conf(harness.FreeAddr(t), "new-token-5f6a7b8c9d")
 	code, body := apiStatus(t, "POST", base+"/v1/reload", "old-token-0a1b2c3d4e")
 	if code != 200 {
 		t.Fatalf("POST /v1/reload: %d %s", code, body)
@@ -85,22 +87,22 @@ sources:
 	if code, _ := apiStatus(t, "GET", base+"/v1/sources", "new-token-5f6a7b8c9d"); code != 200 {
 		t.Errorf("new token right after the reload: %d, want 200", code)
 	}
-	if m := getMetrics(addr); !strings.Contains(m, `pollrelay_config_restart_required{key="listen"} 1`) {
+	if m := harness.Metrics(addr); !strings.Contains(m, `pollrelay_config_restart_required{key="listen"} 1`) {
 		t.Error(`metrics lack pollrelay_config_restart_required{key="listen"} 1`)
 	}
 
 	conf(addr, "")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, func() bool {
+	harness.WaitFor(t, 20*time.Second, func() bool {
 		code, _ := apiStatus(t, "GET", base+"/v1/sources", "new-token-5f6a7b8c9d")
 		return code == 404
 	})
-	if m := getMetrics(addr); strings.Contains(m, `pollrelay_config_restart_required{key="listen"}`) {
+	if m := harness.Metrics(addr); strings.Contains(m, `pollrelay_config_restart_required{key="listen"}`) {
 		t.Error("listen is back at its running value but still reported as waiting for a restart")
 	}
 	conf(addr, "third-token-1e2f3a4b5c")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, func() bool {
+	harness.WaitFor(t, 20*time.Second, func() bool {
 		code, _ := apiStatus(t, "GET", base+"/v1/sources", "third-token-1e2f3a4b5c")
 		return code == 200
 	})

@@ -1,10 +1,7 @@
-package main
+package e2e
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,28 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
-
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func getMetrics(addr string) string {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
 
 // TestSignals drives the real binary: SIGHUP with a valid file adds a
 // source, SIGHUP with an invalid file keeps the running config and says
@@ -42,8 +20,8 @@ const signalsToken = "signals-test-token-0123456789"
 
 func TestSignals(t *testing.T) {
 	bin := binary(t)
-	up := newUpstream(t, map[string]string{"a": "queued"})
-	addr := freeAddr(t)
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
+	addr := harness.FreeAddr(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pollrelay.yaml")
 	base := fmt.Sprintf(`
@@ -55,7 +33,7 @@ sources:
   - {name: one, url: "%s/v1/tasks", interval: 1h, items: '.data[]'}
 subscriptions:
   - {name: app, url: "http://127.0.0.1:9/", secret: %s}
-`, addr, signalsToken, filepath.Join(dir, "data"), up.srv.URL, signature.NewSecret())
+`, addr, signalsToken, filepath.Join(dir, "data"), up.URL, signature.NewSecret())
 	write := func(s string) {
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
@@ -66,27 +44,27 @@ subscriptions:
 	// A source's first poll waits for its slot in the hour; ask for it.
 	pollNow := func(name string) {
 		t.Helper()
-		waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="`+name+`"}`) })
-		c := apiClient{t: t, base: "http://" + addr, token: signalsToken}
-		if code := c.do("POST", "/v1/sources/"+name+"/poll", nil, nil); code/100 != 2 {
+		harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="`+name+`"}`) })
+		c := harness.APIClient{T: t, Base: "http://" + addr, Token: signalsToken}
+		if code := c.Do("POST", "/v1/sources/"+name+"/poll", nil, nil); code/100 != 2 {
 			t.Fatalf("poll %s: status %d", name, code)
 		}
 	}
 	pollNow("one")
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="one"} 1`) })
+	harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="one"} 1`) })
 
-	added := strings.Replace(base, "subscriptions:", fmt.Sprintf("  - {name: two, url: \"%s/v1/tasks\", interval: 1h, items: '.data[]'}\nsubscriptions:", up.srv.URL), 1)
+	added := strings.Replace(base, "subscriptions:", fmt.Sprintf("  - {name: two, url: \"%s/v1/tasks\", interval: 1h, items: '.data[]'}\nsubscriptions:", up.URL), 1)
 	write(added)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	pollNow("two")
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="two"} 1`) })
+	harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="two"} 1`) })
 
 	write(strings.Replace(added, "interval: 1h", "interval: 1ms", 1))
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, func() bool {
-		return strings.Contains(getMetrics(addr), "pollrelay_config_last_reload_successful 0")
+	harness.WaitFor(t, 20*time.Second, func() bool {
+		return strings.Contains(harness.Metrics(addr), "pollrelay_config_last_reload_successful 0")
 	})
-	if m := getMetrics(addr); !strings.Contains(m, `pollrelay_source_up{source="two"} 1`) {
+	if m := harness.Metrics(addr); !strings.Contains(m, `pollrelay_source_up{source="two"} 1`) {
 		t.Error("a failed reload dropped the running config")
 	}
 
@@ -120,8 +98,8 @@ var everyKindNames = []string{"cursor", "next-url", "links", "pages", "offsets",
 // alone.
 func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
 	bin := binary(t)
-	up := newUpstream(t, map[string]string{"a": "queued"})
-	addr := freeAddr(t)
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
+	addr := harness.FreeAddr(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pollrelay.yaml")
 	fixture, err := os.ReadFile("testdata/config/every-kind.yaml")
@@ -129,7 +107,7 @@ func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := fmt.Sprintf("listen: %s\napi_token: %s\nstorage: {path: %q}\nlog: {level: info, format: text}\n",
-		addr, signalsToken, filepath.Join(dir, "data")) + strings.ReplaceAll(string(fixture), "${UPSTREAM}", up.srv.URL)
+		addr, signalsToken, filepath.Join(dir, "data")) + strings.ReplaceAll(string(fixture), "${UPSTREAM}", up.URL)
 	write := func(s string) {
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
@@ -137,10 +115,10 @@ func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
 	}
 	write(file)
 	p := startProcess(t, bin, "run", "--config", path)
-	c := apiClient{t: t, base: "http://" + addr, token: signalsToken}
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(getMetrics(addr), `pollrelay_source_up{source="adaptive"}`) })
+	c := harness.APIClient{T: t, Base: "http://" + addr, Token: signalsToken}
+	harness.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(harness.Metrics(addr), `pollrelay_source_up{source="adaptive"}`) })
 	for _, name := range everyKindNames {
-		if code := c.do("POST", "/v1/sources/"+name+"/poll", nil, nil); code/100 != 2 {
+		if code := c.Do("POST", "/v1/sources/"+name+"/poll", nil, nil); code/100 != 2 {
 			t.Fatalf("poll %s: status %d", name, code)
 		}
 	}
@@ -152,7 +130,7 @@ func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
 				LastPollAt string `json:"last_poll_at"`
 			} `json:"data"`
 		}
-		if code := c.do("GET", "/v1/sources", nil, &srcs); code != 200 {
+		if code := c.Do("GET", "/v1/sources", nil, &srcs); code != 200 {
 			t.Fatalf("GET /v1/sources: %d", code)
 		}
 		out := map[string]string{}
@@ -172,7 +150,7 @@ func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
 		t.Helper()
 		reloads++
 		p.cmd.Process.Signal(syscall.SIGHUP)
-		waitFor(t, 20*time.Second, func() bool {
+		harness.WaitFor(t, 20*time.Second, func() bool {
 			log, _ := os.ReadFile(p.log.Name())
 			return strings.Count(string(log), "config reloaded") == reloads
 		})

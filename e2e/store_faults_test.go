@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -107,18 +108,18 @@ func TestStoreUnwritable(t *testing.T) {
 // and nothing else is invented.
 func TestStoreRecoversAfterKill(t *testing.T) {
 	bin := binary(t)
-	up := newUpstream(t, map[string]string{"t1": "queued", "t2": "queued"})
+	up := harness.NewUpstream(t, map[string]string{"t1": "queued", "t2": "queued"})
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
+	rc := harness.NewReceiver(t, secret)
 	data := filepath.Join(t.TempDir(), "data")
-	cfg := writeConfig(t, fmt.Sprintf(storeConfig, data, up.srv.URL, rc.srv.URL, secret))
+	cfg := writeConfig(t, fmt.Sprintf(storeConfig, data, up.URL, rc.URL, secret))
 
 	p := startProcess(t, bin, "run", "--config", cfg)
 	// A second request means the first poll, the baseline, was committed:
 	// polls of one source never overlap.
-	waitFor(t, 20*time.Second, func() bool { return up.requests() >= 2 })
+	harness.WaitFor(t, 20*time.Second, func() bool { return up.Requests() >= 2 })
 	p.kill()
-	up.set(func(items map[string]string) { items["t1"] = "ready" })
+	up.Set(func(items map[string]string) { items["t1"] = "ready" })
 
 	// Killed again before it can have done much: Badger's own recovery
 	// must cope with a directory that was never closed twice over.
@@ -126,16 +127,16 @@ func TestStoreRecoversAfterKill(t *testing.T) {
 	p.kill()
 	p.start()
 
-	d := rc.next(t)
-	if d.Env.Data.ID != "t1" || text(d.Env.Data.Previous) != "queued" || text(d.Env.Data.Current) != "ready" {
-		t.Fatalf("delivered %s %s→%s, want t1 queued→ready", d.Env.Data.ID, text(d.Env.Data.Previous), text(d.Env.Data.Current))
+	d := rc.Next(t)
+	if d.Env.Data.ID != "t1" || harness.Text(d.Env.Data.Previous) != "queued" || harness.Text(d.Env.Data.Current) != "ready" {
+		t.Fatalf("delivered %s %s→%s, want t1 queued→ready", d.Env.Data.ID, harness.Text(d.Env.Data.Previous), harness.Text(d.Env.Data.Current))
 	}
 	// Two more polls with nothing changed must deliver nothing.
-	n := up.requests()
-	waitFor(t, 20*time.Second, func() bool { return up.requests() >= n+2 })
+	n := up.Requests()
+	harness.WaitFor(t, 20*time.Second, func() bool { return up.Requests() >= n+2 })
 	select {
-	case extra := <-rc.got:
-		t.Errorf("invented a delivery: %s %s→%s", extra.Env.Data.ID, text(extra.Env.Data.Previous), text(extra.Env.Data.Current))
+	case extra := <-rc.Got:
+		t.Errorf("invented a delivery: %s %s→%s", extra.Env.Data.ID, harness.Text(extra.Env.Data.Previous), harness.Text(extra.Env.Data.Current))
 	default:
 	}
 }

@@ -1,120 +1,18 @@
-package main
+package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// binary builds the pollrelay binary once per test run.
-// TestMain removes the binary the tests built, which outlives any one test.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the real binary")
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pollrelay-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "pollrelay")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-// process runs the real binary and can SIGKILL and restart it.
-type process struct {
-	mu   sync.Mutex
-	t    *testing.T
-	bin  string
-	args []string
-	log  *os.File
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func startProcess(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "pollrelay.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &process{t: t, bin: bin, args: args, log: f}
-	p.start()
-	t.Cleanup(func() {
-		p.kill()
-		f.Close()
-		if t.Failed() {
-			if out, err := os.ReadFile(f.Name()); err == nil {
-				t.Logf("pollrelay output (last 8 KiB):\n%s", tail(out, 8<<10))
-			}
-		}
-	})
-	return p
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-func (p *process) start() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.exit = make(chan error, 1)
-	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(p.cmd, p.exit)
-}
-
-func (p *process) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exit
-	p.cmd = nil
-}
 
 // TestCrashLosesNothing SIGKILLs the real binary again and again while the
 // upstream changes. The upstream only moves on once every transition of a
@@ -143,13 +41,13 @@ func crashTorture(t *testing.T, tc torture) {
 	for i := range nItems {
 		items[fmt.Sprintf("t%03d", i)] = "s0"
 	}
-	up := newUpstream(t, items)
+	up := harness.NewUpstream(t, items)
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
+	rc := harness.NewReceiver(t, secret)
 	rng := rand.New(rand.NewPCG(1, 2))   // the receiver's failures, under rngMu
 	mover := rand.New(rand.NewPCG(5, 6)) // which items move, in the test goroutine only
 	var rngMu sync.Mutex
-	rc.fail = func(delivery, int) int {
+	rc.Fail = func(harness.Delivery, int) int {
 		rngMu.Lock()
 		defer rngMu.Unlock()
 		if rng.IntN(100) < tc.failPct {
@@ -174,7 +72,7 @@ subscriptions:
     secret: %s
     timeout: 2s
     retry: {schedule: [50ms, 100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s, 1s, 1s]}
-`, filepath.Join(t.TempDir(), "data"), up.srv.URL, rc.srv.URL, secret)
+`, filepath.Join(t.TempDir(), "data"), up.URL, rc.URL, secret)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +80,7 @@ subscriptions:
 	// A second request means the first poll, the baseline, was committed:
 	// polls of one source never overlap. Changes before that would be
 	// part of the baseline and fire nothing.
-	waitFor(t, 20*time.Second, func() bool { return up.requests() >= 2 })
+	harness.WaitFor(t, 20*time.Second, func() bool { return up.Requests() >= 2 })
 
 	// The killer SIGKILLs and restarts pollrelay at random instants.
 	stopKiller := make(chan struct{})
@@ -213,12 +111,12 @@ subscriptions:
 	expected := map[transition]bool{}
 	received := map[transition]map[string]int{} // → webhook-ids seen, with counts
 	total := 0
-	record := func(d delivery) {
+	record := func(d harness.Delivery) {
 		if d.Status >= 300 {
 			return
 		}
 		total++
-		tr := transition{d.Env.Data.ID, text(d.Env.Data.Previous), text(d.Env.Data.Current)}
+		tr := transition{d.Env.Data.ID, harness.Text(d.Env.Data.Previous), harness.Text(d.Env.Data.Current)}
 		if received[tr] == nil {
 			received[tr] = map[string]int{}
 		}
@@ -226,7 +124,7 @@ subscriptions:
 	}
 	for step := 1; step <= steps; step++ {
 		var want []transition
-		up.set(func(m map[string]string) {
+		up.Set(func(m map[string]string) {
 			for _, i := range mover.Perm(nItems)[:perStep] {
 				id := fmt.Sprintf("t%03d", i)
 				var n int
@@ -242,7 +140,7 @@ subscriptions:
 		deadline := time.After(60 * time.Second)
 		for !allReceived(want, received) {
 			select {
-			case d := <-rc.got:
+			case d := <-rc.Got:
 				record(d)
 			case <-deadline:
 				t.Fatalf("step %d: transitions not delivered within 60s: %v", step, missing(want, received))
@@ -254,7 +152,7 @@ subscriptions:
 	// Drain what is still in flight so late duplicates are checked too.
 	for quiet := false; !quiet; {
 		select {
-		case d := <-rc.got:
+		case d := <-rc.Got:
 			record(d)
 		case <-time.After(500 * time.Millisecond):
 			quiet = true
@@ -279,18 +177,6 @@ subscriptions:
 	}
 }
 
-// waitFor polls cond until it holds or the timeout ends the test.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func allReceived[T comparable](want []T, got map[T]map[string]int) bool {
 	for _, w := range want {
 		if len(got[w]) == 0 {
@@ -308,13 +194,4 @@ func missing[T comparable](want []T, got map[T]map[string]int) []T {
 		}
 	}
 	return out
-}
-
-// text renders a JSON state like the receiver would show it.
-func text(r []byte) string {
-	var s string
-	if json.Unmarshal(r, &s) == nil {
-		return s
-	}
-	return string(r)
 }

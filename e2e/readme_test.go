@@ -1,39 +1,19 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
-
-// readmeWalkthrough returns the YAML of the README's "A minimal config,
-// walked through", so the test runs what the docs show.
-func readmeWalkthrough(t *testing.T) string {
-	t.Helper()
-	raw, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "## A minimal config, walked through")
-	if !ok {
-		t.Fatal(`README.md lost its "A minimal config, walked through" section`)
-	}
-	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(section)
-	if m == nil {
-		t.Fatal("no yaml block in the README's walkthrough")
-	}
-	return m[1]
-}
 
 // TestReadmeWalkthroughAnnouncesBornFinishedItems runs the README's
 // walkthrough config with the real binary, only its addresses pointed at
@@ -41,7 +21,7 @@ func readmeWalkthrough(t *testing.T) string {
 // already `ready` after the baseline must reach the app.
 func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	bin := binary(t)
-	yaml := readmeWalkthrough(t)
+	yaml := harness.ReadmeWalkthrough(t, "../README.md")
 	const upstreamToken = "upstream-token"
 	var mu sync.Mutex
 	videos := []map[string]any{{"id": "v_1", "status": "processing", "embedding": []float64{1}}}
@@ -56,11 +36,11 @@ func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	}))
 	defer up.Close()
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
-	addr := freeAddr(t)
+	rc := harness.NewReceiver(t, secret)
+	addr := harness.FreeAddr(t)
 	for old, repl := range map[string]string{
 		"https://api.example.com": up.URL,
-		"http://127.0.0.1:3000":   rc.srv.URL,
+		"http://127.0.0.1:3000":   rc.URL,
 		"127.0.0.1:8787":          addr,
 		"./pollrelay-data":        filepath.Join(t.TempDir(), "data"),
 	} {
@@ -76,14 +56,13 @@ func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	t.Setenv("UPSTREAM_TOKEN", upstreamToken)
 	t.Setenv("WEBHOOK_SECRET", secret)
 	t.Setenv("POLLRELAY_API_TOKEN", "test-token-6d7e8f9a0b") // to poll now instead of waiting 15 s
-	var out, errOut bytes.Buffer
-	if code := run([]string{"validate", "--config", path}, &out, &errOut); code != 0 {
-		t.Fatalf("validate: exit %d\n%s%s", code, &out, &errOut)
+	if code, out, errOut := runBinary(t, bin, "validate", "--config", path); code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", code, out, errOut)
 	}
 	startProcess(t, bin, "run", "--config", path)
 	poll := func() {
 		t.Helper()
-		waitFor(t, 20*time.Second, func() bool {
+		harness.WaitFor(t, 20*time.Second, func() bool {
 			resp, err := http.DefaultClient.Do(mustRequest(t, "POST", "http://"+addr+"/v1/sources/videos/poll", "test-token-6d7e8f9a0b"))
 			if err != nil {
 				return false
@@ -97,7 +76,7 @@ func TestReadmeWalkthroughAnnouncesBornFinishedItems(t *testing.T) {
 	videos = append(videos, map[string]any{"id": "v_2", "status": "ready"})
 	mu.Unlock()
 	poll()
-	d := rc.next(t)
+	d := rc.Next(t)
 	if d.Env.Type != "video.status.ready" || d.Env.Data.ID != "v_2" || string(d.Env.Data.Previous) != "null" {
 		t.Errorf("got %s for %s (previous %s), want video.status.ready for v_2 from null", d.Env.Type, d.Env.Data.ID, d.Env.Data.Previous)
 	}

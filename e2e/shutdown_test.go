@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"errors"
@@ -11,13 +11,16 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"testing/synctest"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/syncbuf"
 	"github.com/pollrelay/pollrelay/internal/tmpfs"
 	"github.com/pollrelay/pollrelay/signature"
 )
+
+// shutdownBound is the bound shutdown.go promises beyond shutdown_grace.
+const shutdownBound = 10 * time.Second
 
 // TestShutdownStoreUnwritable runs the real binary until its store holds
 // a baseline, takes the store's directory away (removed, or read-only),
@@ -83,7 +86,7 @@ subscriptions: [{name: app, url: "http://127.0.0.1:9/", secret: %s}]
 				cmd.Process.Kill()
 				<-exited
 			})
-			waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "baseline recorded") })
+			harness.WaitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "baseline recorded") })
 			tc.break_(t, data)
 			cmd.Process.Signal(syscall.SIGTERM)
 			// The bound the process must keep, and a margin for starting
@@ -105,35 +108,4 @@ subscriptions: [{name: app, url: "http://127.0.0.1:9/", secret: %s}]
 			}
 		})
 	}
-}
-
-// TestStopInOrderBounded: a step that never ends stops shutdown only
-// until the limit, and the error names it; the steps before it ran, the
-// ones after it wait for it.
-func TestStopInOrderBounded(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		block := make(chan struct{})
-		var ran []string
-		step := func(name string, err error) stopStep {
-			return stopStep{name, func() error { ran = append(ran, name); return err }}
-		}
-		err := stopInOrder([]stopStep{
-			step("first", errors.New("first failed")),
-			{"closing the store", func() error { <-block; return nil }},
-			step("after", nil),
-		}, 3*time.Second)
-		if err == nil || !strings.Contains(err.Error(), "closing the store did not end") || !strings.Contains(err.Error(), "3s") {
-			t.Errorf("err = %v", err)
-		}
-		close(block)
-		synctest.Wait()
-		if len(ran) != 2 || ran[0] != "first" || ran[1] != "after" {
-			t.Errorf("ran %v", ran) // "after" runs once the stuck step ends
-		}
-
-		err = stopInOrder([]stopStep{step("a", errors.New("a failed")), step("b", nil), step("c", errors.New("c failed"))}, time.Second)
-		if err == nil || !strings.Contains(err.Error(), "a failed") || !strings.Contains(err.Error(), "c failed") {
-			t.Errorf("errors not joined: %v", err)
-		}
-	})
 }

@@ -1,7 +1,6 @@
-package main
+package e2e
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/tmpfs"
 	"github.com/pollrelay/pollrelay/signature"
 	"github.com/pollrelay/pollrelay/store/badger"
@@ -43,17 +43,17 @@ func TestStoreFillsWhileRunning(t *testing.T) {
 	for i := range 12 {
 		items[fmt.Sprintf("t%02d", i)] = "s0"
 	}
-	up := newUpstream(t, items)
+	up := harness.NewUpstream(t, items)
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
+	rc := harness.NewReceiver(t, secret)
 	var refusing atomic.Bool
-	rc.fail = func(delivery, int) int {
+	rc.Fail = func(harness.Delivery, int) int {
 		if refusing.Load() {
 			return http.StatusServiceUnavailable
 		}
 		return 0
 	}
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	cfg := writeConfig(t, fmt.Sprintf(`
 listen: %s
 storage: {path: %q}
@@ -69,7 +69,7 @@ subscriptions:
     url: %s/hook
     secret: %s
     retry: {schedule: [%s]}
-`, addr, data, up.srv.URL, rc.srv.URL, secret, strings.TrimSuffix(strings.Repeat("200ms, ", 60), ", ")))
+`, addr, data, up.URL, rc.URL, secret, strings.TrimSuffix(strings.Repeat("200ms, ", 60), ", ")))
 	p := startProcess(t, bin, "run", "--config", cfg)
 	logs := func() string { b, _ := os.ReadFile(p.log.Name()); return string(b) }
 	tl := &fillTally{rc: rc, attempts: map[stateChange]int{}, ok: map[stateChange]map[string]int{}}
@@ -78,12 +78,12 @@ subscriptions:
 	// which has seen the upstream as it is now.
 	polls := func(n int) {
 		t.Helper()
-		from := up.requests()
-		waitFor(t, 15*time.Second, func() bool { return up.requests() >= from+n })
+		from := up.Requests()
+		harness.WaitFor(t, 15*time.Second, func() bool { return up.Requests() >= from+n })
 	}
 	move := func(ids ...string) []stateChange {
 		var out []stateChange
-		up.set(func(m map[string]string) {
+		up.Set(func(m map[string]string) {
 			for _, id := range ids {
 				next := "s" + strconv.Itoa(int(m[id][1]-'0')+1)
 				out = append(out, stateChange{id, m[id], next})
@@ -94,9 +94,9 @@ subscriptions:
 	}
 	metric := func(name string) float64 {
 		t.Helper()
-		v, ok := metricValue(getMetrics(addr), name)
+		v, ok := harness.MetricValue(harness.Metrics(addr), name)
 		if !ok {
-			t.Fatalf("metric %s not exposed:\n%s", name, getMetrics(addr))
+			t.Fatalf("metric %s not exposed:\n%s", name, harness.Metrics(addr))
 		}
 		return v
 	}
@@ -115,17 +115,17 @@ subscriptions:
 	const refusedNew = `pollrelay_store_writes_refused_total{kind="new_data"}`
 	const refusedDelivery = `pollrelay_store_writes_refused_total{kind="delivery"}`
 
-	waitFor(t, 20*time.Second, func() bool { return up.requests() >= 2 }) // the baseline is stored
+	harness.WaitFor(t, 20*time.Second, func() bool { return up.Requests() >= 2 }) // the baseline is stored
 	start := time.Now()
 
 	// Deliveries flow.
 	a := move("t00", "t01", "t02")
-	waitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.delivered(a) })
+	harness.WaitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.delivered(a) })
 
 	// Three events are stored, and their receiver is failing them.
 	refusing.Store(true)
 	b := move("t03", "t04", "t05")
-	waitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.tried(b) })
+	harness.WaitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.tried(b) })
 
 	// The disk fills past the reserve: pollrelay writes nothing at all.
 	removeLow := tmpfs.Fill(t, mnt, 48<<20)
@@ -170,7 +170,7 @@ subscriptions:
 	// notices the space by itself.
 	removeFull()
 	refusing.Store(false)
-	waitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.delivered(b) })
+	harness.WaitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.delivered(b) })
 	c2 := move("t08", "t09", "t10")
 	polls(2)
 	tl.pump()
@@ -189,7 +189,7 @@ subscriptions:
 	// The filler is gone: what changed meanwhile is found and delivered.
 	removeLow()
 	freed := time.Now()
-	waitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.delivered(c1) && tl.delivered(c2) })
+	harness.WaitFor(t, 15*time.Second, func() bool { tl.pump(); return tl.delivered(c1) && tl.delivered(c2) })
 	resumed := time.Since(freed)
 	if !strings.Contains(logs(), `msg="store: free space is back; writing again" path=`+data) {
 		t.Errorf("the recovery is not logged")
@@ -198,7 +198,7 @@ subscriptions:
 	polls(2)
 	for quiet := false; !quiet; {
 		select {
-		case d := <-rc.got:
+		case d := <-rc.Got:
 			tl.record(d)
 		case <-time.After(500 * time.Millisecond):
 			quiet = true
@@ -241,7 +241,7 @@ type stateChange struct{ id, from, to string }
 
 // fillTally is what the receiver got, by stateChange.
 type fillTally struct {
-	rc       *receiver
+	rc       *harness.Receiver
 	attempts map[stateChange]int            // requests, whatever the answer
 	ok       map[stateChange]map[string]int // 2xx, by webhook-id
 }
@@ -250,7 +250,7 @@ type fillTally struct {
 func (tl *fillTally) pump() {
 	for {
 		select {
-		case d := <-tl.rc.got:
+		case d := <-tl.rc.Got:
 			tl.record(d)
 		default:
 			return
@@ -258,8 +258,8 @@ func (tl *fillTally) pump() {
 	}
 }
 
-func (tl *fillTally) record(d delivery) {
-	tr := stateChange{d.Env.Data.ID, text(d.Env.Data.Previous), text(d.Env.Data.Current)}
+func (tl *fillTally) record(d harness.Delivery) {
+	tr := stateChange{d.Env.Data.ID, harness.Text(d.Env.Data.Previous), harness.Text(d.Env.Data.Current)}
 	tl.attempts[tr]++
 	if d.Status < 300 {
 		if tl.ok[tr] == nil {
@@ -306,21 +306,6 @@ func joinChanges[T any](parts ...[]T) []T {
 	return out
 }
 
-// metricValue finds a sample, named with its labels as /metrics prints
-// them, in Prometheus text output.
-func metricValue(text, name string) (float64, bool) {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), name+" ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		return v, err == nil
-	}
-	return 0, false
-}
-
 // TestStoreFullAtShutdown stops the real binary (SIGTERM) while its device
 // is full to the last byte. Badger's Close would flush the memtable through
 // a mapped file and die of SIGBUS; pollrelay must instead exit 1 saying
@@ -330,11 +315,11 @@ func metricValue(text, name string) (float64, bool) {
 func TestStoreFullAtShutdown(t *testing.T) {
 	bin := binary(t)
 	mnt := tmpfs.Mount(t, "96m")
-	up := newUpstream(t, map[string]string{"a": "queued", "b": "queued"})
+	up := harness.NewUpstream(t, map[string]string{"a": "queued", "b": "queued"})
 	secret := signature.NewSecret()
-	rc := newReceiver(t, secret)
-	addr := freeAddr(t)
-	cfg := writeConfig(t, strings.Replace(fmt.Sprintf(storeConfig, filepath.Join(mnt, "data"), up.srv.URL, rc.srv.URL, secret),
+	rc := harness.NewReceiver(t, secret)
+	addr := harness.FreeAddr(t)
+	cfg := writeConfig(t, strings.Replace(fmt.Sprintf(storeConfig, filepath.Join(mnt, "data"), up.URL, rc.URL, secret),
 		"listen: 127.0.0.1:0", "listen: "+addr, 1))
 
 	logPath := filepath.Join(t.TempDir(), "pollrelay.log")
@@ -359,16 +344,16 @@ func TestStoreFullAtShutdown(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, 20*time.Second, func() bool { return up.requests() >= 2 })
-	up.set(func(m map[string]string) { m["a"] = "ready" })
-	if d := rc.next(t); d.Env.Data.ID != "a" {
+	harness.WaitFor(t, 20*time.Second, func() bool { return up.Requests() >= 2 })
+	up.Set(func(m map[string]string) { m["a"] = "ready" })
+	if d := rc.Next(t); d.Env.Data.ID != "a" {
 		t.Fatalf("delivered %s, want a", d.Env.Data.ID)
 	}
 	// Recorded as delivered, so that it is not sent again after the
 	// restart (which would be a repeat with the same webhook-id: allowed,
 	// but not what this test is about).
-	waitFor(t, 15*time.Second, func() bool {
-		v, _ := metricValue(getMetrics(addr), `pollrelay_deliveries_total{outcome="success",subscription="app"}`)
+	harness.WaitFor(t, 15*time.Second, func() bool {
+		v, _ := harness.MetricValue(harness.Metrics(addr), `pollrelay_deliveries_total{outcome="success",subscription="app"}`)
 		return v == 1
 	})
 
@@ -386,9 +371,9 @@ func TestStoreFullAtShutdown(t *testing.T) {
 		}
 	}
 	filler.Close()
-	up.set(func(m map[string]string) { m["b"] = "ready" })
-	from := up.requests()
-	waitFor(t, 15*time.Second, func() bool { return up.requests() >= from+2 })
+	up.Set(func(m map[string]string) { m["b"] = "ready" })
+	from := up.Requests()
+	harness.WaitFor(t, 15*time.Second, func() bool { return up.Requests() >= from+2 })
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	var exitErr error
@@ -414,15 +399,15 @@ func TestStoreFullAtShutdown(t *testing.T) {
 	}
 	p := startProcess(t, bin, "run", "--config", cfg)
 	defer p.kill()
-	d := rc.next(t)
-	if d.Env.Data.ID != "b" || text(d.Env.Data.Previous) != "queued" || text(d.Env.Data.Current) != "ready" {
-		t.Fatalf("after the restart delivered %s %s→%s, want b queued→ready", d.Env.Data.ID, text(d.Env.Data.Previous), text(d.Env.Data.Current))
+	d := rc.Next(t)
+	if d.Env.Data.ID != "b" || harness.Text(d.Env.Data.Previous) != "queued" || harness.Text(d.Env.Data.Current) != "ready" {
+		t.Fatalf("after the restart delivered %s %s→%s, want b queued→ready", d.Env.Data.ID, harness.Text(d.Env.Data.Previous), harness.Text(d.Env.Data.Current))
 	}
-	from = up.requests()
-	waitFor(t, 15*time.Second, func() bool { return up.requests() >= from+2 })
+	from = up.Requests()
+	harness.WaitFor(t, 15*time.Second, func() bool { return up.Requests() >= from+2 })
 	select {
-	case extra := <-rc.got:
-		t.Errorf("after the restart also delivered %s %s→%s", extra.Env.Data.ID, text(extra.Env.Data.Previous), text(extra.Env.Data.Current))
+	case extra := <-rc.Got:
+		t.Errorf("after the restart also delivered %s %s→%s", extra.Env.Data.ID, harness.Text(extra.Env.Data.Previous), harness.Text(extra.Env.Data.Current))
 	default:
 	}
 }

@@ -1,14 +1,14 @@
-package main
+package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +21,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -219,7 +220,7 @@ func sampleProc(pid int, addr, label string, since time.Time) procSample {
 		}
 	}
 	var sys, released float64
-	sc := bufio.NewScanner(strings.NewReader(getMetrics(addr)))
+	sc := bufio.NewScanner(strings.NewReader(harness.Metrics(addr)))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
@@ -268,7 +269,7 @@ var outageFor = flag.Duration("outage", 3*time.Minute, "how long BenchmarkReceiv
 // /v1). It is one run of a few minutes whatever b.N, so the framework,
 // finding one run longer than -benchtime, runs it once:
 //
-//	go test -run '^$' -bench ReceiverOutage -v . -args -outage 3m
+//	go test -run '^$' -bench ReceiverOutage -v ./e2e -args -outage 3m
 func BenchmarkReceiverOutage(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds and runs the real binary")
@@ -296,16 +297,18 @@ func BenchmarkReceiverOutage(b *testing.B) {
 		steps = append(steps, d.String())
 	}
 
-	bin := buildBinary(b)
+	bin := binary(b)
 	total := int((warmUp + outage + after) / time.Second * perSecond)
 	up := &outageUpstream{}
 	for i := range total {
 		up.ids = append(up.ids, fmt.Sprintf("t%06d", i))
 	}
-	upURL := newServer(b, up)
+	upSrv := httptest.NewServer(up)
+	b.Cleanup(upSrv.Close)
+	upURL := upSrv.URL
 	secret := signature.NewSecret()
 	sink := newOutageSink(b, secret)
-	addr := freeAddrTB(b)
+	addr := harness.FreeAddr(b)
 	const token = "outage-bench-token"
 	dir := b.TempDir()
 	cfgPath := filepath.Join(dir, "pollrelay.yaml")
@@ -357,7 +360,7 @@ subscriptions:
 
 	// The second poll means the baseline (the first) is committed: moves
 	// before it would be part of the baseline and fire nothing.
-	waitUntil(b, 30*time.Second, func() bool { return up.pollCount() >= 2 })
+	harness.WaitFor(b, 30*time.Second, func() bool { return up.pollCount() >= 2 })
 
 	var samples []procSample
 	var outageStart time.Time
@@ -411,7 +414,7 @@ subscriptions:
 
 	// Every retry is due within 1.2 × the longest step; polls lag a
 	// second or two behind the last move.
-	waitUntil(b, schedule[len(schedule)-1]*12/10+time.Minute, func() bool {
+	harness.WaitFor(b, schedule[len(schedule)-1]*12/10+time.Minute, func() bool {
 		items, _ := sink.delivered()
 		return len(items) >= moved
 	})
@@ -559,39 +562,4 @@ func fetchAttempts(c *http.Client, addr, token, id string) ([]attempt, error) {
 		return nil, fmt.Errorf("attempts of %s: %w", id, err)
 	}
 	return page.Data, nil
-}
-
-// buildBinary builds the binary into a temporary directory (binary in
-// crash_test.go takes a *testing.T).
-func buildBinary(tb testing.TB) string {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "pollrelay")
-	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
-	return path
-}
-
-// freeAddrTB is freeAddr for benchmarks.
-func freeAddrTB(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitUntil polls cond until it holds or the timeout ends the run.
-func waitUntil(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("condition not met within %s", timeout)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

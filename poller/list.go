@@ -1,0 +1,188 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// listLoop polls a list or single-object source: one listing a poll,
+// page by page, compared with the stored items (diff.Apply).
+type listLoop struct {
+	*loop
+	// dups is the number of duplicate ids last logged, so an upstream
+	// that always repeats ids is logged once, not every poll.
+	dups int
+	// preload is true when the last poll compared its listing with the
+	// stored items, so the next is likely to as well: it then reads them
+	// while fetching (diff.LoadIndex). A listing that keeps matching the
+	// stored digest skips the comparison, and reading would be wasted.
+	preload bool
+	// truncated is set while listings are cut short at max_pages, so that
+	// is logged once; guarded by mu.
+	truncated bool
+}
+
+// pollOnce is a list poll; no PollNow cuts it short.
+func (l *listLoop) pollOnce(ctx context.Context, _ time.Time, _ <-chan struct{}) error {
+	return l.poll(ctx)
+}
+
+// poll fetches, extracts and applies one listing. A source without
+// pagination sends the stored validators back; a 304 then skips decoding
+// and the diff, except that stalled rules are still checked.
+func (l *listLoop) poll(ctx context.Context) error {
+	start := l.m.now()
+	var val diff.Validators
+	if l.src.Pagination == nil {
+		err := l.m.st.View(func(t store.Txn) error {
+			ss, err := t.SourceState(l.src.Name)
+			if err == nil && ss.ValidatorsFor == l.vkey {
+				val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
+			}
+			return err
+		})
+		if err != nil {
+			l.log.Warn("read stored validators; polling unconditionally", "error", err.Error())
+		}
+	}
+	tracked := l.status().ItemsTracked
+	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src.Source, tracked) },
+		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
+			return x.StoreNew(ctx, l.m.st, obs, start, l.m.watchersOf(l.src.Name))
+		}}
+	if l.preload {
+		s.index = s.load()
+	}
+	defer func() {
+		if s.index != nil {
+			s.index.Wait() // whether Apply used it or not
+		}
+	}()
+	lst, err := fetchListing(ctx, l.src, l.f, val, s)
+	var res diff.Result
+	outcome := OutcomeSuccess
+	if err == nil {
+		l.setAsked(lst.interval)
+		p := diff.Poll{
+			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
+			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
+			Watchers:   l.m.watchersOf(l.src.Name),
+			Index:      s.index,
+		}
+		if lst.notModified {
+			outcome = OutcomeNotModified
+			p = diff.Poll{Replay: true, Now: p.Now, Index: s.index}
+		}
+		if !lst.notModified || l.src.Stalls() != nil {
+			res, err = diff.Apply(ctx, l.m.st, l.src.Source, p)
+			if err == nil && res.Duplicates >= 0 {
+				l.noteDuplicates(res.Duplicates, res.DuplicateID)
+			}
+			l.preload = err == nil && res.Duplicates >= 0 && !lst.notModified
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, jqexpr.ErrLimit):
+				err = &PollError{Outcome: OutcomeExtract, Err: err}
+			default:
+				err = &PollError{Outcome: OutcomeStore, Err: err}
+			}
+		} else {
+			res.Tracked = l.status().ItemsTracked
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: neither success nor failure
+	}
+	l.m.metrics.duration.WithLabelValues(l.src.Name).Observe(l.m.now().Sub(start).Seconds())
+	if err != nil {
+		outcome = OutcomeNetwork
+		if pe, ok := errors.AsType[*PollError](err); ok {
+			outcome = pe.Outcome
+		}
+	}
+	l.m.metrics.polls.WithLabelValues(l.src.Name, outcome).Inc()
+	l.finish(start, outcome, err)
+	if err == nil {
+		l.applied(res, lst)
+	}
+	return err
+}
+
+// progress returns what a poll started at start reports each page to: the
+// status shows it, and past progressLogEvery it is logged that often.
+func (l *listLoop) progress(start time.Time) func(pages, items int) {
+	logged := start
+	return func(pages, items int) {
+		now := l.m.now()
+		l.mu.Lock()
+		l.st.Progress = &Progress{StartedAt: start, Pages: pages, Items: items}
+		l.mu.Unlock()
+		if now.Sub(logged) >= progressLogEvery {
+			logged = now
+			l.log.Info("poll in progress", "pages", pages, "items", items, "elapsed", now.Sub(start).Round(time.Second).String())
+		}
+	}
+}
+
+// noteDuplicates logs a listing that names an id more than once: the
+// first occurrence is used (diff.Compare), which an operator should know
+// when an item's state looks stuck. Logged when the count changes.
+func (l *listLoop) noteDuplicates(n int, example string) {
+	if n == l.dups {
+		return
+	}
+	l.dups = n
+	if n > 0 {
+		l.log.Warn("listing repeats ids; the first occurrence of each is used", "duplicates", n, "example_id", example)
+	}
+}
+
+// applied records what a successful list poll wrote.
+func (l *listLoop) applied(res diff.Result, lst listing) {
+	name := l.src.Name
+	m := l.m.metrics
+	l.setTracked(res.Tracked)
+	for _, t := range res.Transitions {
+		m.transitions.WithLabelValues(name, t.Kind).Inc()
+	}
+	for ws, n := range res.WatchesAdded {
+		l.m.watchesAdded(ws, n)
+	}
+	switch {
+	case res.Baseline:
+		l.log.Info("baseline recorded", "items", res.Tracked, "events", len(res.Events))
+	case len(res.Events) > 0 || res.HeldDeletes > 0:
+		l.log.Info("transitions", "transitions", len(res.Transitions), "events", len(res.Events),
+			"held_deletes", res.HeldDeletes, "items", res.Tracked)
+	}
+	if res.Quarantined > 0 {
+		// One line per poll, however many items it skipped.
+		l.log.Warn("items skipped; the rest of the listing was applied (GET /v1/quarantine)",
+			"skipped", res.Quarantined, "example_id", store.CutID(res.QuarantinedID, 64),
+			"example_id_bytes", res.QuarantinedIDBytes, "example_reason", res.QuarantinedReason)
+	}
+	if res.HeldDeletes > 0 {
+		m.heldDeletes.WithLabelValues(name).Inc()
+		l.log.Warn("mass delete held back: listing would delete too many items",
+			"deletes", res.HeldDeletes, "confirm_polls", l.src.ConfirmPolls)
+	}
+	l.mu.Lock()
+	if cut := !lst.complete && !lst.notModified; cut != l.truncated {
+		l.truncated = cut
+		if cut {
+			l.log.Warn("listing cut short at max_pages: items seen are updated, none deleted", "pages", len(lst.pages))
+		}
+	}
+	l.mu.Unlock()
+	for _, e := range res.RuleErrors {
+		l.log.Warn("event rule failed", "error", e.Error())
+	}
+	for _, e := range res.Events {
+		l.log.Debug("event", "event_id", e.ID, "type", e.Type, "item", e.ItemID)
+	}
+}
