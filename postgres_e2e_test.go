@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -19,7 +17,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/harness"
-	"github.com/pollrelay/pollrelay/internal/testenv"
+	"github.com/pollrelay/pollrelay/internal/pgtest"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -27,26 +25,7 @@ import (
 // ends, and the server's URL.
 func postgresSchema(t *testing.T) (url, schema string) {
 	t.Helper()
-	url = os.Getenv("POLLRELAY_TEST_POSTGRES_URL")
-	if url == "" {
-		testenv.Missing(t, "POLLRELAY_TEST_POSTGRES_URL is not set: running pollrelay on PostgreSQL needs a server, e.g. postgres://root@127.0.0.1:5432/test?sslmode=disable")
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return url, schema
+	return pgtest.URL(t), pgtest.Schema(t)
 }
 
 // With storage.postgres.url set, pollrelay keeps everything in the

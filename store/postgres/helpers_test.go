@@ -1,49 +1,15 @@
 package postgres
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"os"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/pollrelay/pollrelay/internal/testenv"
+	"github.com/pollrelay/pollrelay/internal/pgtest"
 )
 
-// testURL is the server the tests use, from POLLRELAY_TEST_POSTGRES_URL.
-func testURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("POLLRELAY_TEST_POSTGRES_URL")
-	if u == "" {
-		testenv.Missing(t, "POLLRELAY_TEST_POSTGRES_URL is not set: the PostgreSQL store's tests need a server, e.g. postgres://root@127.0.0.1:5432/test?sslmode=disable")
-	}
-	return u
-}
+func testURL(t testing.TB) string { return pgtest.URL(t) }
 
-// freshSchema names a schema no other test uses and drops it when t ends.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	url := testURL(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
+func freshSchema(t testing.TB) string { return pgtest.Schema(t) }
 
 // openIn opens the store in schema, closed when t ends.
 func openIn(t testing.TB, schema string) *Store {
