@@ -15,6 +15,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/demo"
 	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // recipes are the vendor examples and their simulated upstreams, built in
@@ -138,17 +139,18 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 
 // verifierFor checks a webhook the way the subscription's scheme (and so
 // the vendor) documents.
-func verifierFor(s config.Subscription) (func([]byte, http.Header) error, error) {
-	secret := s.Secrets[0]
-	switch s.SigScheme.Scheme {
+func verifierFor(s subscription.Spec) (func([]byte, http.Header) error, error) {
+	secrets, sc := s.Secrets(), s.Scheme()
+	secret := secrets[0]
+	switch sc.Name {
 	case "hmac-sha256":
 		return func(b []byte, h http.Header) error {
-			return signature.VerifyHMAC(secret, b, h.Get(s.SigScheme.Header), s.SigScheme.Encoding)
+			return signature.VerifyHMAC(secret, b, h.Get(sc.Header), sc.Encoding)
 		}, nil
 	case "token":
-		return func(_ []byte, h http.Header) error { return signature.VerifyToken(secret, h.Get(s.SigScheme.Header)) }, nil
+		return func(_ []byte, h http.Header) error { return signature.VerifyToken(secret, h.Get(sc.Header)) }, nil
 	default:
-		v, err := signature.NewVerifier(s.Secrets...)
+		v, err := signature.NewVerifier(secrets...)
 		if err != nil {
 			return nil, err
 		}
@@ -156,12 +158,12 @@ func verifierFor(s config.Subscription) (func([]byte, http.Header) error, error)
 	}
 }
 
-func schemeName(s config.Subscription) string {
-	switch s.SigScheme.Scheme {
+func schemeName(s subscription.Spec) string {
+	switch sc := s.Scheme(); sc.Name {
 	case "hmac-sha256":
-		return "HMAC-SHA256 " + s.SigScheme.Encoding + " in " + s.SigScheme.Header
+		return "HMAC-SHA256 " + sc.Encoding + " in " + sc.Header
 	case "token":
-		return "secret token in " + s.SigScheme.Header
+		return "secret token in " + sc.Header
 	}
 	return "Standard Webhooks signature"
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/egress"
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/check"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
@@ -112,7 +113,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ, source := q.Get("type"), q.Get("source")
-	if typ != "" && !validGlob(typ) {
+	if typ != "" && !check.Glob(typ) {
 		writeError(w, http.StatusUnprocessableEntity, "type: bad glob "+quote(typ))
 		return
 	}
@@ -175,12 +176,8 @@ type eventView struct {
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	v := eventView{Deliveries: []*store.Delivery{}}
-	subs, err := s.subscriptionIDs()
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	err = s.opts.Store.View(func(t *store.Txn) error {
+	subs := s.opts.Subscriptions.IDs()
+	err := s.opts.Store.View(func(t *store.Txn) error {
 		var err error
 		if v.Event, err = t.Event(id); err != nil || v.Event == nil {
 			return err
@@ -205,21 +202,6 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
-}
-
-// subscriptionIDs lists every subscription id, config and API.
-func (s *Server) subscriptionIDs() ([]string, error) {
-	var ids []string
-	for _, c := range s.opts.Control.Config().Subscriptions {
-		ids = append(ids, c.Name)
-	}
-	err := s.opts.Store.View(func(t *store.Txn) error {
-		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
-			ids = append(ids, r.ID)
-			return nil
-		})
-	})
-	return ids, err
 }
 
 func (s *Server) attempts(w http.ResponseWriter, r *http.Request) {
@@ -458,11 +440,6 @@ func (s *Server) checkDestination(raw string) error {
 		return err
 	}
 	return egress.CheckHost(u.Hostname(), s.opts.Control.Config().Delivery.AllowPrivateNetworks)
-}
-
-func validGlob(g string) bool {
-	_, err := path.Match(g, "")
-	return err == nil
 }
 
 func quote(s string) string { return strconv.Quote(s) }
