@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strings"
 	"time"
 
+	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/subscription"
@@ -42,7 +44,7 @@ func (s *Server) view(sub *subscription.Subscription) subscriptionView {
 // MarshalJSON writes the id, the spec with its credentials hidden, then
 // the state, as one object.
 func (v subscriptionView) MarshalJSON() ([]byte, error) {
-	head, err := marshalPlain(struct {
+	head, err := event.Canonical(struct {
 		ID string `json:"id"`
 	}{v.sub.ID()})
 	if err != nil {
@@ -56,7 +58,7 @@ func (v subscriptionView) MarshalJSON() ([]byte, error) {
 	if rec := v.sub.Record; rec != nil {
 		st.CreatedAt, st.UpdatedAt = rec.CreatedAt, rec.UpdatedAt
 	}
-	tail, err := marshalPlain(st)
+	tail, err := event.Canonical(st)
 	if err != nil {
 		return nil, err
 	}
@@ -69,18 +71,6 @@ func shown(spec subscription.Spec) subscription.Spec {
 	spec.URL = redact.Userinfo(spec.URL)
 	spec.Headers = redact.Headers(spec.Headers)
 	return spec
-}
-
-// marshalPlain is json.Marshal without HTML escaping, as writeJSON
-// answers.
-func marshalPlain(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSpace(b.Bytes()), nil
 }
 
 // joinObjects merges the encodings of JSON objects whose keys differ into
@@ -113,8 +103,8 @@ var readOnlyKeys = func() map[string]bool {
 				walk(f.Type)
 				continue
 			}
-			name, _, _ := bytes.Cut([]byte(f.Tag.Get("json")), []byte(","))
-			keys[string(name)] = true
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			keys[name] = true
 		}
 	}
 	walk(reflect.TypeFor[subscriptionState]())

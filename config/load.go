@@ -218,9 +218,6 @@ type problems struct{ check.Problems }
 // add records a problem at path unless path already had a decoding problem.
 func (p *problems) add(path, format string, args ...any) { p.Add(path, format, args...) }
 
-// bad records a decoding problem at path and silences later ones there.
-func (p *problems) bad(path, format string, args ...any) { p.Bad(path, format, args...) }
-
 // err returns the problems sorted by path, or nil without any.
 func (p *problems) err() error { return p.Err() }
 

@@ -10,10 +10,9 @@
 package subscription
 
 import (
-	"bytes"
-	"encoding/json"
 	"time"
 
+	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -172,7 +171,9 @@ func (s Spec) MarshalJSON() ([]byte, error) {
 		}
 		out.Retry.Schedule = &sched
 	}
-	return marshal(out)
+	// Canonical leaves `<` in a payload program as it is, as the API
+	// answers.
+	return event.Canonical(out)
 }
 
 func durationOrEmpty(d time.Duration) string {
@@ -180,16 +181,4 @@ func durationOrEmpty(d time.Duration) string {
 		return ""
 	}
 	return d.String()
-}
-
-// marshal is json.Marshal without HTML escaping, as the API answers: a
-// payload program's `<` stays readable.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
