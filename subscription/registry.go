@@ -78,7 +78,8 @@ func (r *Registry) Load(recs Records, now time.Time) error {
 	return nil
 }
 
-// Put adds or replaces an API subscription, once its record is stored.
+// Put adds or replaces an API subscription (one with its Record), once
+// that record is stored.
 func (r *Registry) Put(s *Subscription) {
 	r.mu.Lock()
 	r.stored[s.ID()] = s
@@ -107,7 +108,7 @@ func (r *Registry) Get(id string) *Subscription {
 
 // List returns every subscription as the API lists them: API ones newest
 // first, then the config file's in its order. An API one shadowed by a
-// config one of its name is listed too, so it can be deleted.
+// config one of its name is listed too.
 func (r *Registry) List() []*Subscription {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
