@@ -20,6 +20,7 @@ import (
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // Bridge is a running pollrelay: store, pollers, notifier and API.
@@ -31,6 +32,9 @@ type Bridge struct {
 	notifier *notifier.Notifier
 	api      *api.Server
 	ln       net.Listener
+	// subs holds every subscription, config and API; the notifier's set
+	// is built from it.
+	subs *subscription.Registry
 
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
@@ -40,7 +44,7 @@ type Bridge struct {
 	level *slog.LevelVar
 
 	// subsMu orders the rebuilds of the notifier's subscriptions: each
-	// reads the store and sets the notifier under it, so a rebuild that
+	// reads the registry and sets the notifier under it, so a rebuild that
 	// read older state never replaces one that read newer.
 	subsMu sync.Mutex
 
@@ -89,19 +93,24 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	b.reloadTime.SetToCurrentTime()
 	b.grace = cfg.Delivery.ShutdownGrace
 	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: b.grace})
-	subs, err := b.subscriptions(cfg)
+	b.subs = subscription.NewRegistry(log)
+	err = b.subs.SetConfig(cfg.Subscriptions)
+	if err == nil {
+		now := time.Now()
+		err = st.View(func(t store.Txn) error { return b.subs.Load(t, now) })
+	}
 	if err != nil {
 		st.Close()
 		ln.Close()
 		return nil, err
 	}
-	b.notifier.SetSubscriptions(subs)
+	b.notifier.SetSubscriptions(b.deliverTo(cfg))
 	if cfg.APIToken == "" {
 		log.Info("management API /v1 is off: set api_token to enable it")
 	}
 	b.api = api.New(api.Options{
 		Token: cfg.APIToken, Gatherer: reg, Logger: log, Store: st,
-		Poller: b.poller, Notifier: b.notifier, Control: b,
+		Poller: b.poller, Notifier: b.notifier, Control: b, Subscriptions: b.subs,
 		RotationOverlap: cfg.Delivery.RotationOverlap,
 	})
 	return b, nil
@@ -115,15 +124,11 @@ func (b *Bridge) Config() *config.Config {
 }
 
 // SubscriptionsChanged rebuilds the notifier's subscriptions from the
-// config and the store, after the API changed one.
+// registry, after the API changed one.
 func (b *Bridge) SubscriptionsChanged() error {
 	b.subsMu.Lock()
 	defer b.subsMu.Unlock()
-	subs, err := b.subscriptions(b.Config())
-	if err != nil {
-		return err
-	}
-	b.notifier.SetSubscriptions(subs)
+	b.notifier.SetSubscriptions(b.deliverTo(b.Config()))
 	return nil
 }
 
@@ -276,8 +281,7 @@ func (b *Bridge) pruneLoop(ctx context.Context) {
 func (b *Bridge) Reload(cfg *config.Config) error {
 	b.subsMu.Lock()
 	defer b.subsMu.Unlock()
-	subs, err := b.subscriptions(cfg)
-	if err != nil {
+	if err := b.subs.SetConfig(cfg.Subscriptions); err != nil {
 		b.reloadOK.Set(0)
 		return err
 	}
@@ -302,7 +306,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		setMemoryLimit(cfg.MemoryLimitBytes, b.log)
 	}
 	b.poller.Apply(cfg.Sources)
-	b.notifier.SetSubscriptions(subs)
+	b.notifier.SetSubscriptions(b.deliverTo(cfg))
 	b.cfg = cfg
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
@@ -319,43 +323,25 @@ func (b *Bridge) ReloadFailed(err error) {
 	b.log.Error("config reload failed; keeping the running config", "error", err.Error())
 }
 
-// subscriptions builds the notifier's set: the config's subscriptions and
-// those created through the API. A stored one whose name the config now
-// also uses is shadowed by the config's, with a warning.
-func (b *Bridge) subscriptions(cfg *config.Config) ([]*notifier.Subscription, error) {
-	subs := make([]*notifier.Subscription, 0, len(cfg.Subscriptions))
-	names := map[string]bool{}
-	for i := range cfg.Subscriptions {
-		s, err := notifier.FromConfig(&cfg.Subscriptions[i])
-		if err != nil {
-			return nil, err
-		}
-		s.RequireHTTPS = cfg.Delivery.RequireHTTPS
-		subs = append(subs, s)
-		names[s.ID] = true
-	}
+// deliverTo builds the notifier's set from the registry, with the
+// delivery policy of cfg. The registry holds only validated
+// subscriptions, so one that cannot be built (which would be a bug) is
+// logged and left out rather than stop every other from delivering.
+func (b *Bridge) deliverTo(cfg *config.Config) []*notifier.Subscription {
+	active := b.subs.Active()
+	out := make([]*notifier.Subscription, 0, len(active))
 	now := time.Now()
-	err := b.st.View(func(t store.Txn) error {
-		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
-			if names[r.ID] {
-				b.log.Warn("an API subscription has the name of a config one; the config's is used", "subscription", r.ID)
-				return nil
-			}
-			c, err := api.APISubscriptionConfig(r, now)
-			if err != nil {
-				b.log.Error("stored subscription is invalid; skipped", "subscription", r.ID, "error", err.Error())
-				return nil
-			}
-			s, err := notifier.FromConfig(c)
-			if err != nil {
-				return err
-			}
-			s.ManagedBy = "api"
-			s.AllowPrivate = cfg.Delivery.AllowPrivateNetworks
-			s.RequireHTTPS = cfg.Delivery.RequireHTTPS
-			subs = append(subs, s)
-			return nil
-		})
-	})
-	return subs, err
+	for _, s := range active {
+		ns, err := notifier.FromSubscription(s, now)
+		if err != nil {
+			b.log.Error("subscription cannot be delivered to; skipped", "subscription", s.ID(), "error", err.Error())
+			continue
+		}
+		if s.ManagedBy == subscription.ManagedByAPI {
+			ns.AllowPrivate = cfg.Delivery.AllowPrivateNetworks
+		}
+		ns.RequireHTTPS = cfg.Delivery.RequireHTTPS
+		out = append(out, ns)
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/demo"
 	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // recipes are the vendor examples and their simulated upstreams, built in
@@ -89,9 +90,7 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 		cfg.Sources[i].Interval, cfg.Sources[i].Timeout = time.Second, 900*time.Millisecond
 	}
 	sub := cfg.Subscriptions[0]
-	v, err := signature.NewSchemeVerifier(signature.Scheme{
-		Name: sub.SigScheme.Scheme, Header: sub.SigScheme.Header, Encoding: sub.SigScheme.Encoding,
-	}, sub.Secrets...)
+	v, err := signature.NewSchemeVerifier(sub.Scheme(), sub.Secrets()...)
 	if err != nil {
 		return err
 	}
@@ -126,12 +125,12 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 	return err
 }
 
-func schemeName(s config.Subscription) string {
-	switch s.SigScheme.Scheme {
+func schemeName(s subscription.Spec) string {
+	switch sc := s.Scheme(); sc.Name {
 	case "hmac-sha256":
-		return "HMAC-SHA256 " + s.SigScheme.Encoding + " in " + s.SigScheme.Header
+		return "HMAC-SHA256 " + sc.Encoding + " in " + sc.Header
 	case "token":
-		return "secret token in " + s.SigScheme.Header
+		return "secret token in " + sc.Header
 	}
 	return "Standard Webhooks signature"
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store/badger"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 const fuzzToken = "fuzz-token-0123456789"
@@ -69,7 +70,11 @@ func newFuzzServer(tb testing.TB) http.Handler {
 		pm.Stop()
 		st.Close()
 	})
-	return New(Options{Token: fuzzToken, Logger: log, Store: st, Poller: pm, Notifier: n, Control: control{cfg}})
+	subs := subscription.NewRegistry(log)
+	if err := subs.SetConfig(cfg.Subscriptions); err != nil {
+		tb.Fatal(err)
+	}
+	return New(Options{Token: fuzzToken, Logger: log, Store: st, Poller: pm, Notifier: n, Control: control{cfg}, Subscriptions: subs})
 }
 
 // FuzzAPIDecode sends arbitrary bodies to the two routes that take the

@@ -175,12 +175,8 @@ type eventView struct {
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	v := eventView{Deliveries: []*store.Delivery{}}
-	subs, err := s.subscriptionIDs()
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	err = s.opts.Store.View(func(t store.Txn) error {
+	subs := s.opts.Subscriptions.IDs()
+	err := s.opts.Store.View(func(t store.Txn) error {
 		var err error
 		if v.Event, err = t.Event(id); err != nil || v.Event == nil {
 			return err
@@ -205,21 +201,6 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
-}
-
-// subscriptionIDs lists every subscription id, config and API.
-func (s *Server) subscriptionIDs() ([]string, error) {
-	var ids []string
-	for _, c := range s.opts.Control.Config().Subscriptions {
-		ids = append(ids, c.Name)
-	}
-	err := s.opts.Store.View(func(t store.Txn) error {
-		return t.APISubscriptions(func(r *store.SubscriptionRecord) error {
-			ids = append(ids, r.ID)
-			return nil
-		})
-	})
-	return ids, err
 }
 
 func (s *Server) attempts(w http.ResponseWriter, r *http.Request) {

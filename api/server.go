@@ -24,6 +24,7 @@ import (
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // Poller is what the API needs of the polling side.
@@ -50,8 +51,8 @@ type Notifier interface {
 type Control interface {
 	// Config returns the running configuration.
 	Config() *config.Config
-	// SubscriptionsChanged rebuilds the notifier's subscriptions after the
-	// API created, changed or deleted one.
+	// SubscriptionsChanged rebuilds the notifier's subscriptions from the
+	// registry after the API created, changed or deleted one.
 	SubscriptionsChanged() error
 	// ReloadFile loads and applies the config file; a bad file keeps the
 	// old one running and its problems are returned.
@@ -73,6 +74,9 @@ type Options struct {
 	Poller   Poller
 	Notifier Notifier
 	Control  Control
+	// Subscriptions holds every subscription, config and API; the API
+	// reads it and records its changes in it.
+	Subscriptions *subscription.Registry
 	// RotationOverlap is how long an old secret keeps signing after
 	// rotate-secret (default 24h).
 	RotationOverlap time.Duration
@@ -123,7 +127,7 @@ func New(o Options) *Server {
 	}
 	s.ui = ui.New(ui.Options{
 		Store: o.Store, Poller: o.Poller, Notifier: o.Notifier,
-		Config: func() *config.Config { return o.Control.Config() }, Subscriptions: s.subscriptionIDs,
+		Config: func() *config.Config { return o.Control.Config() }, Subscriptions: func() ([]string, error) { return o.Subscriptions.IDs(), nil },
 		Gatherer: o.Gatherer, Logger: o.Logger, Now: o.Now,
 	})
 	s.SetToken(o.Token)

@@ -15,8 +15,8 @@ var (
 )
 
 // lockSubs serialises the API's subscription changes. Each one reads its
-// record, writes it and rebuilds the notifier from the store before the
-// next starts, so a 2xx answer states what is stored and what the notifier
+// record, writes it, puts it in the registry and rebuilds the notifier
+// from the registry before the next starts, so a 2xx answer states what is stored and what the notifier
 // signs with, and an earlier change's rebuild never lands after a later
 // one's. It answers 503 itself when the request ends while waiting.
 func (s *Server) lockSubs(w http.ResponseWriter, r *http.Request) bool {
@@ -49,12 +49,13 @@ func current(t store.Txn, id string, base *store.SubscriptionRecord) (*store.Sub
 	return cur, nil
 }
 
-// commit runs one subscription change in a transaction, then rebuilds the
-// notifier's subscriptions from the store. write must read the record it
+// commit runs one subscription change in a transaction; once it is
+// stored, applied records it in the registry and the notifier's
+// subscriptions are rebuilt from there. write must read the record it
 // changes with current (or check its absence) inside the transaction. It
 // answers the failure itself: 404 for a deleted subscription, 409 for a
 // name taken or a change that lost to another one, 500 otherwise.
-func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(store.Txn) error) bool {
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(store.Txn) error, applied func()) bool {
 	err := s.opts.Store.Update(write)
 	switch {
 	case err == nil:
@@ -71,6 +72,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write
 		s.internal(w, r, err)
 		return false
 	}
+	applied()
 	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
 		s.internal(w, r, err)
 		return false

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 const testdataDir = "../testdata/config"
@@ -300,7 +300,7 @@ func TestExampleConfigParses(t *testing.T) {
 	if got := c.Sources[0].Headers["Authorization"]; got != "Bearer upstream-token" {
 		t.Errorf("Authorization header = %q", got)
 	}
-	if got := c.Subscriptions[0].Secrets; !slices.Equal(got, []string{testEnv["WEBHOOK_SECRET"]}) {
+	if got := c.Subscriptions[0].Secrets(); !slices.Equal(got, []string{testEnv["WEBHOOK_SECRET"]}) {
 		t.Errorf("secrets = %q", got)
 	}
 
@@ -308,29 +308,6 @@ func TestExampleConfigParses(t *testing.T) {
 	_, err = ParseWith(data, noEnv)
 	if want := []string{"subscriptions[0].secret: must not be empty"}; !slices.Equal(problemsOf(t, err), want) {
 		t.Errorf("problems without env = %q, want %q", problemsOf(t, err), want)
-	}
-}
-
-func TestDurations(t *testing.T) {
-	for in, want := range map[string]time.Duration{
-		"15s": 15 * time.Second, "7d": 168 * time.Hour, "1d12h": 36 * time.Hour, " 2h30m ": 150 * time.Minute,
-	} {
-		got, err := parseDuration(in)
-		if err != nil || got != want {
-			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "abc", "15", "d", "1.5d", "-1d", "99999999999d", "106751d23h47m17s"} {
-		if got, err := parseDuration(in); err == nil {
-			t.Errorf("parseDuration(%q) = %v, want an error", in, got)
-		}
-	}
-	for d, want := range map[time.Duration]string{
-		15 * time.Second: "15s", time.Minute: "1m", time.Hour: "1h", 90 * time.Minute: "1h30m", 1500 * time.Millisecond: "1.5s",
-	} {
-		if got := fmtDuration(d); got != want {
-			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
-		}
 	}
 }
 
@@ -389,21 +366,9 @@ func TestSummary(t *testing.T) {
 	if got, want := c.Summary(), "config ok: 2 sources (1 watch), 0 subscriptions, listen :1"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
-	c = &Config{Listen: ":1", Sources: []Source{{URL: "http://x/"}}, Subscriptions: []Subscription{{}}}
+	c = &Config{Listen: ":1", Sources: []Source{{URL: "http://x/"}}, Subscriptions: []subscription.Spec{{}}}
 	if got, want := c.Summary(), "config ok: 1 source, 1 subscription, listen :1"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
-	}
-}
-
-func TestProblemOrder(t *testing.T) {
-	in := []string{
-		"sources[10].name: x", "sources[2].name: x", "sources[2]: x", "listen: x", "sources[2].a.b: x",
-	}
-	p := &problems{list: in}
-	got := problemsOf(t, p.err())
-	want := []string{"listen: x", "sources[2]: x", "sources[2].a.b: x", "sources[2].name: x", "sources[10].name: x"}
-	if !slices.Equal(got, want) {
-		t.Errorf("order = %q, want %q", got, want)
 	}
 }
 
@@ -459,7 +424,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, s := range c.Subscriptions {
-			if len(s.Secrets) == 0 || s.SigScheme.Scheme == "" {
+			if len(s.Secrets()) == 0 || s.Scheme().Name == "" {
 				t.Fatalf("a valid subscription that breaks an invariant: %+v", s)
 			}
 		}
@@ -478,30 +443,5 @@ subscriptions:
 	s := cfg.Subscriptions[0].Retry.Schedule
 	if len(s) != 48 || s[0] != 30*time.Minute || s[47] != 30*time.Minute {
 		t.Errorf("every 30m for 24h: got %d entries %v", len(s), s)
-	}
-}
-
-func TestParseSubscription(t *testing.T) {
-	s, err := ParseSubscription(map[string]any{
-		"name": "api-sub", "url": "https://example.com/hook", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-		"events": []any{"job.*"}, "headers": map[string]any{"X-Env": "${HOME}"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Headers["X-Env"] != "${HOME}" {
-		t.Errorf("an API value was env-expanded: %q", s.Headers["X-Env"])
-	}
-	if s.Method != "POST" || s.Ordering != "resource" || len(s.Retry.Schedule) != 7 {
-		t.Errorf("defaults not applied: %+v", s)
-	}
-	_, err = ParseSubscription(map[string]any{"name": "x", "url": "ftp://nope", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "bogus": 1})
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("want a ValidationError, got %v", err)
-	}
-	want := []string{"bogus: unknown key", "url: must be an absolute http or https URL"}
-	if fmt.Sprint(ve.Problems) != fmt.Sprint(want) {
-		t.Errorf("problems %q, want %q", ve.Problems, want)
 	}
 }

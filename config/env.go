@@ -11,6 +11,8 @@ import (
 
 	"github.com/knadh/koanf/parsers/yaml"
 	goyaml "go.yaml.in/yaml/v3"
+
+	"github.com/pollrelay/pollrelay/internal/check"
 )
 
 // envPrefix starts every variable that overrides a config key.
@@ -126,14 +128,14 @@ func envOverrides(lookup func(string) (string, bool)) (map[string]any, map[strin
 // nested structs but not into lists, maps, pointers or free-form values.
 func scalarKeys(t reflect.Type, prefix []string) [][]string {
 	var out [][]string
-	for _, f := range fieldsOf(t) {
-		key := append(slices.Clone(prefix), f.name)
-		switch ft := f.field.Type; {
+	for _, f := range check.Fields(t) {
+		key := append(slices.Clone(prefix), f.Name)
+		switch ft := f.Type; {
 		case ft == reflect.TypeFor[time.Duration]():
 			out = append(out, key)
 		case ft.Kind() == reflect.Struct:
 			out = append(out, scalarKeys(ft, key)...)
-		case isScalarKind(ft.Kind()):
+		case check.IsScalarKind(ft.Kind()):
 			out = append(out, key)
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/check"
 )
 
 // configKeys lists every key the file may set, as dotted paths, by walking
@@ -16,17 +18,17 @@ func configKeys(prefix string, t reflect.Type) []string {
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct || t == durationType {
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Duration]() {
 		return nil
 	}
 	var out []string
-	for _, f := range fieldsOf(t) {
-		key := f.name
+	for _, f := range check.Fields(t) {
+		key := f.Name
 		if prefix != "" {
-			key = prefix + "." + f.name
+			key = prefix + "." + f.Name
 		}
 		out = append(out, key)
-		out = append(out, configKeys(key, f.field.Type)...)
+		out = append(out, configKeys(key, f.Type)...)
 	}
 	return out
 }

@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/pollrelay/pollrelay/internal/check"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // keyDelim is koanf's key-path delimiter. koanf splits flattened keys on it,
@@ -69,26 +70,9 @@ func defaultSource() Source {
 // defaultRule is what each element of a source's `events:` starts from.
 func defaultRule() Rule { return Rule{On: Kinds{"changed"}} }
 
-// defaultSubscription is what each element of `subscriptions:` starts from.
-// Retry.Schedule is left nil so normalisation can tell "absent" (use
-// DefaultRetrySchedule) from an explicit empty list (no retries).
-func defaultSubscription() Subscription {
-	return Subscription{
-		Method:      "POST",
-		Timeout:     15 * time.Second,
-		Ordering:    "resource",
-		MaxInFlight: 16,
-	}
-}
-
 // ValidationError lists every problem found in a configuration, each as
 // "path: message", e.g. "sources[1].interval: must be at least 1s".
-type ValidationError struct {
-	Problems []string
-}
-
-// Error joins the problems, one per line.
-func (e *ValidationError) Error() string { return strings.Join(e.Problems, "\n") }
+type ValidationError = check.ValidationError
 
 // Load reads the file at path and parses it with Parse.
 func Load(path string) (*Config, error) {
@@ -156,7 +140,7 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 			return nil, fmt.Errorf("config environment overrides: %w", err)
 		}
 	}
-	p.fromEnv = fromEnv
+	p.FromEnv = fromEnv
 	tree := k.Raw()
 	// `interval: adaptive` is not a duration: take it out before the
 	// checker would report it as one; normalisation then gives those
@@ -164,11 +148,9 @@ func ParseWith(data []byte, lookupEnv func(string) (string, bool)) (*Config, err
 	adaptive := takeAdaptive(tree)
 	// Reject unknown keys and values of the wrong type with their path, and
 	// drop them so the decoder sees only values it can take.
-	(&checker{p: p}).checkStruct("", reflect.TypeFor[Config](), tree)
+	check.Tree(&p.Problems, "", reflect.TypeFor[Config](), tree)
 	prefill(&cfg, tree)
-	if err := decode(tree, &cfg); err != nil {
-		addDecodeErrors(err, p)
-	}
+	check.Decode(&p.Problems, tree, &cfg)
 
 	// 3. Normalise: per-element defaults that depend on other fields, and
 	// the subscriptions' derived fields. Every jq expression and rule value
@@ -221,133 +203,21 @@ func prefill(cfg *Config, tree map[string]any) {
 		}
 	}
 	if list, ok := tree["subscriptions"].([]any); ok {
-		cfg.Subscriptions = make([]Subscription, len(list))
+		cfg.Subscriptions = make([]subscription.Spec, len(list))
 		for i := range list {
-			cfg.Subscriptions[i] = defaultSubscription()
+			cfg.Subscriptions[i] = subscription.Default()
 		}
 	}
-}
-
-// decode unmarshals the checked tree onto cfg with koanf. Passing our own
-// DecoderConfig makes koanf drop its default hooks, so the duration and
-// string-to-slice hooks are added back here.
-func decode(tree map[string]any, cfg *Config) error {
-	k := koanf.NewWithConf(koanf.Conf{Delim: keyDelim})
-	if err := k.Load(confmap.Provider(tree, ""), nil); err != nil {
-		return err
-	}
-	return k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
-		Tag: "koanf",
-		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook: mapstructure.ComposeDecodeHookFunc(
-				durationHook,
-				mapstructure.StringToSliceHookFunc(","),
-			),
-			WeaklyTypedInput: true,
-		},
-	})
-}
-
-// addDecodeErrors turns decoder errors into problems. The checker should
-// have caught every type error first; this keeps any it missed readable.
-func addDecodeErrors(err error, p *problems) {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			addDecodeErrors(e, p)
-		}
-		return
-	}
-	var de *mapstructure.DecodeError
-	if errors.As(err, &de) {
-		inner := de.Unwrap()
-		var nested *mapstructure.DecodeError
-		if _, ok := inner.(interface{ Unwrap() []error }); ok || errors.As(inner, &nested) {
-			addDecodeErrors(inner, p)
-			return
-		}
-		p.bad(de.Name(), "%v", inner)
-		return
-	}
-	p.add("config", "%v", err)
 }
 
 // problems collects validation messages with their paths.
-type problems struct {
-	list []string
-	// badPaths had a decoding problem; later checks of them or anything
-	// under them would only repeat it, so they are skipped.
-	badPaths []string
-	// fromEnv maps a path to the POLLRELAY_ variable that set it, so a
-	// problem with an overridden value points at the variable, not the file.
-	fromEnv map[string]string
-}
+type problems struct{ check.Problems }
 
 // add records a problem at path unless path already had a decoding problem.
-func (p *problems) add(path, format string, args ...any) {
-	for _, b := range p.badPaths {
-		if path == b || strings.HasPrefix(path, b+".") || strings.HasPrefix(path, b+"[") {
-			return
-		}
-	}
-	msg := fmt.Sprintf(format, args...)
-	if env, ok := p.fromEnv[path]; ok {
-		msg += " (set by " + env + ")"
-	}
-	p.list = append(p.list, path+": "+msg)
-}
+func (p *problems) add(path, format string, args ...any) { p.Add(path, format, args...) }
 
-// bad records a decoding problem at path and silences later ones there.
-func (p *problems) bad(path, format string, args ...any) {
-	p.add(path, format, args...)
-	p.badPaths = append(p.badPaths, path)
-}
-
-// err returns the problems sorted by path (a block's own problems before
-// those of its keys), or nil without any.
-func (p *problems) err() error {
-	if len(p.list) == 0 {
-		return nil
-	}
-	out := slices.Clone(p.list)
-	slices.SortStableFunc(out, func(a, b string) int {
-		pa, _, _ := strings.Cut(a, ": ")
-		pb, _, _ := strings.Cut(b, ": ")
-		return naturalCompare(pa, pb)
-	})
-	return &ValidationError{Problems: out}
-}
-
-// naturalCompare orders strings with digit runs compared as numbers, so
-// sources[2] comes before sources[10].
-func naturalCompare(a, b string) int {
-	for a != "" && b != "" {
-		da, db := digitPrefix(a), digitPrefix(b)
-		if da != "" && db != "" {
-			na, nb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
-			if c := len(na) - len(nb); c != 0 {
-				return c
-			}
-			if c := strings.Compare(na, nb); c != 0 {
-				return c
-			}
-			a, b = a[len(da):], b[len(db):]
-			continue
-		}
-		if a[0] != b[0] {
-			return int(a[0]) - int(b[0])
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) - len(b)
-}
-
-func digitPrefix(s string) string {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return s[:i]
-}
+// err returns the problems sorted by path, or nil without any.
+func (p *problems) err() error { return p.Err() }
 
 // Summary describes the configuration in one line, e.g.
 // "config ok: 2 sources (1 watch), 1 subscription, listen 127.0.0.1:8787".

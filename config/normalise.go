@@ -3,27 +3,21 @@ package config
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/jqexpr"
-	"github.com/pollrelay/pollrelay/signature"
 )
 
-// normalise fills the defaults that depend on other fields, checks the
-// values only a compiler can judge (jq, rule patterns, body, rate) and
-// derives the subscriptions' fields. Problems found on the way are
-// recorded; validate checks the rest. adaptive holds the indexes of the
-// sources with `interval: adaptive`.
+// normalise fills the sources' defaults that depend on other fields and
+// checks the values only a compiler can judge (jq, rule patterns, body,
+// rate); subscriptions normalise themselves when checked. Problems found
+// on the way are recorded; validate checks the rest. adaptive holds the
+// indexes of the sources with `interval: adaptive`.
 func normalise(c *Config, adaptive map[int]bool, p *problems) {
 	for i := range c.Sources {
 		normaliseSource(&c.Sources[i], fmt.Sprintf("sources[%d]", i), adaptive[i], p)
-	}
-	for i := range c.Subscriptions {
-		normaliseSubscription(&c.Subscriptions[i], fmt.Sprintf("subscriptions[%d]", i), p)
 	}
 }
 
@@ -168,133 +162,4 @@ func ParseRate(s string) (float64, bool) {
 		n /= 3600
 	}
 	return n, true
-}
-
-func normaliseSubscription(s *Subscription, path string, p *problems) {
-	s.Method = strings.ToUpper(strings.TrimSpace(s.Method))
-	switch {
-	case s.Retry.Every > 0 || s.Retry.For > 0:
-		if s.Retry.Schedule != nil {
-			p.add(path+".retry", "set either schedule or every/for, not both")
-		} else if s.Retry.Every <= 0 || s.Retry.For < s.Retry.Every {
-			p.add(path+".retry", "every must be more than 0 and for at least every")
-		} else if n := int(s.Retry.For / s.Retry.Every); n > maxRetrySchedule {
-			p.add(path+".retry", "every/for make %d retries; at most %d", n, maxRetrySchedule)
-		} else {
-			s.Retry.Schedule = slices.Repeat([]time.Duration{s.Retry.Every}, n)
-		}
-	case s.Retry.Schedule == nil:
-		// Absent: the default. An explicit `schedule: []` means no retries.
-		s.Retry.Schedule = slices.Clone(DefaultRetrySchedule)
-	}
-	if s.Retry.Jitter == nil {
-		j := DefaultRetryJitter
-		s.Retry.Jitter = &j
-	}
-	s.Secrets = secrets(path+".secret", s.Secret, p)
-	s.SigScheme = sigScheme(path+".signature", s.Signature, p)
-	if payload := strings.TrimSpace(s.Payload); payload != "" && payload != "." {
-		s.PayloadExpr = compile(path+".payload", s.Payload, false, p)
-	}
-}
-
-// secrets reads `secret:`, a string or a list of strings. Non-strings in a
-// list keep their slot (as "") so later messages name the right index.
-func secrets(path string, v any, p *problems) []string {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		return []string{x}
-	case []any:
-		out := make([]string, len(x))
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				p.bad(fmt.Sprintf("%s[%d]", path, i), "must be a string")
-			}
-			out[i] = s
-		}
-		return out
-	default:
-		p.bad(path, "must be a string or a list of strings")
-		return nil
-	}
-}
-
-// sigScheme reads `signature:`: absent or "standard", or a mapping with
-// scheme, header and encoding.
-func sigScheme(path string, v any, p *problems) SigScheme {
-	const known = "(want standard, hmac-sha256 or token)"
-	switch x := v.(type) {
-	case nil:
-		return SigScheme{Scheme: signature.SchemeStandard}
-	case string:
-		switch x {
-		case signature.SchemeStandard:
-		case signature.SchemeHMACSHA256, signature.SchemeToken:
-			p.add(path, "scheme %s needs a header: use {scheme: %s, header: X-Signature}", x, x)
-		default:
-			p.add(path, "unknown scheme %q %s", x, known)
-		}
-		return SigScheme{Scheme: x}
-	case map[string]any:
-		var sc SigScheme
-		for _, k := range sortedKeys(x) {
-			kp := joinKey(path, k)
-			var dst *string
-			switch k {
-			case "scheme":
-				dst = &sc.Scheme
-			case "header":
-				dst = &sc.Header
-			case "encoding":
-				dst = &sc.Encoding
-			default:
-				p.bad(kp, "unknown key")
-				continue
-			}
-			s, ok := x[k].(string)
-			if !ok {
-				p.bad(kp, "must be a string")
-				continue
-			}
-			*dst = s
-		}
-		switch sc.Scheme {
-		case "":
-			p.add(path+".scheme", "required %s", known)
-		case signature.SchemeStandard:
-			if sc.Header != "" {
-				p.add(path+".header", "only valid with scheme hmac-sha256 or token")
-			}
-			if sc.Encoding != "" {
-				p.add(path+".encoding", "only valid with scheme hmac-sha256")
-			}
-		case signature.SchemeHMACSHA256:
-			if sc.Header == "" {
-				p.add(path+".header", "required with scheme hmac-sha256")
-			}
-			switch sc.Encoding {
-			case "":
-				sc.Encoding = signature.EncodingHex
-			case signature.EncodingHex, signature.EncodingBase64:
-			default:
-				p.add(path+".encoding", "must be hex or base64")
-			}
-		case signature.SchemeToken:
-			if sc.Header == "" {
-				p.add(path+".header", "required with scheme token")
-			}
-			if sc.Encoding != "" {
-				p.add(path+".encoding", "only valid with scheme hmac-sha256")
-			}
-		default:
-			p.add(path+".scheme", "unknown scheme %q %s", sc.Scheme, known)
-		}
-		return sc
-	default:
-		p.bad(path, "must be standard or a mapping like {scheme: hmac-sha256, header: X-Signature}")
-		return SigScheme{}
-	}
 }

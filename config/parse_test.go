@@ -1,10 +1,14 @@
 package config
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 func TestDefaults(t *testing.T) {
@@ -48,14 +52,14 @@ subscriptions:
 
 	sub := c.Subscriptions[0]
 	if sub.Method != "POST" || sub.Timeout != 15*time.Second || sub.Ordering != "resource" || sub.MaxInFlight != 16 ||
-		sub.PayloadExpr != nil || sub.SigScheme != (SigScheme{Scheme: "standard"}) {
+		compiled(t, sub).Payload != nil || sub.Scheme() != (signature.Scheme{Name: "standard"}) {
 		t.Errorf("subscription defaults = %+v", sub)
 	}
-	if !slices.Equal(sub.Retry.Schedule, DefaultRetrySchedule) {
+	if !slices.Equal(sub.Retry.Schedule, subscription.DefaultRetrySchedule) {
 		t.Errorf("retry schedule = %v", sub.Retry.Schedule)
 	}
 	sub.Retry.Schedule[0] = time.Hour
-	if DefaultRetrySchedule[0] != 5*time.Second {
+	if subscription.DefaultRetrySchedule[0] != 5*time.Second {
 		t.Errorf("the default retry schedule was shared, not copied")
 	}
 }
@@ -146,17 +150,17 @@ subscriptions:
 	}
 
 	one, two, three := c.Subscriptions[0], c.Subscriptions[1], c.Subscriptions[2]
-	if one.PayloadExpr != nil || one.SigScheme != (SigScheme{Scheme: "standard"}) {
-		t.Errorf("one: payload %v scheme %+v", one.PayloadExpr, one.SigScheme)
+	if p := compiled(t, one).Payload; p != nil || one.Scheme() != (signature.Scheme{Name: "standard"}) {
+		t.Errorf("one: payload %v scheme %+v", p, one.Scheme())
 	}
-	if two.Method != "PUT" || two.PayloadExpr == nil || !slices.Equal(two.Secrets, []string{"k1", "k2"}) ||
-		two.SigScheme != (SigScheme{Scheme: "hmac-sha256", Header: "X-Sig", Encoding: "hex"}) {
+	if two.Method != "PUT" || compiled(t, two).Payload == nil || !slices.Equal(two.Secrets(), []string{"k1", "k2"}) ||
+		two.Scheme() != (signature.Scheme{Name: "hmac-sha256", Header: "X-Sig", Encoding: "hex"}) {
 		t.Errorf("two = %+v", two)
 	}
 	if !reflect.DeepEqual(two.Secret, []any{"k1", "k2"}) {
 		t.Errorf("two secret = %#v", two.Secret)
 	}
-	if three.SigScheme != (SigScheme{Scheme: "token", Header: "x-token"}) || !slices.Equal(three.Secrets, []string{"tok"}) {
+	if three.Scheme() != (signature.Scheme{Name: "token", Header: "x-token"}) || !slices.Equal(three.Secrets(), []string{"tok"}) {
 		t.Errorf("three = %+v", three)
 	}
 }
@@ -177,6 +181,24 @@ func bodyAndRate(t *testing.T, s *Source) ([]byte, float64) {
 		}
 	}
 	return body, rate
+}
+
+// compiled is a config subscription as pollrelay runs it.
+func compiled(t *testing.T, spec subscription.Spec) *subscription.Subscription {
+	t.Helper()
+	s, err := subscription.FromConfig(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func raws(rs []json.RawMessage) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
 }
 
 // anyState reports whether a rule pattern accepts every state.

@@ -1,6 +1,10 @@
 package config
 
-import "reflect"
+import (
+	"reflect"
+
+	"github.com/pollrelay/pollrelay/internal/check"
+)
 
 // liveStorageKeys are the storage keys a running process applies on
 // reload: everything else under storage: names the store it has open.
@@ -16,12 +20,12 @@ func RestartKeys(running, next *Config) []string {
 		out = append(out, "listen")
 	}
 	rv, nv := reflect.ValueOf(running.Storage), reflect.ValueOf(next.Storage)
-	for _, f := range fieldsOf(rv.Type()) {
-		if liveStorageKeys[f.name] {
+	for _, f := range check.Fields(rv.Type()) {
+		if liveStorageKeys[f.Name] {
 			continue
 		}
-		if !reflect.DeepEqual(rv.FieldByIndex(f.field.Index).Interface(), nv.FieldByIndex(f.field.Index).Interface()) {
-			out = append(out, "storage."+f.name)
+		if !reflect.DeepEqual(rv.FieldByIndex(f.Index).Interface(), nv.FieldByIndex(f.Index).Interface()) {
+			out = append(out, "storage."+f.Name)
 		}
 	}
 	if running.Log.Format != next.Log.Format {

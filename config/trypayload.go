@@ -1,80 +1,13 @@
 package config
 
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"time"
+import "fmt"
 
-	"github.com/pollrelay/pollrelay/event"
-	"github.com/pollrelay/pollrelay/jqexpr"
-)
-
-// sampleEnvelopes are what a payload program is tried on before it is
-// accepted: a transition with an object, and a ping (its own shape, which
-// every subscription must be able to receive).
-func sampleEnvelopes() []any {
-	at := time.Date(2026, 1, 15, 10, 30, 0, 123e6, time.UTC)
-	events := []*event.Event{
-		{Type: "videos.status.ready", Kind: event.Changed, Source: "videos", ItemID: "v_123",
-			Previous: json.RawMessage(`"processing"`), Current: json.RawMessage(`"ready"`),
-			Object: json.RawMessage(`{"id":"v_123","status":"ready"}`), CreatedAt: at},
-		// notifier.PingType and PingSource; config cannot import notifier.
-		{Type: "pollrelay.ping", Kind: event.Ping, Source: "pollrelay", ItemID: "app",
-			Previous: event.Null, Current: event.Null, CreatedAt: at},
-	}
-	out := make([]any, 0, len(events))
-	for _, e := range events {
-		raw, err := e.EnvelopeJSON()
-		if err != nil {
-			panic(err) // built from constants
-		}
-		v, err := jqexpr.Decode(raw)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-// TryPayload runs a payload program over sample envelopes under its
-// limits. It fails when the program goes over a limit on any of them (it
-// would on real events too: a runaway program does not depend on the data
-// to run away), or fails on every one (it cannot build the body of any
-// event). A program that fails on one sample only may be reading a field
-// the samples lack, and is accepted.
-func TryPayload(e *jqexpr.Expr) error {
-	if e == nil {
-		return nil
-	}
-	var first error
-	failed := 0
-	samples := sampleEnvelopes()
-	for _, v := range samples {
-		_, err := e.First(context.Background(), v)
-		if errors.Is(err, jqexpr.ErrLimit) {
-			return fmt.Errorf("%w (tried on a sample event)", err)
-		}
-		if err != nil {
-			failed++
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	if failed == len(samples) {
-		return fmt.Errorf("fails on every sample event: %w", first)
-	}
-	return nil
-}
-
-// tryPayloads runs TryPayload on every subscription of cfg.
+// tryPayloads runs every subscription's payload program over sample
+// events (see subscription.Spec.TryPayload).
 func tryPayloads(cfg *Config) error {
 	p := &problems{}
 	for i := range cfg.Subscriptions {
-		if err := TryPayload(cfg.Subscriptions[i].PayloadExpr); err != nil {
+		if err := cfg.Subscriptions[i].TryPayload(); err != nil {
 			p.add(fmt.Sprintf("subscriptions[%d].payload", i), "%v", err)
 		}
 	}

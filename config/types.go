@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
-	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // Config is a loaded, validated configuration: what the file says, with
@@ -18,13 +18,13 @@ import (
 // file are equal. Fields tagged koanf come from the file; a subscription's
 // fields tagged `koanf:"-"` are derived by normalisation.
 type Config struct {
-	Listen        string         `koanf:"listen"`
-	APIToken      string         `koanf:"api_token"`
-	Storage       Storage        `koanf:"storage"`
-	Log           Log            `koanf:"log"`
-	Delivery      Delivery       `koanf:"delivery"`
-	Sources       []Source       `koanf:"sources"`
-	Subscriptions []Subscription `koanf:"subscriptions"`
+	Listen        string              `koanf:"listen"`
+	APIToken      string              `koanf:"api_token"`
+	Storage       Storage             `koanf:"storage"`
+	Log           Log                 `koanf:"log"`
+	Delivery      Delivery            `koanf:"delivery"`
+	Sources       []Source            `koanf:"sources"`
+	Subscriptions []subscription.Spec `koanf:"subscriptions"`
 	// MemoryLimitBytes is the Go runtime's soft memory limit: past it the
 	// garbage collector works harder rather than let the heap grow to
 	// twice what is live. 0 (the default) sets none; GOMEMLIMIT, when set,
@@ -212,64 +212,3 @@ func (k Kinds) Has(kind string) bool { return slices.Contains(k, kind) }
 
 // Members reports whether k asks for member_added or member_removed events.
 func (k Kinds) Members() bool { return k.Has("member_added") || k.Has("member_removed") }
-
-// Subscription is an application endpoint receiving webhooks.
-type Subscription struct {
-	Name        string            `koanf:"name"`
-	URL         string            `koanf:"url"`
-	Method      string            `koanf:"method"`
-	Events      []string          `koanf:"events"` // globs over event types; empty = all
-	Secret      any               `koanf:"secret"` // string or list of strings
-	Signature   any               `koanf:"signature"`
-	Headers     map[string]string `koanf:"headers"`
-	Payload     string            `koanf:"payload"`
-	Timeout     time.Duration     `koanf:"timeout"`
-	Retry       Retry             `koanf:"retry"`
-	Ordering    string            `koanf:"ordering"` // resource | none
-	MaxInFlight int               `koanf:"max_in_flight"`
-
-	DisableAfter       time.Duration `koanf:"disable_after"`
-	InsecureSkipVerify bool          `koanf:"insecure_skip_verify"`
-	// TestEvent is the vendor's own test event type (DAM's LOADER_PING).
-	// Set, a ping goes out under it through the payload program, as the
-	// vendor's test would; empty, a ping is a pollrelay.ping in
-	// pollrelay's envelope, so it can never look like a transition.
-	TestEvent string `koanf:"test_event"`
-
-	// Derived by normalisation.
-	Secrets     []string     `koanf:"-"`
-	SigScheme   SigScheme    `koanf:"-"`
-	PayloadExpr *jqexpr.Expr `koanf:"-"` // nil for '.' (the default envelope)
-}
-
-// Retry is a subscription's retry policy.
-type Retry struct {
-	// Schedule is the delay before each retry, after the immediate try.
-	Schedule []time.Duration `koanf:"schedule"`
-	// Every and For are a shorthand for a flat schedule, as vendors often
-	// document it ("every 30 minutes for 24 hours"): For/Every retries,
-	// Every apart. Normalisation expands them into Schedule.
-	Every time.Duration `koanf:"every"`
-	For   time.Duration `koanf:"for"`
-	// Jitter spreads each delay by ±this fraction so deliveries that
-	// failed together don't return as one wave; 0 keeps a vendor's exact
-	// documented delays. Absent means DefaultRetryJitter.
-	Jitter *float64 `koanf:"jitter"`
-}
-
-// DefaultRetryJitter is the spread of retry delays when a subscription
-// sets none: ±20%.
-const DefaultRetryJitter = 0.2
-
-// SigScheme is a normalised `signature:` setting.
-type SigScheme struct {
-	Scheme   string // standard | hmac-sha256 | token
-	Header   string // hmac-sha256 and token: header name
-	Encoding string // hmac-sha256: hex | base64
-}
-
-// DefaultRetrySchedule is used when a subscription sets none.
-var DefaultRetrySchedule = []time.Duration{
-	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
-	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
-}

@@ -1,24 +1,17 @@
 package config
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
-	"github.com/pollrelay/pollrelay/glob"
-	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/internal/check"
+	"github.com/pollrelay/pollrelay/subscription"
 )
-
-// nameRE is what source and subscription names may contain: they appear in
-// metric labels, event types and API paths.
-var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 // placeholderRE finds `{…}` in an event type template.
 var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
@@ -28,7 +21,7 @@ var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 func validate(c *Config, adaptive map[int]bool, p *problems) {
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil || strings.ContainsAny(host, " /") {
 		p.add("listen", "must be host:port, e.g. 127.0.0.1:8787")
-	} else if port != "0" && !validPort(port) {
+	} else if port != "0" && !check.ValidPort(port) {
 		p.add("listen", "port must be a number from 1 to 65535 (0 picks a free one)")
 	}
 	checkAPIToken(c.APIToken, p)
@@ -64,12 +57,23 @@ func validate(c *Config, adaptive map[int]bool, p *problems) {
 	for i := range c.Sources {
 		validateSource(c, i, adaptive[i], seen, p)
 	}
-	seen = map[string]bool{}
+	validateSubscriptions(c, p)
+}
+
+// validateSubscriptions checks each subscription, and what only the list
+// as a whole can tell: unique names, and https under require_https.
+func validateSubscriptions(c *Config, p *problems) {
+	seen := map[string]bool{}
 	for i := range c.Subscriptions {
+		s := &c.Subscriptions[i]
 		path := fmt.Sprintf("subscriptions[%d]", i)
-		validateSubscription(&c.Subscriptions[i], path, seen, p)
+		s.Check(path, &p.Problems)
+		if check.NameOK(s.Name) && seen[s.Name] {
+			p.add(path+".name", "duplicate %q", s.Name)
+		}
+		seen[s.Name] = true
 		if c.Delivery.RequireHTTPS {
-			if err := RequireHTTPS(c.Subscriptions[i].URL); err != nil {
+			if err := subscription.RequireHTTPS(s.URL); err != nil {
 				p.add(path+".url", "%s", err.Error())
 			}
 		}
@@ -106,28 +110,18 @@ func validatePostgres(s *Storage, p *problems) {
 	}
 }
 
-// RequireHTTPS refuses a subscription URL that is not https://, for
-// delivery.require_https; the API applies it to the subscriptions it
-// creates.
-func RequireHTTPS(raw string) error {
-	if u, err := url.Parse(raw); err == nil && !strings.EqualFold(u.Scheme, "https") {
-		return errors.New("must be https:// (delivery.require_https is on)")
-	}
-	return nil
-}
-
 func validateSource(c *Config, i int, adaptive bool, seen map[string]bool, p *problems) {
 	s := &c.Sources[i]
 	path := fmt.Sprintf("sources[%d]", i)
-	checkName(path+".name", s.Name, seen, p)
+	check.Name(&p.Problems, path+".name", s.Name, seen)
 	// {id} is filled in per request; braces are not valid in a host.
-	checkURL(path+".url", strings.ReplaceAll(s.URL, "{id}", "id"), p)
+	check.URL(&p.Problems, path+".url", strings.ReplaceAll(s.URL, "{id}", "id"))
 	switch s.Method {
 	case "GET", "POST", "PUT":
 	default:
 		p.add(path+".method", "must be GET, POST or PUT")
 	}
-	checkHeaders(path+".headers", s.Headers, p)
+	check.Headers(&p.Problems, path+".headers", s.Headers)
 	if s.Auth != nil {
 		validateAuth(s.Auth, path+".auth", p)
 	}
@@ -140,9 +134,9 @@ func validateSource(c *Config, i int, adaptive bool, seen map[string]bool, p *pr
 	case s.Timeout <= 0:
 		p.add(path+".timeout", "must be more than 0")
 	case s.Interval >= time.Second && s.Timeout >= s.Interval:
-		p.add(path+".timeout", "must be less than interval (%s)", fmtDuration(s.Interval))
+		p.add(path+".timeout", "must be less than interval (%s)", check.FmtDuration(s.Interval))
 	default:
-		checkTimeout(path+".timeout", s.Timeout, p)
+		check.Timeout(&p.Problems, path+".timeout", s.Timeout)
 	}
 	atLeastOne(path+".concurrency", s.Concurrency, p)
 	atLeastOne(path+".settle", s.Settle, p)
@@ -188,7 +182,7 @@ func validateAdaptive(s *Source, path string, adaptive bool, p *problems) {
 		p.add(path+".min_interval", "must be at least 1s")
 	}
 	if s.MaxInterval < s.MinInterval {
-		p.add(path+".max_interval", "must be at least min_interval (%s)", fmtDuration(s.MinInterval))
+		p.add(path+".max_interval", "must be at least min_interval (%s)", check.FmtDuration(s.MinInterval))
 	}
 }
 
@@ -335,231 +329,10 @@ func validateKinds(r *Rule, path string, p *problems) {
 	}
 }
 
-func validateSubscription(s *Subscription, path string, seen map[string]bool, p *problems) {
-	checkName(path+".name", s.Name, seen, p)
-	checkURL(path+".url", s.URL, p)
-	switch s.Method {
-	case "POST", "PUT":
-	default:
-		p.add(path+".method", "must be POST or PUT")
-	}
-	for j, g := range s.Events {
-		ep := fmt.Sprintf("%s.events[%d]", path, j)
-		if strings.TrimSpace(g) == "" {
-			p.add(ep, "must not be empty")
-		} else if !glob.Valid(g) {
-			p.add(ep, "bad glob %q", g)
-		}
-	}
-	checkHeaders(path+".headers", s.Headers, p)
-	validateSecrets(s, path, p)
-	if s.Timeout <= 0 {
-		p.add(path+".timeout", "must be more than 0")
-	}
-	checkTimeout(path+".timeout", s.Timeout, p)
-	if len(s.Retry.Schedule) > maxRetrySchedule {
-		p.add(path+".retry.schedule", "at most %d entries", maxRetrySchedule)
-	}
-	if j := s.Retry.Jitter; j != nil && (*j < 0 || *j > 1 || *j != *j) {
-		p.add(path+".retry.jitter", "must be from 0 to 1 (0 = the exact schedule, 0.2 = ±20%%)")
-	}
-	for j, d := range s.Retry.Schedule {
-		if d <= 0 {
-			p.add(fmt.Sprintf("%s.retry.schedule[%d]", path, j), "must be more than 0")
-		}
-	}
-	switch s.Ordering {
-	case "resource", "none":
-	default:
-		p.add(path+".ordering", "must be resource or none")
-	}
-	if s.MaxInFlight < 1 || s.MaxInFlight > MaxInFlightLimit {
-		p.add(path+".max_in_flight", "must be from 1 to %d", MaxInFlightLimit)
-	}
-	if s.DisableAfter < 0 {
-		p.add(path+".disable_after", "must not be negative")
-	}
-}
-
-// validateSecrets checks each secret against the signature scheme, then
-// builds a signer: the notifier does the same at startup, and a secret the
-// config accepted but the signer refused would fail every delivery.
-// Messages never quote a secret.
-func validateSecrets(s *Subscription, path string, p *problems) {
-	sp := path + ".secret"
-	if len(s.Secrets) == 0 {
-		p.add(sp, "required")
-		return
-	}
-	_, single := s.Secret.(string)
-	secretPath := func(j int) string {
-		if single {
-			return sp
-		}
-		return fmt.Sprintf("%s[%d]", sp, j)
-	}
-	before := len(p.list)
-	for j, sec := range s.Secrets {
-		switch {
-		case sec == "":
-			p.add(secretPath(j), "must not be empty")
-		case s.SigScheme.Scheme == signature.SchemeStandard && !standardSecret(sec):
-			p.add(secretPath(j), "must be whsec_<base64> or whsk_<base64>: %s", secretForm(sec))
-		case s.SigScheme.Scheme == signature.SchemeToken && !validHeaderValue(sec):
-			// The token is sent as it is, in a header.
-			p.add(secretPath(j), "must not contain control characters such as CR, LF or NUL")
-		}
-	}
-	if len(p.list) != before || p.hasUnder(sp) || p.hasUnder(path+".signature") {
-		return
-	}
-	_, err := signature.NewSigner(signature.Scheme{
-		Name:     s.SigScheme.Scheme,
-		Header:   s.SigScheme.Header,
-		Encoding: s.SigScheme.Encoding,
-	}, s.Secrets)
-	if err == nil {
-		return
-	}
-	msg := strings.TrimPrefix(err.Error(), "signature: ")
-	if rest, ok := strings.CutPrefix(msg, "secret["); ok {
-		if n, tail, ok := strings.Cut(rest, "]: "); ok {
-			if j, convErr := strconv.Atoi(n); convErr == nil {
-				p.add(secretPath(j), "%s", tail)
-				return
-			}
-		}
-	}
-	p.add(path+".signature", "%s", msg)
-}
-
-// standardSecret reports whether sec is whsec_ or whsk_ followed by
-// non-empty padded standard base64, as Standard Webhooks libraries expect.
-// secretForm says what is wrong with a secret standardSecret refused and
-// how to make a good one, without quoting the secret.
-func secretForm(sec string) string {
-	const howTo = "`pollrelay secret` prints a fresh one"
-	for _, prefix := range []string{signature.PrefixSecret, signature.PrefixSigningKey} {
-		if b64, ok := strings.CutPrefix(sec, prefix); ok {
-			if b64 == "" {
-				return "nothing follows " + prefix + "; " + howTo
-			}
-			return "what follows " + prefix + " is not standard base64 (A-Z, a-z, 0-9, + and /, padded with =); " + howTo
-		}
-	}
-	return "a Standard Webhooks secret is whsec_ followed by the base64 of 24 to 64 random bytes; " + howTo
-}
-
-func standardSecret(sec string) bool {
-	for _, prefix := range []string{signature.PrefixSecret, signature.PrefixSigningKey} {
-		if b64, ok := strings.CutPrefix(sec, prefix); ok {
-			raw, err := base64.StdEncoding.DecodeString(b64)
-			return err == nil && len(raw) > 0
-		}
-	}
-	return false
-}
-
-// hasUnder reports whether a problem was recorded at path or below it.
-func (p *problems) hasUnder(path string) bool {
-	for _, b := range p.badPaths {
-		if b == path || strings.HasPrefix(b, path+".") || strings.HasPrefix(b, path+"[") {
-			return true
-		}
-	}
-	for _, l := range p.list {
-		if strings.HasPrefix(l, path+": ") || strings.HasPrefix(l, path+".") || strings.HasPrefix(l, path+"[") {
-			return true
-		}
-	}
-	return false
-}
-
-func checkName(path, name string, seen map[string]bool, p *problems) {
-	switch {
-	case name == "":
-		p.add(path, "required")
-	case !nameRE.MatchString(name):
-		p.add(path, "must contain only a-z, 0-9, _ and -")
-	case len(name) > MaxNameLen:
-		p.add(path, "must be at most %d characters", MaxNameLen)
-	case seen[name]:
-		p.add(path, "duplicate %q", name)
-	default:
-		seen[name] = true
-	}
-}
-
-// checkURL requires an absolute http(s) URL. The URL is never quoted: it
-// may carry credentials.
-func checkURL(path, raw string, p *problems) {
-	if strings.TrimSpace(raw) == "" {
-		p.add(path, "required")
-		return
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		p.add(path, "must be an absolute http or https URL")
-		return
-	}
-	checkPort(path, raw, p)
-}
-
-// checkHeaders rejects header names and values net/http would refuse to
-// send, so a typo fails at load rather than on every request. Values are
-// never quoted: they often hold tokens.
-func checkHeaders(path string, h map[string]string, p *problems) {
-	for _, k := range sortedKeys(toAny(h)) {
-		kp := joinKey(path, k)
-		if !validHeaderName(k) {
-			p.add(kp, "invalid header name")
-		}
-		if !validHeaderValue(h[k]) {
-			p.add(kp, "must not contain control characters such as CR, LF or NUL")
-		}
-	}
-}
-
-func toAny(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return true
-}
-
 func atLeastOne(path string, n int, p *problems) {
 	if n < 1 {
 		p.add(path, "must be at least 1")
 	}
-}
-
-// fmtDuration drops zero trailing units: 1m rather than 1m0s.
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // validateAuth checks a source's auth: one kind, with what that kind needs.
@@ -576,7 +349,7 @@ func validateAuth(a *Auth, path string, p *problems) {
 	case kinds > 1:
 		p.add(path, "choose one of bearer, basic, oauth2 or query")
 	}
-	if !validHeaderValue(a.Bearer) {
+	if !check.HeaderValue(a.Bearer) {
 		p.add(path+".bearer", "must not contain control characters such as CR, LF or NUL")
 	}
 	if a.Basic != nil && a.Basic.Username == "" {
@@ -586,7 +359,7 @@ func validateAuth(a *Auth, path string, p *problems) {
 		if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.add(path+".oauth2.token_url", "must be an absolute http or https URL")
 		} else {
-			checkPort(path+".oauth2.token_url", o.TokenURL, p)
+			check.Port(&p.Problems, path+".oauth2.token_url", o.TokenURL)
 		}
 		if o.ClientID == "" {
 			p.add(path+".oauth2.client_id", "required")

@@ -29,11 +29,11 @@ func (c *Config) Warnings() []string {
 				out = append(out, fmt.Sprintf("%s.events[%d]: %q matches no event type any source emits (%s)", path, j, g, strings.Join(types, ", ")))
 			}
 		}
-		if s.SigScheme.Scheme != signature.SchemeStandard {
+		if s.Scheme().Name != signature.SchemeStandard {
 			continue
 		}
 		_, single := s.Secret.(string)
-		for j, sec := range s.Secrets {
+		for j, sec := range s.Secrets() {
 			b64, ok := strings.CutPrefix(sec, signature.PrefixSecret)
 			raw, err := base64.StdEncoding.DecodeString(b64)
 			if !ok || err != nil || len(raw) >= minSecretBytes {

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // ErrNotFound is returned for an unknown event or subscription.
@@ -237,7 +237,7 @@ func (n *Notifier) decide(d *store.Delivery, r result, now time.Time) {
 	}
 	// A subscription removed while its attempt was out keeps the default
 	// schedule, so its deliveries wait for it to come back rather than die.
-	schedule, jitter := config.DefaultRetrySchedule, config.DefaultRetryJitter
+	schedule, jitter := subscription.DefaultRetrySchedule, subscription.DefaultRetryJitter
 	if ss := n.sub(d.Subscription); ss != nil {
 		schedule, jitter = ss.sub.Schedule, ss.sub.Jitter
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/store"
 	"github.com/pollrelay/pollrelay/store/badger"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // pipeNet is an in-memory network: an http.Server listens on it and a
@@ -306,8 +307,12 @@ func parseSubs(t testing.TB, items ...string) []*Subscription {
 		t.Fatalf("config:\n%s\n%v", b.String(), err)
 	}
 	subs := make([]*Subscription, 0, len(cfg.Subscriptions))
-	for i := range cfg.Subscriptions {
-		s, err := FromConfig(&cfg.Subscriptions[i])
+	for _, spec := range cfg.Subscriptions {
+		c, err := subscription.FromConfig(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := FromSubscription(c, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,14 +1,13 @@
 package notifier
 
 import (
-	"fmt"
 	"time"
 
-	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/glob"
 	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/subscription"
 )
 
 // Subscription is an endpoint events are delivered to, ready to use.
@@ -28,7 +27,7 @@ type Subscription struct {
 	// DisableAfter disables the subscription after this long of nothing
 	// but failed attempts; 0 = never.
 	DisableAfter time.Duration
-	// ManagedBy is "config" or "api".
+	// ManagedBy is subscription.ManagedByConfig or ManagedByAPI.
 	ManagedBy          string
 	InsecureSkipVerify bool
 	// TestEvent is the type a ping goes out under, reshaped by Payload;
@@ -47,14 +46,14 @@ type Subscription struct {
 	secrets *redact.Set
 }
 
-// FromConfig builds a subscription from a validated config entry.
-func FromConfig(c *config.Subscription) (*Subscription, error) {
-	signer, err := signature.NewSigner(signature.Scheme{
-		Name: c.SigScheme.Scheme, Header: c.SigScheme.Header, Encoding: c.SigScheme.Encoding,
-	}, c.Secrets)
+// FromSubscription builds what the notifier runs from a registry entry,
+// signing with the secrets active at now.
+func FromSubscription(s *subscription.Subscription, now time.Time) (*Subscription, error) {
+	signer, err := s.Signer(now)
 	if err != nil {
-		return nil, fmt.Errorf("subscription %s: %w", c.Name, err)
+		return nil, err
 	}
+	c := &s.Spec
 	return &Subscription{
 		ID:                 c.Name,
 		URL:                c.URL,
@@ -62,25 +61,25 @@ func FromConfig(c *config.Subscription) (*Subscription, error) {
 		Events:             c.Events,
 		Signer:             signer,
 		Headers:            c.Headers,
-		Payload:            c.PayloadExpr,
+		Payload:            s.Payload,
 		Timeout:            c.Timeout,
 		Schedule:           c.Retry.Schedule,
 		Jitter:             jitterOf(c.Retry),
 		Ordered:            c.Ordering != "none",
 		MaxInFlight:        max(c.MaxInFlight, 1),
 		DisableAfter:       c.DisableAfter,
-		ManagedBy:          "config",
+		ManagedBy:          s.ManagedBy,
 		InsecureSkipVerify: c.InsecureSkipVerify,
 		TestEvent:          c.TestEvent,
 		secrets:            redact.FromRequest(c.URL, c.Headers),
 	}, nil
 }
 
-// jitterOf is a retry policy's jitter; an entry built without
-// normalisation gets the default.
-func jitterOf(r config.Retry) float64 {
+// jitterOf is a retry policy's jitter; a spec built without normalisation
+// gets the default.
+func jitterOf(r subscription.Retry) float64 {
 	if r.Jitter == nil {
-		return config.DefaultRetryJitter
+		return subscription.DefaultRetryJitter
 	}
 	return *r.Jitter
 }

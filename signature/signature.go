@@ -106,35 +106,50 @@ func NewSigner(s Scheme, secrets []string) (Signer, error) {
 			return nil, fmt.Errorf("signature: secret[%d] is empty", i)
 		}
 	}
+	if err := s.Check(); err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	switch s.Name {
+	case SchemeHMACSHA256:
+		enc, _ := normEncoding(s.Encoding)
+		return newHMACSigner(s.Header, enc, secrets), nil
+	case SchemeToken:
+		return newTokenSigner(s.Header, secrets[0]), nil
+	default:
+		return newStandardSigner(secrets)
+	}
+}
+
+// Check reports what is wrong with the scheme itself, whatever its
+// secrets: an unknown name, a header it needs and lacks or cannot send, an
+// encoding it does not take.
+func (s Scheme) Check() error {
 	switch s.Name {
 	case "", SchemeStandard:
 		if s.Header != "" && !strings.EqualFold(s.Header, HeaderSignature) {
-			return nil, fmt.Errorf("signature: scheme standard always uses the %s header, not %q", HeaderSignature, s.Header)
+			return fmt.Errorf("scheme standard always uses the %s header, not %q", HeaderSignature, s.Header)
 		}
 		if s.Encoding != "" {
-			return nil, errors.New("signature: encoding applies to hmac-sha256 only")
+			return errors.New("encoding applies to hmac-sha256 only")
 		}
-		return newStandardSigner(secrets)
 	case SchemeHMACSHA256:
 		if err := checkHeaderName(s.Header); err != nil {
-			return nil, fmt.Errorf("signature: scheme hmac-sha256: %w", err)
+			return fmt.Errorf("scheme hmac-sha256: %w", err)
 		}
-		enc, err := normEncoding(s.Encoding)
-		if err != nil {
-			return nil, fmt.Errorf("signature: scheme hmac-sha256: %w", err)
+		if _, err := normEncoding(s.Encoding); err != nil {
+			return fmt.Errorf("scheme hmac-sha256: %w", err)
 		}
-		return newHMACSigner(s.Header, enc, secrets), nil
 	case SchemeToken:
 		if err := checkHeaderName(s.Header); err != nil {
-			return nil, fmt.Errorf("signature: scheme token: %w", err)
+			return fmt.Errorf("scheme token: %w", err)
 		}
 		if s.Encoding != "" {
-			return nil, errors.New("signature: encoding applies to hmac-sha256 only")
+			return errors.New("encoding applies to hmac-sha256 only")
 		}
-		return newTokenSigner(s.Header, secrets[0]), nil
 	default:
-		return nil, fmt.Errorf("signature: unknown scheme %q (want standard, hmac-sha256 or token)", s.Name)
+		return fmt.Errorf("unknown scheme %q (want standard, hmac-sha256 or token)", s.Name)
 	}
+	return nil
 }
 
 // checkHeaderName rejects names net/http would refuse to send (RFC 9110

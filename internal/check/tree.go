@@ -1,4 +1,4 @@
-package config
+package check
 
 import (
 	"fmt"
@@ -13,28 +13,29 @@ import (
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-// field is a struct field that can be set from the file.
-type field struct {
-	name  string // koanf key
-	field reflect.StructField
+// Field is a struct field that can be set from a tree.
+type Field struct {
+	Name string // koanf key
+	reflect.StructField
 }
 
-// fieldsOf lists t's fields that have a koanf key, in declaration order.
-// Fields tagged `koanf:"-"` are derived and cannot be set from the file.
-func fieldsOf(t reflect.Type) []field {
-	var out []field
+// Fields lists t's fields that have a koanf key, in declaration order.
+// Fields tagged `koanf:"-"` cannot be set from a tree.
+func Fields(t reflect.Type) []Field {
+	var out []Field
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}
-		out = append(out, field{name: name, field: f})
+		out = append(out, Field{Name: name, StructField: f})
 	}
 	return out
 }
 
-func isScalarKind(k reflect.Kind) bool {
+// IsScalarKind reports whether a field of kind k holds a single value.
+func IsScalarKind(k reflect.Kind) bool {
 	switch k {
 	case reflect.String, reflect.Bool,
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -44,29 +45,36 @@ func isScalarKind(k reflect.Kind) bool {
 	return false
 }
 
-// checker walks the generic YAML tree against Config's types (by their
-// koanf tags) before decoding. It reports unknown keys and values of the
+// Tree checks the keys of m, a generic YAML or JSON tree at path, against
+// struct type t (by its koanf tags) before decoding, reporting to p. See
+// checker.
+func Tree(p *Problems, path string, t reflect.Type, m map[string]any) {
+	(&checker{p: p}).checkStruct(path, t, m)
+}
+
+// checker walks a generic tree against Go types (by their koanf tags)
+// before decoding. It reports unknown keys and values of the
 // wrong type with their path and deletes them from the tree, so the decoder
 // only ever sees values it can take and every other problem still gets
 // reported. It also converts values the decoder would mangle: a bool for a
 // string field stays "true" (not "1"), and env-expanded strings such as
 // "4" or "true" become numbers and bools.
 type checker struct {
-	p *problems
+	p *Problems
 }
 
 // checkStruct checks the keys of m against struct type t.
 func (c *checker) checkStruct(path string, t reflect.Type, m map[string]any) {
-	fields := fieldsOf(t)
-	for _, k := range sortedKeys(m) {
-		kp := joinKey(path, k)
+	fields := Fields(t)
+	for _, k := range SortedKeys(m) {
+		kp := JoinKey(path, k)
 		i := indexOfField(fields, k)
 		if i < 0 {
-			c.p.bad(kp, "unknown key")
+			c.p.Bad(kp, "unknown key")
 			delete(m, k)
 			continue
 		}
-		if v, ok := c.check(kp, fields[i].field.Type, m[k]); ok {
+		if v, ok := c.check(kp, fields[i].Type, m[k]); ok {
 			m[k] = v
 		} else {
 			delete(m, k)
@@ -74,9 +82,9 @@ func (c *checker) checkStruct(path string, t reflect.Type, m map[string]any) {
 	}
 }
 
-func indexOfField(fields []field, name string) int {
+func indexOfField(fields []Field, name string) int {
 	for i, f := range fields {
-		if f.name == name {
+		if f.Name == name {
 			return i
 		}
 	}
@@ -101,7 +109,7 @@ func (c *checker) check(path string, t reflect.Type, v any) (any, bool) {
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
-			c.p.bad(path, "must be a mapping")
+			c.p.Bad(path, "must be a mapping")
 			return nil, false
 		}
 		c.checkStruct(path, t, m)
@@ -109,11 +117,11 @@ func (c *checker) check(path string, t reflect.Type, v any) (any, bool) {
 	case reflect.Map:
 		m, ok := v.(map[string]any)
 		if !ok {
-			c.p.bad(path, "must be a mapping")
+			c.p.Bad(path, "must be a mapping")
 			return nil, false
 		}
-		for _, k := range sortedKeys(m) {
-			if e, ok := c.check(joinKey(path, k), t.Elem(), m[k]); ok {
+		for _, k := range SortedKeys(m) {
+			if e, ok := c.check(JoinKey(path, k), t.Elem(), m[k]); ok {
 				m[k] = e
 			} else {
 				delete(m, k)
@@ -134,7 +142,7 @@ func (c *checker) check(path string, t reflect.Type, v any) (any, bool) {
 			return strconv.FormatFloat(x, 'g', -1, 64), true
 		}
 		// No value in the message: the field may hold a secret.
-		c.p.bad(path, "must be a string")
+		c.p.Bad(path, "must be a string")
 		return nil, false
 	case reflect.Bool:
 		switch x := v.(type) {
@@ -145,19 +153,19 @@ func (c *checker) check(path string, t reflect.Type, v any) (any, bool) {
 				return b, true
 			}
 		}
-		c.p.bad(path, "must be true or false")
+		c.p.Bad(path, "must be true or false")
 		return nil, false
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if n, ok := toInt(v, t.Bits()); ok {
 			return n, true
 		}
-		c.p.bad(path, "must be an integer")
+		c.p.Bad(path, "must be an integer")
 		return nil, false
 	case reflect.Float32, reflect.Float64:
 		if f, ok := toFloat(v); ok {
 			return f, true
 		}
-		c.p.bad(path, "must be a number")
+		c.p.Bad(path, "must be a number")
 		return nil, false
 	}
 	return v, true
@@ -175,8 +183,8 @@ func (c *checker) list(path string, t reflect.Type, v any) (any, bool) {
 		return []any{v}, true
 	default:
 		s, ok := v.(string)
-		if !ok || !(isScalarKind(elem.Kind()) || elem == durationType) {
-			c.p.bad(path, "must be a list")
+		if !ok || !(IsScalarKind(elem.Kind()) || elem == durationType) {
+			c.p.Bad(path, "must be a list")
 			return nil, false
 		}
 		for _, part := range strings.Split(s, ",") {
@@ -212,11 +220,11 @@ func placeholder(t reflect.Type) any {
 func (c *checker) duration(path string, v any) (any, bool) {
 	s, ok := v.(string)
 	if !ok {
-		c.p.bad(path, `must be a duration string like "15s"`)
+		c.p.Bad(path, `must be a duration string like "15s"`)
 		return nil, false
 	}
-	if _, err := parseDuration(s); err != nil {
-		c.p.bad(path, "%v", err)
+	if _, err := ParseDuration(s); err != nil {
+		c.p.Bad(path, "%v", err)
 		return nil, false
 	}
 	return s, true
@@ -273,9 +281,9 @@ func toFloat(v any) (float64, bool) {
 // dayPrefix matches a leading whole number of days, as in "7d" or "1d12h".
 var dayPrefix = regexp.MustCompile(`^(\d+)d`)
 
-// parseDuration is time.ParseDuration plus a leading whole number of days
+// ParseDuration is time.ParseDuration plus a leading whole number of days
 // ("7d", "1d12h"), which retention and watch TTLs are naturally given in.
-func parseDuration(s string) (time.Duration, error) {
+func ParseDuration(s string) (time.Duration, error) {
 	in := s
 	s = strings.TrimSpace(s)
 	var days time.Duration
@@ -297,21 +305,21 @@ func parseDuration(s string) (time.Duration, error) {
 	return days + d, nil
 }
 
-// durationHook decodes duration strings with parseDuration. koanf drops its
+// durationHook decodes duration strings with ParseDuration. koanf drops its
 // own duration hook when given a DecoderConfig, so this puts one back.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if from.Kind() != reflect.String || to != durationType {
 		return data, nil
 	}
-	return parseDuration(reflect.ValueOf(data).String())
+	return ParseDuration(reflect.ValueOf(data).String())
 }
 
 // simpleKey is a key that reads unambiguously after a dot in a path.
 var simpleKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// joinKey appends a map key to a path: `a.b`, or `a["X-Api.Key"]` when the
+// JoinKey appends a map key to a path: `a.b`, or `a["X-Api.Key"]` when the
 // key would be ambiguous.
-func joinKey(path, key string) string {
+func JoinKey(path, key string) string {
 	if !simpleKey.MatchString(key) {
 		return path + "[" + strconv.Quote(key) + "]"
 	}
@@ -321,7 +329,9 @@ func joinKey(path, key string) string {
 	return path + "." + key
 }
 
-func sortedKeys(m map[string]any) []string {
+// SortedKeys returns m's keys in order, so problems come out the same
+// way every time.
+func SortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
