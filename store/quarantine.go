@@ -88,3 +88,27 @@ func AppendPart(b []byte, p string) []byte {
 	}
 	return append(b, 0, 1)
 }
+
+// SetAside is what every backend's Quarantine does: it names q's record
+// (QuarantineID, over the whole item id, which the record keeps cut), and
+// writes it, or counts it again on the record of the same thing.
+func SetAside(t QuarantineTxn, q Quarantined, now time.Time) error {
+	full := q.ItemID
+	q.ID = QuarantineID(&q)
+	if len(full) > MaxQuotedID {
+		q.ItemID, q.ItemIDBytes = CutID(full, MaxQuotedID), len(full)
+	}
+	prev, err := t.QuarantineRecord(q.ID)
+	if err != nil && !IsBadRecord(err) {
+		return err
+	}
+	q.Count, q.FirstAt, q.LastAt = 1, now, now
+	if prev != nil {
+		q.Count, q.FirstAt = prev.Count+1, prev.FirstAt
+	}
+	if err := t.PutQuarantined(&q); err != nil {
+		return err
+	}
+	t.NoteQuarantined(q.Kind, 1)
+	return nil
+}

@@ -3,10 +3,10 @@ package badger
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"time"
+
+	"github.com/pollrelay/pollrelay/store"
 )
 
 // itemV1 marks an item record in the compact binary encoding. JSON records
@@ -23,8 +23,6 @@ const itemV1 = 0x01
 // the few that change: with the objects inline, reading a million records
 // mapped the whole database into memory.
 const itemV2 = 0x02
-
-var errShortItem = errors.New("truncated item record")
 
 // encodeItem appends it's compact encoding to b:
 //
@@ -43,31 +41,21 @@ func encodeHead(b []byte, it *Item) []byte {
 
 func encodeRecord(b []byte, it *Item, version byte, object []byte) []byte {
 	b = append(b, version)
-	b = appendBytes(b, it.State)
-	b = appendBytes(b, object)
-	b = appendTime(b, it.Since)
+	b = store.AppendBytes(b, it.State)
+	b = store.AppendBytes(b, object)
+	b = store.AppendTime(b, it.Since)
 	b = binary.AppendUvarint(b, uint64(len(it.History)))
 	for _, h := range it.History {
-		b = appendBytes(b, h.State)
-		b = appendTime(b, h.At)
+		b = store.AppendBytes(b, h.State)
+		b = store.AppendTime(b, h.At)
 	}
-	b = appendBytes(b, it.Pending)
+	b = store.AppendBytes(b, it.Pending)
 	b = binary.AppendUvarint(b, uint64(max(it.PendingCount, 0)))
 	b = binary.AppendUvarint(b, uint64(len(it.Stalled)))
 	for _, s := range it.Stalled {
 		b = binary.AppendUvarint(b, uint64(max(s, 0)))
 	}
 	return b
-}
-
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
 // decodeItem decodes a record in either encoding into it, whose byte
@@ -140,89 +128,34 @@ func ownFields(it *Item) {
 // parseItem decodes the fields of a binary record after its version byte;
 // the byte fields alias b.
 func parseItem(b []byte, it *Item) error {
-	d := itemDecoder{b: b}
-	it.State = d.bytes()
-	it.Object = d.bytes()
-	it.Since = d.time()
+	d := store.Decoder{B: b}
+	it.State = d.Bytes()
+	it.Object = d.Bytes()
+	it.Since = d.Time()
 	it.History = it.History[:0]
-	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
-			return errShortItem
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
+			return store.ErrShortRecord
 		}
 		it.History = slices.Grow(it.History[:0], int(n))[:n]
 		for i := range it.History {
-			it.History[i] = HistoryEntry{State: d.bytes(), At: d.time()}
+			it.History[i] = HistoryEntry{State: d.Bytes(), At: d.Time()}
 		}
 	}
-	it.Pending = d.bytes()
-	it.PendingCount = int(d.uvarint())
+	it.Pending = d.Bytes()
+	it.PendingCount = int(d.Uvarint())
 	it.Stalled = it.Stalled[:0]
-	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
-			return errShortItem
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
+			return store.ErrShortRecord
 		}
 		it.Stalled = slices.Grow(it.Stalled, int(n))[:n]
 		for i := range it.Stalled {
-			it.Stalled[i] = int(d.uvarint())
+			it.Stalled[i] = int(d.Uvarint())
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		return fmt.Errorf("%d bytes after the item record", len(d.b))
+	if d.Err == nil && len(d.B) != 0 {
+		return fmt.Errorf("%d bytes after the item record", len(d.B))
 	}
-	return d.err
-}
-
-// itemDecoder reads fields in order, remembering the first error so the
-// caller checks once at the end.
-type itemDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *itemDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShortItem
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *itemDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShortItem
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *itemDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil || n == 0 {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errShortItem
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *itemDecoder) time() time.Time {
-	sec, nsec := d.varint(), d.uvarint()
-	if d.err != nil {
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
+	return d.Err
 }

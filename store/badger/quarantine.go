@@ -16,30 +16,7 @@ func quarantineKey(id string) []byte { return append(bytes.Clone(quarantinePrefi
 // Quarantine sets q aside at now: a new record, or one more sighting of
 // an existing one. The item id is identified whole and kept cut (see
 // CutID). Counted in pollrelay_quarantined_total once committed.
-func (t *Txn) Quarantine(q Quarantined, now time.Time) error {
-	full := q.ItemID
-	q.ID = store.QuarantineID(&q)
-	if len(full) > store.MaxQuotedID {
-		q.ItemID, q.ItemIDBytes = store.CutID(full, store.MaxQuotedID), len(full)
-	}
-	prev, err := t.QuarantineRecord(q.ID)
-	if err != nil && !store.IsBadRecord(err) {
-		return err
-	}
-	q.Count, q.FirstAt, q.LastAt = 1, now, now
-	if prev != nil {
-		q.Count, q.FirstAt = prev.Count+1, prev.FirstAt
-	}
-	v, err := json.Marshal(&q)
-	if err != nil {
-		return fmt.Errorf("encode quarantine %s: %w", q.ID, err)
-	}
-	if err := t.set(quarantineKey(q.ID), v); err != nil {
-		return fmt.Errorf("write quarantine %s: %w", q.ID, err)
-	}
-	t.NoteQuarantined(q.Kind, 1)
-	return nil
-}
+func (t *Txn) Quarantine(q Quarantined, now time.Time) error { return store.SetAside(t, q, now) }
 
 // NoteQuarantined counts n more records of kind set aside without a
 // record of their own (past a poll's first few over-limit items).

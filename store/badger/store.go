@@ -38,7 +38,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -61,8 +60,7 @@ type Store struct {
 	db  *bdg.DB
 	log *slog.Logger
 
-	mu      sync.Mutex
-	onEvent []func() // called after a commit that added events to the outbox
+	onEvent store.Hooks // run after a commit that added events to the outbox
 
 	floors floors // where queue scans may start; see floors.go
 	space  *space // refuses writes as the disk fills; nil in memory
@@ -202,20 +200,9 @@ func (s *Store) DB() *bdg.DB { return s.db }
 
 // OnEvent registers fn to run after every commit that added events; the
 // notifier uses it to wake without polling the outbox.
-func (s *Store) OnEvent(fn func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onEvent = append(s.onEvent, fn)
-}
+func (s *Store) OnEvent(fn func()) { s.onEvent.Add(fn) }
 
-func (s *Store) notifyEvent() {
-	s.mu.Lock()
-	fns := s.onEvent
-	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
-	}
-}
+func (s *Store) notifyEvent() { s.onEvent.Run() }
 
 // Txn is a read-write or read-only transaction.
 type Txn struct {

@@ -76,6 +76,9 @@ func (t *Txn) PutQuarantined(q *store.Quarantined) error {
 	if err != nil {
 		return fmt.Errorf("encode quarantine %s: %w", q.ID, err)
 	}
+	if len(v) > store.MaxValue {
+		return fmt.Errorf("write quarantine %s: %w", q.ID, store.Bad(fmt.Errorf("record of %d bytes is over the %d-byte limit", len(v), store.MaxValue)))
+	}
 	return t.write("write quarantine "+q.ID, `INSERT INTO quarantine (id, kind, body) VALUES ($1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, body = excluded.body`, len(v), []byte(q.ID), q.Kind, v)
 }

@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/pollrelay/pollrelay/store"
 )
@@ -21,8 +19,6 @@ import (
 // all, and timestamptz keeps microseconds where Go keeps nanoseconds.
 const headV1 = 0x01
 
-var errShortHead = errors.New("truncated item record")
-
 func encodeHead(it *store.Item) []byte {
 	n := 16 + len(it.Pending) + 2*len(it.Stalled)
 	for _, h := range it.History {
@@ -30,13 +26,13 @@ func encodeHead(it *store.Item) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, headV1)
-	b = appendTime(b, it.Since)
+	b = store.AppendTime(b, it.Since)
 	b = binary.AppendUvarint(b, uint64(len(it.History)))
 	for _, h := range it.History {
-		b = appendBytes(b, h.State)
-		b = appendTime(b, h.At)
+		b = store.AppendBytes(b, h.State)
+		b = store.AppendTime(b, h.At)
 	}
-	b = appendBytes(b, it.Pending)
+	b = store.AppendBytes(b, it.Pending)
 	b = binary.AppendUvarint(b, uint64(max(it.PendingCount, 0)))
 	b = binary.AppendUvarint(b, uint64(len(it.Stalled)))
 	for _, s := range it.Stalled {
@@ -45,103 +41,38 @@ func encodeHead(it *store.Item) []byte {
 	return b
 }
 
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
 // decodeHead fills it from a head column, reusing its slices; the byte
 // fields alias b.
 func decodeHead(b []byte, it *store.Item) error {
 	if len(b) == 0 || b[0] != headV1 {
 		return fmt.Errorf("item record of unknown version")
 	}
-	d := headDecoder{b: b[1:]}
-	it.Since = d.time()
+	d := store.Decoder{B: b[1:]}
+	it.Since = d.Time()
 	it.History = it.History[:0]
-	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
-			return errShortHead
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
+			return store.ErrShortRecord
 		}
 		it.History = slices.Grow(it.History, int(n))[:n]
 		for i := range it.History {
-			it.History[i] = store.HistoryEntry{State: d.bytes(), At: d.time()}
+			it.History[i] = store.HistoryEntry{State: d.Bytes(), At: d.Time()}
 		}
 	}
-	it.Pending = d.bytes()
-	it.PendingCount = int(d.uvarint())
+	it.Pending = d.Bytes()
+	it.PendingCount = int(d.Uvarint())
 	it.Stalled = it.Stalled[:0]
-	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
-			return errShortHead
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
+			return store.ErrShortRecord
 		}
 		it.Stalled = slices.Grow(it.Stalled, int(n))[:n]
 		for i := range it.Stalled {
-			it.Stalled[i] = int(d.uvarint())
+			it.Stalled[i] = int(d.Uvarint())
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		return fmt.Errorf("%d bytes after the item record", len(d.b))
+	if d.Err == nil && len(d.B) != 0 {
+		return fmt.Errorf("%d bytes after the item record", len(d.B))
 	}
-	return d.err
-}
-
-// headDecoder reads fields in order, remembering the first error so the
-// caller checks once at the end.
-type headDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *headDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShortHead
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *headDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShortHead
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *headDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil || n == 0 {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errShortHead
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *headDecoder) time() time.Time {
-	sec, nsec := d.varint(), d.uvarint()
-	if d.err != nil {
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
+	return d.Err
 }

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,8 +88,7 @@ type shared struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	onEvent []func()
+	onEvent store.Hooks // run after a commit that added events to the outbox
 
 	metrics *metrics
 }
@@ -217,20 +215,9 @@ func (s *Store) Schema() string { return s.schema }
 
 // OnEvent registers fn to run after every commit of this process that
 // added events to the outbox.
-func (s *Store) OnEvent(fn func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onEvent = append(s.onEvent, fn)
-}
+func (s *Store) OnEvent(fn func()) { s.onEvent.Add(fn) }
 
-func (s *Store) notifyEvent() {
-	s.mu.Lock()
-	fns := s.onEvent
-	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
-	}
-}
+func (s *Store) notifyEvent() { s.onEvent.Run() }
 
 // Collectors are the store's metrics: pollrelay_quarantined_total and the
 // pool's and transactions' pollrelay_store_* figures.

@@ -13,35 +13,7 @@ import (
 // Quarantine sets q aside at now: a new record, or one more sighting of
 // an existing one. The item id is identified whole and kept cut (see
 // store.CutID). Counted in pollrelay_quarantined_total once committed.
-func (t *Txn) Quarantine(q store.Quarantined, now time.Time) error {
-	full := q.ItemID
-	q.ID = store.QuarantineID(&q)
-	if len(full) > store.MaxQuotedID {
-		q.ItemID, q.ItemIDBytes = store.CutID(full, store.MaxQuotedID), len(full)
-	}
-	prev, err := t.QuarantineRecord(q.ID)
-	if err != nil && !store.IsBadRecord(err) {
-		return err
-	}
-	q.Count, q.FirstAt, q.LastAt = 1, now, now
-	if prev != nil {
-		q.Count, q.FirstAt = prev.Count+1, prev.FirstAt
-	}
-	v, err := json.Marshal(&q)
-	if err != nil {
-		return fmt.Errorf("encode quarantine %s: %w", q.ID, err)
-	}
-	if len(v) > store.MaxValue {
-		return fmt.Errorf("write quarantine %s: %w", q.ID, store.Bad(fmt.Errorf("record of %d bytes is over the %d-byte limit", len(v), store.MaxValue)))
-	}
-	err = t.write("write quarantine "+q.ID, `INSERT INTO quarantine (id, kind, body) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, body = excluded.body`, len(v), []byte(q.ID), q.Kind, v)
-	if err != nil {
-		return err
-	}
-	t.NoteQuarantined(q.Kind, 1)
-	return nil
-}
+func (t *Txn) Quarantine(q store.Quarantined, now time.Time) error { return store.SetAside(t, q, now) }
 
 // NoteQuarantined counts n more records of kind set aside without a
 // record of their own.
