@@ -102,7 +102,7 @@ func TestSIGHUPUnchangedRestartsNoSource(t *testing.T) {
 	addr := harness.FreeAddr(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pollrelay.yaml")
-	fixture, err := os.ReadFile("testdata/config/every-kind.yaml")
+	fixture, err := os.ReadFile("../testdata/config/every-kind.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
