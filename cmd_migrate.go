@@ -74,7 +74,7 @@ func migrate(dir, url, schema string, out io.Writer, log *slog.Logger) error {
 		return err
 	}
 	defer src.Close()
-	dst, err := postgres.Open(postgres.Options{URL: url, Schema: schema, Logger: log})
+	dst, err := postgres.Open(postgres.Options{URL: url, Schema: schema, Logger: log, Exclusive: true})
 	if err != nil {
 		return err
 	}

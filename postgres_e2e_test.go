@@ -147,3 +147,25 @@ func schemaExists(t *testing.T, url, schema string) bool {
 	}
 	return ok
 }
+
+// Members do not divide the work yet: a second pollrelay on a schema one
+// already runs on is refused at start, with a reason, instead of polling
+// and delivering beside it.
+func TestSecondCopyOnASchemaIsRefused(t *testing.T) {
+	url, schema := postgresSchema(t)
+	up := harness.NewUpstream(t, map[string]string{"a": "queued"})
+	rc := harness.NewReceiver(t, signature.NewSecret())
+	storage := fmt.Sprintf("{postgres: {url: %q, schema: %s, max_conns: 4}}", url, schema)
+	yaml := strings.Replace(fmt.Sprintf(e2eConfig, "unused", up.URL, rc.URL, signature.NewSecret()), `storage: {path: "unused"}`, "storage: "+storage, 1)
+	startBridge(t, yaml)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = NewBridge(cfg, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("a second bridge opened the schema the first runs on")
+	}
+	if !strings.Contains(err.Error(), "held by a running pollrelay") {
+		t.Fatalf("second bridge: %v", err)
+	}
+}

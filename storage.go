@@ -14,7 +14,7 @@ import (
 // memory). readOnly opens an existing store to read it, as probe does.
 func openStore(cfg *config.Config, readOnly bool, log *slog.Logger) (store.Store, error) {
 	if pg := cfg.Storage.Postgres; pg.URL != "" {
-		st, err := postgres.Open(postgres.Options{URL: pg.URL, Schema: pg.Schema, MaxConns: pg.MaxConns, Logger: log, ReadOnly: readOnly})
+		st, err := postgres.Open(postgres.Options{URL: pg.URL, Schema: pg.Schema, MaxConns: pg.MaxConns, Logger: log, ReadOnly: readOnly, Exclusive: !readOnly})
 		if err != nil {
 			return nil, err
 		}

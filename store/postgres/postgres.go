@@ -49,6 +49,9 @@ type Options struct {
 	// ReadOnly opens an existing schema without migrating it, and
 	// refuses every write (probe).
 	ReadOnly bool
+	// Exclusive refuses a schema another store holds Exclusive, and
+	// holds it until Close (see holdSchema).
+	Exclusive bool
 }
 
 // DefaultSchema is the schema used when Options.Schema is empty.
@@ -89,6 +92,8 @@ type shared struct {
 	cancel context.CancelFunc
 
 	onEvent store.Hooks // run after a commit that added events to the outbox
+	// held keeps the Exclusive lock's session; nil when not Exclusive.
+	held *pgxpool.Conn
 
 	metrics *metrics
 }
@@ -125,6 +130,16 @@ func Open(opts Options) (*Store, error) {
 		pool.Close()
 		cancel()
 		return nil, err
+	}
+	if opts.Exclusive && !opts.ReadOnly {
+		if s.held, err = holdSchema(ctx, pool, schema); err != nil {
+			pool.Close()
+			cancel()
+			if errors.Is(err, ErrInUse) {
+				return nil, fmt.Errorf("open store: %w", err)
+			}
+			return nil, s.openError(err)
+		}
 	}
 	return s, nil
 }
@@ -199,6 +214,9 @@ func poolConfig(opts Options, schema string) (*pgxpool.Config, *redact.Set, erro
 func (s *Store) Close() error {
 	if s.fence != nil {
 		return nil // a view: the store it came from owns the pool
+	}
+	if s.held != nil {
+		s.held.Release()
 	}
 	s.cancel()
 	s.pool.Close()
