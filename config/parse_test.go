@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
@@ -191,14 +190,6 @@ func compiled(t *testing.T, spec subscription.Spec) *subscription.Subscription {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func raws(rs []json.RawMessage) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = string(r)
-	}
-	return out
 }
 
 // anyState reports whether a rule pattern accepts every state.
