@@ -13,10 +13,9 @@ import (
 )
 
 // Config is a loaded, validated configuration: what the file says, with
-// defaults filled in and normalised. Sources hold plain values only (the
-// packages that run them compile their jq and rules), so two loads of one
-// file are equal. Fields tagged koanf come from the file; a subscription's
-// fields tagged `koanf:"-"` are derived by normalisation.
+// defaults filled in and normalised. It holds plain values only (the
+// packages that run sources and subscriptions compile their jq, rules and
+// signature schemes), so two loads of one file are equal.
 type Config struct {
 	Listen        string              `koanf:"listen"`
 	APIToken      string              `koanf:"api_token"`
