@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -84,4 +86,54 @@ func (d *Decoder) Time() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+// AppendItemHead appends what an item record holds besides its state and
+// object: since, history, pending state and count, stalled rules.
+func AppendItemHead(b []byte, it *Item) []byte {
+	b = AppendTime(b, it.Since)
+	b = binary.AppendUvarint(b, uint64(len(it.History)))
+	for _, h := range it.History {
+		b = AppendBytes(b, h.State)
+		b = AppendTime(b, h.At)
+	}
+	b = AppendBytes(b, it.Pending)
+	b = binary.AppendUvarint(b, uint64(max(it.PendingCount, 0)))
+	b = binary.AppendUvarint(b, uint64(len(it.Stalled)))
+	for _, s := range it.Stalled {
+		b = binary.AppendUvarint(b, uint64(max(s, 0)))
+	}
+	return b
+}
+
+// ItemHead reads what AppendItemHead wrote into it, reusing its slices;
+// the byte fields alias the record. It checks that nothing follows.
+func (d *Decoder) ItemHead(it *Item) error {
+	it.Since = d.Time()
+	it.History = it.History[:0]
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
+			return ErrShortRecord
+		}
+		it.History = slices.Grow(it.History, int(n))[:n]
+		for i := range it.History {
+			it.History[i] = HistoryEntry{State: d.Bytes(), At: d.Time()}
+		}
+	}
+	it.Pending = d.Bytes()
+	it.PendingCount = int(d.Uvarint())
+	it.Stalled = it.Stalled[:0]
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
+			return ErrShortRecord
+		}
+		it.Stalled = slices.Grow(it.Stalled, int(n))[:n]
+		for i := range it.Stalled {
+			it.Stalled[i] = int(d.Uvarint())
+		}
+	}
+	if d.Err == nil && len(d.B) != 0 {
+		return fmt.Errorf("%d bytes after the item record", len(d.B))
+	}
+	return d.Err
 }

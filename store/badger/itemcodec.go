@@ -1,10 +1,7 @@
 package badger
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
-	"slices"
 
 	"github.com/pollrelay/pollrelay/store"
 )
@@ -43,19 +40,7 @@ func encodeRecord(b []byte, it *Item, version byte, object []byte) []byte {
 	b = append(b, version)
 	b = store.AppendBytes(b, it.State)
 	b = store.AppendBytes(b, object)
-	b = store.AppendTime(b, it.Since)
-	b = binary.AppendUvarint(b, uint64(len(it.History)))
-	for _, h := range it.History {
-		b = store.AppendBytes(b, h.State)
-		b = store.AppendTime(b, h.At)
-	}
-	b = store.AppendBytes(b, it.Pending)
-	b = binary.AppendUvarint(b, uint64(max(it.PendingCount, 0)))
-	b = binary.AppendUvarint(b, uint64(len(it.Stalled)))
-	for _, s := range it.Stalled {
-		b = binary.AppendUvarint(b, uint64(max(s, 0)))
-	}
-	return b
+	return store.AppendItemHead(b, it)
 }
 
 // decodeItem decodes a record in either encoding into it, whose byte
@@ -131,31 +116,5 @@ func parseItem(b []byte, it *Item) error {
 	d := store.Decoder{B: b}
 	it.State = d.Bytes()
 	it.Object = d.Bytes()
-	it.Since = d.Time()
-	it.History = it.History[:0]
-	if n := d.Uvarint(); n > 0 && d.Err == nil {
-		if n > uint64(len(d.B)) {
-			return store.ErrShortRecord
-		}
-		it.History = slices.Grow(it.History[:0], int(n))[:n]
-		for i := range it.History {
-			it.History[i] = HistoryEntry{State: d.Bytes(), At: d.Time()}
-		}
-	}
-	it.Pending = d.Bytes()
-	it.PendingCount = int(d.Uvarint())
-	it.Stalled = it.Stalled[:0]
-	if n := d.Uvarint(); n > 0 && d.Err == nil {
-		if n > uint64(len(d.B)) {
-			return store.ErrShortRecord
-		}
-		it.Stalled = slices.Grow(it.Stalled, int(n))[:n]
-		for i := range it.Stalled {
-			it.Stalled[i] = int(d.Uvarint())
-		}
-	}
-	if d.Err == nil && len(d.B) != 0 {
-		return fmt.Errorf("%d bytes after the item record", len(d.B))
-	}
-	return d.Err
+	return d.ItemHead(it)
 }
