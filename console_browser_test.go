@@ -150,11 +150,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("redeliver without the CSRF token",
-		chromedp.Click(chromedp.ID("redeliver")),
-		chromedp.WaitVisible(chromedp.CSS("body")),
-		shot("csrf-refused"),
-	)
+	// RunResponse waits for the form's navigation itself: a query started
+	// on the page being replaced can wait on the old document forever.
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("redeliver")))
+	if err != nil {
+		t.Fatalf("redeliver without the CSRF token: %v", err)
+	}
+	if resp.Status != 403 {
+		t.Errorf("redeliver without the CSRF token answered %d, want 403", resp.Status)
+	}
+	run("refused page", shot("csrf-refused"))
 	if got := text("body"); !strings.Contains(got, "CSRF token") {
 		t.Errorf("redeliver without the CSRF token shows %q", got)
 	}
@@ -166,10 +171,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("attempts")),
 	)
 	rig.accept.Store(true)
-	run("redeliver",
-		chromedp.Click(chromedp.ID("redeliver")),
-		chromedp.WaitVisible(chromedp.CSS(".flash")),
-	)
+	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("redeliver"))); err != nil {
+		t.Fatalf("redeliver: %v", err)
+	}
+	run("redeliver", chromedp.WaitVisible(chromedp.CSS(".flash")))
 	if got := text(".flash"); !strings.Contains(got, "1 delivery") {
 		t.Errorf("redeliver says %q", got)
 	}
