@@ -59,7 +59,9 @@ type Coordinator struct {
 	// sent: every lease held lasts from then.
 	beatSent time.Time
 	members  []Member
-	subs     map[*subscriber]struct{}
+	// leases is every lease's state as last seen, for HolderOf.
+	leases map[string]Lease
+	subs   map[*subscriber]struct{}
 	// lastErr is the backend failure last logged, so a repeated one is
 	// logged once and its recovery once.
 	lastErr   string
@@ -159,6 +161,21 @@ func (c *Coordinator) Holds(lease string) (token int64, ok bool) {
 		return 0, false
 	}
 	return h.token, true
+}
+
+// HolderOf is who holds a lease: this member while it holds it, else the
+// live holder as last seen.
+func (c *Coordinator) HolderOf(lease string) (Holder, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h := c.held[lease]; h != nil {
+		return c.me, true
+	}
+	l, ok := c.leases[lease]
+	if !ok || !l.Live || l.Holder == c.me {
+		return Holder{}, false
+	}
+	return l.Holder, true
 }
 
 // Ready is closed once Run took its first step: on Solo every lease is

@@ -131,6 +131,7 @@ func (c *Coordinator) look(ctx context.Context) (view, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.members = members
+	c.leases = v.leases
 	c.metrics.setMembers(len(members))
 	v.want = maps.Clone(c.want)
 	for n, h := range c.held {
