@@ -37,6 +37,7 @@ func Default() Config {
 	return Config{
 		Listen:   "127.0.0.1:8787",
 		Storage:  Storage{Path: "./pollrelay-data", Retention: 7 * 24 * time.Hour, Postgres: Postgres{Schema: "pollrelay", MaxConns: 8}},
+		Cluster:  Cluster{Lease: DefaultLease},
 		Log:      Log{Level: "info", Format: "json"},
 		Delivery: Delivery{ShutdownGrace: 10 * time.Second, RotationOverlap: 24 * time.Hour},
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const postgresBase = `
@@ -66,5 +67,42 @@ func TestPostgresURLFromEnvironment(t *testing.T) {
 	c := mustParse(t, postgresBase, env(map[string]string{"POLLRELAY_STORAGE__POSTGRES__URL": "postgres://u:pw@db/app"}))
 	if c.Storage.Postgres.URL != "postgres://u:pw@db/app" {
 		t.Errorf("url = %q", c.Storage.Postgres.URL)
+	}
+}
+
+// cluster: names this replica and its lease, only beside the shared
+// store, and changing either is a restart.
+func TestCluster(t *testing.T) {
+	pg := postgresBase + "storage: {postgres: {url: \"postgres://db/app\"}}\n"
+	c := mustParse(t, pg, noEnv)
+	if c.Cluster.Member != "" || c.Cluster.Lease != DefaultLease {
+		t.Errorf("defaults: %+v", c.Cluster)
+	}
+	c = mustParse(t, pg+"cluster: {member: web-7d9f-x2, lease: 30s}", env(map[string]string{}))
+	if c.Cluster.Member != "web-7d9f-x2" || c.Cluster.Lease != 30*time.Second {
+		t.Errorf("set: %+v", c.Cluster)
+	}
+	b := mustParse(t, pg+"cluster: {member: web-7d9f-x2, lease: 20s}", noEnv)
+	if got := RestartKeys(c, b); !slices.Equal(got, []string{"cluster.lease"}) {
+		t.Errorf("RestartKeys = %q", got)
+	}
+	cases := map[string][]string{
+		postgresBase + "cluster: {member: a}":  {"cluster: applies only with storage.postgres.url: the embedded store serves one copy"},
+		postgresBase + "cluster: {lease: 30s}": {"cluster: applies only with storage.postgres.url: the embedded store serves one copy"},
+		pg + "cluster: {member: 'a b', lease: 1s}": {
+			"cluster.lease: must be from 4s to 10m0s",
+			"cluster.member: must be letters, digits, '.', '_' or '-' (at most 253), as a pod name is",
+		},
+		pg + "cluster: {lease: 11m}": {"cluster.lease: must be from 4s to 10m0s"},
+	}
+	for file, want := range cases {
+		_, err := ParseWith([]byte(file), noEnv)
+		if err == nil {
+			t.Errorf("%s: no error", file)
+			continue
+		}
+		if got := problemsOf(t, err); !slices.Equal(got, want) {
+			t.Errorf("%s:\n  %s\nwant:\n  %s", file, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
 	}
 }

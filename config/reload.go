@@ -28,6 +28,12 @@ func RestartKeys(running, next *Config) []string {
 			out = append(out, "storage."+f.Name)
 		}
 	}
+	if running.Cluster.Member != next.Cluster.Member {
+		out = append(out, "cluster.member")
+	}
+	if running.Cluster.Lease != next.Cluster.Lease {
+		out = append(out, "cluster.lease")
+	}
 	if running.Log.Format != next.Log.Format {
 		out = append(out, "log.format")
 	}

@@ -20,6 +20,7 @@ type Config struct {
 	Listen        string              `koanf:"listen"`
 	APIToken      string              `koanf:"api_token"`
 	Storage       Storage             `koanf:"storage"`
+	Cluster       Cluster             `koanf:"cluster"`
 	Log           Log                 `koanf:"log"`
 	Delivery      Delivery            `koanf:"delivery"`
 	Sources       []Source            `koanf:"sources"`
@@ -49,6 +50,17 @@ type Postgres struct {
 	// deployments may share a database.
 	Schema   string `koanf:"schema"`
 	MaxConns int    `koanf:"max_conns"`
+}
+
+// Cluster is this replica's place among the members sharing
+// storage.postgres: its name and how long its leases last.
+type Cluster struct {
+	// Member is this replica's name (the pod's name); empty is
+	// hostname-pid.
+	Member string `koanf:"member"`
+	// Lease is how long a member's leases last without renewal: the
+	// longest a dead member's sources wait for another member.
+	Lease time.Duration `koanf:"lease"`
 }
 
 // Log configures log/slog.

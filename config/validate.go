@@ -43,6 +43,7 @@ func validate(c *Config, adaptive map[int]bool, p *problems) {
 	} else if !c.Storage.InMemory && strings.TrimSpace(c.Storage.Path) == "" {
 		p.add("storage.path", "required unless in_memory is true")
 	}
+	validateCluster(c, p)
 	if c.Storage.Retention < 0 {
 		p.add("storage.retention", "must not be negative")
 	}
@@ -107,6 +108,38 @@ func validatePostgres(s *Storage, p *problems) {
 	}
 	if s.InMemory {
 		p.add("storage.in_memory", "cannot be set with storage.postgres.url: the store is the database")
+	}
+}
+
+// DefaultLease is cluster.lease when the file does not set it.
+const DefaultLease = 15 * time.Second
+
+// Bounds of cluster.lease: renewals go every quarter lease and a member
+// stops using a lease a second before it expires, so a shorter one would
+// leave no time to poll; a longer one leaves a dead member's sources
+// unpolled for that long.
+const (
+	minLease = 4 * time.Second
+	maxLease = 10 * time.Minute
+)
+
+// memberRE is what cluster.member may be: a Kubernetes pod name fits.
+var memberRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+
+// validateCluster checks cluster:, which only the shared store has.
+func validateCluster(c *Config, p *problems) {
+	cl := c.Cluster
+	if c.Storage.Postgres.URL == "" {
+		if cl.Member != "" || cl.Lease != DefaultLease {
+			p.add("cluster", "applies only with storage.postgres.url: the embedded store serves one copy")
+		}
+		return
+	}
+	if cl.Member != "" && !memberRE.MatchString(cl.Member) {
+		p.add("cluster.member", "must be letters, digits, '.', '_' or '-' (at most 253), as a pod name is")
+	}
+	if cl.Lease < minLease || cl.Lease > maxLease {
+		p.add("cluster.lease", "must be from %s to %s", minLease, maxLease)
 	}
 }
 
