@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pollrelay/pollrelay/api"
+	"github.com/pollrelay/pollrelay/cluster"
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/notifier"
 	"github.com/pollrelay/pollrelay/poller"
@@ -29,6 +30,7 @@ type Bridge struct {
 	st       store.Store
 	reg      *prometheus.Registry
 	poller   *poller.Manager
+	cluster  *cluster.Coordinator
 	notifier *notifier.Notifier
 	api      *api.Server
 	ln       net.Listener
@@ -92,6 +94,9 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	b.reloadOK.Set(1)
 	b.reloadTime.SetToCurrentTime()
 	b.grace = cfg.Delivery.ShutdownGrace
+	var fence poller.Fence
+	b.cluster, fence = openCluster(cfg, st, reg, log)
+	b.poller.UseLeases(b.cluster, fence)
 	b.notifier = notifier.New(st, notifier.NewMetrics(reg), log, notifier.Options{Grace: b.grace})
 	b.subs = subscription.NewRegistry(log)
 	err = b.subs.SetConfig(cfg.Subscriptions)
@@ -183,6 +188,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	notifierDone := make(chan error, 1)
 	go func() { notifierDone <- b.notifier.Run(nctx) }()
 
+	cctx, stopCluster := context.WithCancel(context.Background())
+	defer stopCluster()
+	clusterDone := make(chan struct{})
+	go func() {
+		defer close(clusterDone)
+		b.cluster.Run(cctx)
+	}()
+
 	pctx, stopPollers := context.WithCancel(context.Background())
 	defer stopPollers()
 	b.mu.Lock()
@@ -219,6 +232,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 			b.poller.Stop()
 			<-pruneDone
 			<-sampleDone
+			return nil
+		}},
+		{"handing the leases over", func() error {
+			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := b.cluster.Leave(lctx)
+			stopCluster()
+			<-clusterDone
+			if err != nil {
+				// They expire by themselves within cluster.lease.
+				b.log.Warn("hand the leases over", "error", err.Error())
+			}
 			return nil
 		}},
 		{"finishing in-flight deliveries", func() error {

@@ -94,7 +94,7 @@ func (l *watchLoop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch,
 	if len(fresh) == 0 {
 		return due, nil
 	}
-	err := l.m.st.View(func(t store.Txn) error {
+	err := l.store().View(func(t store.Txn) error {
 		for i, w := range fresh {
 			it, err := t.Item(l.src.Name, w.ID)
 			if err != nil {
@@ -165,7 +165,7 @@ func (l *watchLoop) failedWatch(id string, now time.Time) {
 
 // loadHistograms restores the source's learned durations.
 func (l *watchLoop) loadHistograms() error {
-	err := l.m.st.View(func(t store.Txn) error {
+	err := l.store().View(func(t store.Txn) error {
 		return t.Histograms(l.src.Name, func(state string, v []byte) error {
 			var h adaptive.Histogram
 			if err := h.UnmarshalBinary(v); err != nil {
@@ -190,7 +190,7 @@ func (l *watchLoop) saveHistograms() error {
 	if len(s.dirty) == 0 {
 		return nil
 	}
-	err := l.m.st.Update(func(t store.Txn) error {
+	err := l.store().Update(func(t store.Txn) error {
 		for state := range s.dirty {
 			if len(state) > store.MaxKeyPart {
 				continue // a state that long can't be a key: not learned across restarts

@@ -19,14 +19,14 @@ func TestFamiliesExposeWhatVectorsWould(t *testing.T) {
 	m.initSource("a")
 	m.polls.WithLabelValues("a", OutcomeSuccess).Inc()
 	m.polls.WithLabelValues("a", OutcomeSuccess).Add(2)
-	m.polls.WithLabelValues("a", "fenced").Inc() // not in Outcomes: kept apart, still shown
+	m.polls.WithLabelValues("a", "unlisted").Inc() // not in Outcomes: kept apart, still shown
 	m.requests.WithLabelValues("a", "304").Inc()
 	m.up.WithLabelValues("a").Set(1)
 	for _, v := range []float64{0.001, 0.02, 100} {
 		m.duration.WithLabelValues("a").Observe(v)
 	}
-	polls := map[string]int{OutcomeSuccess: 3, "fenced": 1}
-	outcomes := slices.Sorted(slices.Values(append(slices.Clone(Outcomes), "fenced")))
+	polls := map[string]int{OutcomeSuccess: 3, "unlisted": 1}
+	outcomes := slices.Sorted(slices.Values(append(slices.Clone(Outcomes), "unlisted")))
 	var want strings.Builder
 	want.WriteString("# HELP pollrelay_polls_total Polls of a source by outcome.\n# TYPE pollrelay_polls_total counter\n")
 	for _, o := range outcomes {

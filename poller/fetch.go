@@ -36,6 +36,10 @@ const (
 	OutcomeDecode      = "decode_error"
 	OutcomeExtract     = "extract_error"
 	OutcomeStore       = "store_error"
+	// OutcomeFenced is a poll whose writes the store refused because the
+	// source's lease had passed to another holder: discarded, not
+	// committed.
+	OutcomeFenced = "fenced"
 	// OutcomeRedirect is a redirect off the source's scheme and host (or
 	// one too many): refused, so no credential follows it.
 	OutcomeRedirect = "redirect_refused"
@@ -44,7 +48,7 @@ const (
 // Outcomes lists every outcome, so metrics can create label values up front.
 var Outcomes = []string{
 	OutcomeSuccess, OutcomeNotModified, OutcomeHTTPError, OutcomeNetwork,
-	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth, OutcomeRedirect,
+	OutcomeTooLarge, OutcomeDecode, OutcomeExtract, OutcomeStore, OutcomeAuth, OutcomeRedirect, OutcomeFenced,
 }
 
 // PollError is a failed poll with the reason that labels it.

@@ -39,7 +39,7 @@ func (l *listLoop) poll(ctx context.Context) error {
 	start := l.m.now()
 	var val diff.Validators
 	if l.src.Pagination == nil {
-		err := l.m.st.View(func(t store.Txn) error {
+		err := l.store().View(func(t store.Txn) error {
 			ss, err := t.SourceState(l.src.Name)
 			if err == nil && ss.ValidatorsFor == l.vkey {
 				val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
@@ -51,9 +51,9 @@ func (l *listLoop) poll(ctx context.Context) error {
 		}
 	}
 	tracked := l.status().ItemsTracked
-	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.m.st, l.src.Source, tracked) },
+	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.store(), l.src.Source, tracked) },
 		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
-			return x.StoreNew(ctx, l.m.st, obs, start, l.m.watchersOf(l.src.Name))
+			return x.StoreNew(ctx, l.store(), obs, start, l.m.watchersOf(l.src.Name))
 		}}
 	if l.preload {
 		s.index = s.load()
@@ -79,7 +79,7 @@ func (l *listLoop) poll(ctx context.Context) error {
 			p = diff.Poll{Replay: true, Now: p.Now, Index: s.index}
 		}
 		if !lst.notModified || l.src.Stalls() != nil {
-			res, err = diff.Apply(ctx, l.m.st, l.src.Source, p)
+			res, err = diff.Apply(ctx, l.store(), l.src.Source, p)
 			if err == nil && res.Duplicates >= 0 {
 				l.noteDuplicates(res.Duplicates, res.DuplicateID)
 			}
@@ -89,7 +89,7 @@ func (l *listLoop) poll(ctx context.Context) error {
 			case errors.Is(err, jqexpr.ErrLimit):
 				err = &PollError{Outcome: OutcomeExtract, Err: err}
 			default:
-				err = &PollError{Outcome: OutcomeStore, Err: err}
+				err = storeFailure(err)
 			}
 		} else {
 			res.Tracked = l.status().ItemsTracked

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -51,6 +52,9 @@ type Status struct {
 	Failures    int       `json:"consecutive_failures"`
 	// Progress is set while a listing is being fetched, page by page.
 	Progress *Progress `json:"progress,omitempty"`
+	// Holder is the member that holds the source's lease and polls it,
+	// as this member last saw; empty while no live member holds it.
+	Holder string `json:"holder,omitempty"`
 }
 
 // Progress is how far a running poll has come: a long first listing can
@@ -93,6 +97,12 @@ type loop struct {
 	// running is set while a goroutine polls; at most one does.
 	running bool
 	stopped bool
+	// held is set while this member holds the source's lease, under
+	// token; only then does a poll start. cancelPoll cancels the poll
+	// in progress, for a lease that expired under it.
+	held       bool
+	token      int64
+	cancelPoll context.CancelFunc
 	// waiters are PollNow calls the next poll answers.
 	waiters []chan error
 	// runs counts the polling goroutine, so stop can wait for it.
@@ -111,6 +121,9 @@ type loop struct {
 	lastErr string
 	// secrets are the source's credentials, cut from every error shown.
 	secrets *redact.Set
+	// db is the store a poll reads and writes through: fenced by the
+	// lease's token while the lease is held.
+	db atomic.Pointer[storeRef]
 }
 
 // watchKind is l's watch loop, if it polls a watch source (l may be nil).
@@ -151,6 +164,7 @@ func newLoop(m *Manager, src *compiled) *loop {
 		idx:  -1,
 		st:   Status{Name: src.Name, URL: redact.URL(src.URL), Kind: kind, Interval: statusInterval(src.cfg())},
 	}
+	l.db.Store(&storeRef{m.st})
 	if src.IsWatch() {
 		l.kind = newWatchLoop(l)
 	} else {
@@ -179,16 +193,6 @@ func (l *loop) firstPoll(now time.Time) time.Time {
 	return nextSlot(now, l.src.Interval, l.off)
 }
 
-// schedule puts the loop on the scheduler for at, unless it was stopped.
-func (l *loop) schedule(at time.Time) {
-	l.gate.Lock()
-	defer l.gate.Unlock()
-	if !l.stopped {
-		l.setNext(at)
-		l.m.sched.add(l, at)
-	}
-}
-
 func (l *loop) setNext(at time.Time) {
 	l.mu.Lock()
 	l.st.NextPollAt = at
@@ -205,7 +209,7 @@ func (l *loop) fire() {
 // startLocked starts the polling goroutine unless one runs already or the
 // loop was stopped. The caller holds l.gate.
 func (l *loop) startLocked() {
-	if l.running || l.stopped {
+	if l.running || l.stopped || !l.held {
 		return
 	}
 	l.running = true
@@ -216,7 +220,8 @@ func (l *loop) startLocked() {
 
 // pollNow asks for a poll at once; the reply arrives on the returned
 // channel when it ends. A spread watch round in progress is cut short and
-// followed by a full one.
+// followed by a full one. While the source's lease is not held the poll
+// waits for it.
 func (l *loop) pollNow() (<-chan error, bool) {
 	reply := make(chan error, 1)
 	l.gate.Lock()
@@ -264,29 +269,38 @@ func (l *loop) run() {
 			cut = make(chan struct{})
 		}
 		l.cut = cut
+		ctx, cancel := context.WithCancel(l.ctx)
+		l.cancelPoll = cancel
 		l.gate.Unlock()
 		start := l.m.now()
-		err := l.kind.pollOnce(l.ctx, start, cut)
+		err := l.kind.pollOnce(ctx, start, cut)
+		if ctx.Err() != nil && l.ctx.Err() == nil {
+			err = fmt.Errorf("poll %s: %w", l.src.Name, ErrLeaseLost)
+		}
 		for _, w := range waiters {
 			w <- redactError(err, l.secrets)
 		}
 		next := time.Time{}
-		if l.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			next = l.nextPoll(start, err)
 		}
 		l.gate.Lock()
-		l.cut = nil
-		if len(l.waiters) > 0 && l.ctx.Err() == nil {
+		l.cut, l.cancelPoll = nil, nil
+		cancel()
+		if len(l.waiters) > 0 && l.ctx.Err() == nil && l.held {
 			l.gate.Unlock()
 			continue
 		}
 		l.running = false
-		if l.ctx.Err() != nil {
+		switch {
+		case l.ctx.Err() != nil:
 			for _, w := range l.waiters {
 				w <- fmt.Errorf("poll %s: source stopped", l.src.Name)
 			}
 			l.waiters = nil
-		} else if !l.stopped {
+		case l.stopped || !l.held:
+			// Waiters wait for the lease to come back.
+		default:
 			l.setNext(next)
 			l.m.sched.add(l, next)
 		}
@@ -353,7 +367,7 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 	// A store that refused the poll's writes (a full disk, say) is not the
 	// upstream's fault: backing off would only delay noticing that it takes
 	// writes again.
-	if pe, ok := errors.AsType[*PollError](err); ok && pe.Outcome == OutcomeStore {
+	if pe, ok := errors.AsType[*PollError](err); ok && (pe.Outcome == OutcomeStore || pe.Outcome == OutcomeFenced) {
 		return next
 	}
 	if l.st.Failures > 1 {
@@ -386,7 +400,7 @@ func (l *loop) initTracked() {
 
 func (l *loop) countTracked() (int, error) {
 	var n int
-	err := l.m.st.View(func(t store.Txn) error {
+	err := l.store().View(func(t store.Txn) error {
 		var err error
 		n, err = t.CountItems(l.src.Name)
 		return err
@@ -413,6 +427,12 @@ func (l *loop) finish(start time.Time, outcome string, err error) {
 	l.st.Progress = nil
 	l.st.LastDurationMS = float64(l.m.now().Sub(start).Microseconds()) / 1000
 	err = redactError(err, l.secrets)
+	if outcome == OutcomeFenced {
+		// Not the source's failure: another member polls it now.
+		l.st.LastError = err.Error()
+		l.log.Warn("poll discarded: another member holds the source's lease now", "error", err.Error())
+		return
+	}
 	if err != nil {
 		m.up.WithLabelValues(name).Set(0)
 		l.st.LastError = err.Error()

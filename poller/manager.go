@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pollrelay/pollrelay/cluster"
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/store"
@@ -53,6 +54,14 @@ type Manager struct {
 	// running is a copy of loops published by Apply, for the same reason:
 	// a loop telling another about watches it added must not wait for mu.
 	running atomic.Pointer[map[string]*loop]
+
+	// leases says which sources this member polls (UseLeases, or a
+	// coordinator over cluster.Solo that Start runs); fence makes the
+	// store a loop writes through under a lease's token.
+	leases      Leases
+	fence       Fence
+	unsubscribe func()
+	stopSolo    context.CancelFunc
 }
 
 // NewManager returns a manager that writes to st. Loops start with Apply.
@@ -62,11 +71,13 @@ func NewManager(st store.Store, m *Metrics, log *slog.Logger) *Manager {
 	return mg
 }
 
-// Start sets the context every loop runs under and starts the sources.
+// Start sets the context every loop runs under and starts the sources,
+// each polling once its lease is held.
 func (m *Manager) Start(ctx context.Context, sources []config.Source) {
 	m.mu.Lock()
 	m.ctx = ctx
 	m.mu.Unlock()
+	m.startLeases(ctx, sources)
 	m.Apply(sources)
 }
 
@@ -92,6 +103,9 @@ func (m *Manager) Apply(sources []config.Source) {
 		}
 	}
 	m.watchers.Store(&watchers)
+	if m.leases != nil {
+		m.leases.SetSources(leaseSources(sources))
+	}
 	for name, l := range m.loops {
 		if c, ok := want[name]; ok && c == l.src {
 			continue
@@ -108,17 +122,15 @@ func (m *Manager) Apply(sources []config.Source) {
 		m.wg.Go(func() { m.sched.run(ctx) })
 	}
 	var started []*loop
-	now := m.now()
 	for name, s := range want {
 		if _, ok := m.loops[name]; ok {
 			continue
 		}
 		l := newLoop(m, s)
 		m.loops[name] = l
-		l.schedule(l.firstPoll(now))
 		started = append(started, l)
 	}
-	m.logFirstPolls(started)
+	m.logFirstPolls(m.acquireHeld())
 	if len(started) > 0 {
 		// Counted apart from polling, one source after another: a
 		// restart of many sources reads the store gently.
@@ -130,6 +142,28 @@ func (m *Manager) Apply(sources []config.Source) {
 	}
 	running := maps.Clone(m.loops)
 	m.running.Store(&running)
+}
+
+// acquireHeld lets every loop whose lease is held but which does not
+// know it yet poll, and returns them: loops just started, or started
+// before Start. A lease gained later reaches its loop through onLease.
+// m.mu is held.
+func (m *Manager) acquireHeld() []*loop {
+	if m.leases == nil {
+		return nil
+	}
+	var out []*loop
+	now := m.now()
+	for name, l := range m.loops {
+		if l.isHeld() {
+			continue
+		}
+		if token, ok := m.leases.Holds(cluster.SourceLease(name)); ok {
+			l.acquireAt(token, now)
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // compiled returns what the running loop of src compiled when src is
@@ -192,9 +226,17 @@ func (m *Manager) Stop() {
 		m.stopSched()
 		m.stopSched = nil
 	}
+	unsubscribe, stopSolo := m.unsubscribe, m.stopSolo
+	m.unsubscribe, m.stopSolo = nil, nil
 	m.mu.Unlock()
 	for _, l := range loops {
 		l.runs.Wait()
+	}
+	if unsubscribe != nil {
+		unsubscribe()
+	}
+	if stopSolo != nil {
+		stopSolo()
 	}
 	m.wg.Wait()
 	m.pool.closeIdle()
@@ -250,7 +292,9 @@ func (m *Manager) Status() []Status {
 	defer m.mu.Unlock()
 	out := make([]Status, 0, len(m.loops))
 	for _, l := range m.loops {
-		out = append(out, l.status())
+		st := l.status()
+		st.Holder = m.holderOf(l.src.Name)
+		out = append(out, st)
 	}
 	sortStatus(out)
 	return out

@@ -166,7 +166,7 @@ func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Valid
 			return out, pageErr(err, n)
 		}
 		if err := s.page(&out, obs, len(resp.body), more != "" && n+1 < maxPages); err != nil {
-			return out, &PollError{Outcome: OutcomeStore, Err: err}
+			return out, storeFailure(err)
 		}
 		if more == "" {
 			out.complete = true

@@ -239,8 +239,8 @@ func (r *watchRound) conclude() error {
 
 	switch {
 	case r.storeErr != nil:
-		err := &PollError{Outcome: OutcomeStore, Err: r.storeErr}
-		l.finish(r.start, OutcomeStore, err)
+		err := storeFailure(r.storeErr)
+		l.finish(r.start, err.Outcome, err)
 		return err
 	case r.failed > 0 && r.ok == 0:
 		l.finish(r.start, r.lastOutcome, r.lastFail)

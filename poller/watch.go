@@ -136,7 +136,7 @@ func (l *watchLoop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
 
 // applyWatches writes a batch of watch results and accounts for them.
 func (l *watchLoop) applyWatches(obs []diff.WatchObservation) error {
-	res, err := diff.ApplyWatches(l.ctx, l.m.st, l.src.Source, obs, l.m.now())
+	res, err := diff.ApplyWatches(l.ctx, l.store(), l.src.Source, obs, l.m.now())
 	for _, t := range res.Transitions {
 		l.m.metrics.transitions.WithLabelValues(l.src.Name, t.Kind).Inc()
 	}
@@ -205,13 +205,13 @@ func (l *watchLoop) noteFailures(failed, total int, example error) {
 // It runs before the first round and again before each round until it
 // succeeds.
 func (l *watchLoop) syncWatches(now time.Time) {
-	added, removed, err := diff.SyncConfigWatches(l.m.st, l.src.Source, now)
+	added, removed, err := diff.SyncConfigWatches(l.store(), l.src.Source, now)
 	if err != nil {
 		l.log.Warn("sync configured ids", "error", err.Error())
 		return
 	}
 	if l.src.WatchFrom != "" {
-		n, err := diff.WatchListed(l.m.st, l.src.Source, now)
+		n, err := diff.WatchListed(l.store(), l.src.Source, now)
 		if err != nil {
 			l.log.Warn("watch items of watch_from source", "watch_from", l.src.WatchFrom, "error", err.Error())
 			return
@@ -233,7 +233,7 @@ func (l *watchLoop) loadWatches() ([]store.Watch, error) {
 		w store.Watch
 	}
 	var ks []keyed
-	err := l.m.st.View(func(t store.Txn) error {
+	err := l.store().View(func(t store.Txn) error {
 		return t.Watches(l.src.Name, "", "", func(w *store.Watch) bool {
 			h := fnv.New64a()
 			h.Write([]byte(w.ID))
