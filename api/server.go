@@ -100,6 +100,16 @@ type Server struct {
 	ui      *ui.Console
 }
 
+// pinger is a store on a server that may be unreachable: /readyz fails
+// while it does not answer.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// pingTimeout bounds /readyz's check of the store, well inside a probe's
+// default timeout.
+const pingTimeout = 2 * time.Second
+
 // New builds the server; it reports not ready until SetReady(true).
 func New(o Options) *Server {
 	if o.Now == nil {
@@ -115,10 +125,20 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("/healthz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
-	s.mux.HandleFunc("/readyz", method("GET", func(w http.ResponseWriter, _ *http.Request) {
+	s.mux.HandleFunc("/readyz", method("GET", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
+		}
+		if p, ok := s.opts.Store.(pinger); ok {
+			ctx, cancel := context.WithTimeout(r.Context(), pingTimeout)
+			defer cancel()
+			if err := p.Ping(ctx); err != nil {
+				// The error names the server; the logs of the polls and
+				// deliveries that fail meanwhile say more.
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store_unreachable"})
+				return
+			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}))

@@ -228,6 +228,14 @@ func (s *Store) Close() error {
 // connections' search_path is the store's schema.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
+// Ping reports whether the database answers now, for /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping the database: %w", err)
+	}
+	return nil
+}
+
 // Schema is the schema the store's tables are in.
 func (s *Store) Schema() string { return s.schema }
 
