@@ -71,15 +71,28 @@ func (n *Notifier) dispatchSub(s *state, ss *subState, now time.Time) (time.Time
 		// In-flight deliveries stay in the schedule until their outcome is
 		// committed, so look past them.
 		limit := n.inflightOf(ss) + 64
+		// One snapshot for the schedule and the deliveries it names: a
+		// backend may read them together.
 		var refs []store.DueRef
-		if err := n.st.View(func(t store.Txn) error {
+		var moved int
+		var td tidy
+		var readErr error
+		err := n.st.View(func(t store.Txn) error {
+			refs, readErr = t.Due(id, now, limit)
+			if readErr != nil {
+				return readErr
+			}
 			var err error
-			refs, err = t.Due(id, now, limit)
+			moved, td, err = n.start(t, s, ss, refs)
 			return err
-		}); err != nil {
-			return time.Time{}, fmt.Errorf("read schedule of %s: %w", id, err)
+		})
+		if readErr != nil {
+			return time.Time{}, fmt.Errorf("read schedule of %s: %w", id, readErr)
 		}
-		moved, err := n.start(s, ss, refs)
+		if err == nil && !td.empty() {
+			moved += td.len()
+			err = n.tidy(td)
+		}
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -103,84 +116,79 @@ func (n *Notifier) dispatchSub(s *state, ss *subState, now time.Time) (time.Time
 
 // start sends the due deliveries that may go: not already in flight, below
 // max_in_flight, and first of their resource with nothing of the resource in
-// flight. What can't go is tidied (see tidy). It returns how many refs it
-// started or tidied, so dispatchSub knows whether a rescan can find more.
-func (n *Notifier) start(s *state, ss *subState, refs []store.DueRef) (int, error) {
+// flight, reading them in t. What can't go is returned to be tidied (see
+// tidy). It returns how many refs it started, so dispatchSub knows, with
+// the tidied, whether a rescan can find more.
+func (n *Notifier) start(t store.Txn, s *state, ss *subState, refs []store.DueRef) (int, tidy, error) {
 	moved := 0
 	var td tidy
-	err := n.st.View(func(t store.Txn) error {
-		for _, ref := range refs {
-			k := key(ref.Subscription, ref.EventID)
-			if _, ok := s.inflight[k]; ok {
-				continue
-			}
-			if n.busy(ss) {
-				return nil
-			}
-			d, err := t.Delivery(ref.Subscription, ref.EventID)
-			if store.IsBadRecord(err) {
-				td.poisoned = append(td.poisoned, poisonedRef{ref, err})
-				continue
-			}
+	for _, ref := range refs {
+		k := key(ref.Subscription, ref.EventID)
+		if _, ok := s.inflight[k]; ok {
+			continue
+		}
+		if n.busy(ss) {
+			return moved, td, nil
+		}
+		d, err := t.Delivery(ref.Subscription, ref.EventID)
+		if store.IsBadRecord(err) {
+			td.poisoned = append(td.poisoned, poisonedRef{ref, err})
+			continue
+		}
+		if err != nil {
+			return moved, td, err
+		}
+		if !ref.Current(d) {
+			td.stale = append(td.stale, ref)
+			continue
+		}
+		rk := resourceKey(d)
+		if rk != "" {
+			head, err := t.ResourceHead(d.Subscription, d.Resource)
 			if err != nil {
-				return err
+				return moved, td, err
 			}
-			if !ref.Current(d) {
-				td.stale = append(td.stale, ref)
-				continue
-			}
-			rk := resourceKey(d)
-			if rk != "" {
-				head, err := t.ResourceHead(d.Subscription, d.Resource)
-				if err != nil {
-					return err
-				}
-				if head != "" && head != d.EventID {
-					hd, err := t.Delivery(d.Subscription, head)
-					if store.IsBadRecord(err) {
-						// The head is unreadable: set it aside, and d
-						// goes on the next pass.
-						td.poisoned = append(td.poisoned, poisonedRef{store.DueRef{Subscription: d.Subscription, EventID: head}, err})
-						continue
-					}
-					if err != nil {
-						return err
-					}
-					if hd != nil && hd.Open() {
-						td.waiting = append(td.waiting, d)
-					} else {
-						// The head's delivery is gone (pruned) or
-						// finished: its entry is stale and would block
-						// the resource for good. Drop it; d is looked at
-						// again on the next pass.
-						td.orphans = append(td.orphans, orphan{d.Subscription, d.Resource, head})
-					}
+			if head != "" && head != d.EventID {
+				hd, err := t.Delivery(d.Subscription, head)
+				if store.IsBadRecord(err) {
+					// The head is unreadable: set it aside, and d
+					// goes on the next pass.
+					td.poisoned = append(td.poisoned, poisonedRef{store.DueRef{Subscription: d.Subscription, EventID: head}, err})
 					continue
 				}
-				if s.busyResources[rk] > 0 {
-					continue // sent once the resource's attempt is recorded
+				if err != nil {
+					return moved, td, err
 				}
+				if hd != nil && hd.Open() {
+					td.waiting = append(td.waiting, d)
+				} else {
+					// The head's delivery is gone (pruned) or
+					// finished: its entry is stale and would block
+					// the resource for good. Drop it; d is looked at
+					// again on the next pass.
+					td.orphans = append(td.orphans, orphan{d.Subscription, d.Resource, head})
+				}
+				continue
 			}
-			s.inflight[k] = rk
-			if rk != "" {
-				s.busyResources[rk]++
+			if s.busyResources[rk] > 0 {
+				continue // sent once the resource's attempt is recorded
 			}
-			n.mu.Lock()
-			ss.inflight++
-			n.mu.Unlock()
-			moved++
-			n.workers.Add(1)
-			go func(sub *Subscription, client *http.Client, eventID string, build context.Context) {
-				defer n.workers.Done()
-				n.results <- n.attempt(client, sub, eventID, build)
-			}(ss.sub, ss.client, d.EventID, ss.build)
 		}
-		return nil
-	})
-	if err != nil || td.empty() {
-		return moved, err
+		s.inflight[k] = rk
+		if rk != "" {
+			s.busyResources[rk]++
+		}
+		n.mu.Lock()
+		ss.inflight++
+		n.mu.Unlock()
+		moved++
+		n.workers.Add(1)
+		go func(sub *Subscription, client *http.Client, eventID string, build context.Context) {
+			defer n.workers.Done()
+			n.results <- n.attempt(client, sub, eventID, build)
+		}(ss.sub, ss.client, d.EventID, ss.build)
 	}
-	return moved + td.len(), n.tidy(td)
+	return moved, td, nil
 }
 
 // attempt reads the event and sends it, on a worker goroutine: decoding

@@ -30,6 +30,10 @@ func readDelivery(p *page, row int) (*store.Delivery, error) {
 
 // Delivery returns a delivery, or nil.
 func (t *Txn) Delivery(sub, eventID string) (*store.Delivery, error) {
+	if d, ok := t.prefetchedDelivery(sub, eventID); ok {
+		return d, nil
+	}
+
 	var p page
 	err := t.query("read delivery "+sub+"/"+eventID,
 		"SELECT "+deliveryCols+" FROM deliveries WHERE sub = $1 AND event_id = $2",
@@ -109,9 +113,20 @@ func (t *Txn) DropResource(sub, resource, eventID string) error {
 		[]byte(sub), []byte(eventID), []byte(resource))
 }
 
+// dueAheadSQL is the schedule read with each due delivery and the head of
+// its resource's order, which the notifier reads next.
+const dueAheadSQL = `SELECT d.event_id, d.due, d.body, d.resource,
+	CASE WHEN d.resource IS NOT NULL THEN (SELECT h.event_id FROM deliveries h
+		WHERE h.sub = d.sub AND h.resource = d.resource AND h.ordered ORDER BY h.seq, h.event_id LIMIT 1) END
+FROM deliveries d WHERE d.sub = $1 AND d.due <= $2 ORDER BY d.due, d.event_id LIMIT $3`
+
 // Due returns up to limit of a subscription's queued deliveries due at or
-// before now, earliest first.
+// before now, earliest first. A read-only transaction reads the
+// deliveries and their resources' heads with them (see prefetched).
 func (t *Txn) Due(sub string, now time.Time, limit int) ([]store.DueRef, error) {
+	if t.readOnly {
+		return t.dueAhead(sub, now, limit)
+	}
 	var refs []store.DueRef
 	err := t.query("read schedule of "+sub,
 		"SELECT event_id, due FROM deliveries WHERE sub = $1 AND due <= $2 ORDER BY due, event_id LIMIT $3",
@@ -123,6 +138,32 @@ func (t *Txn) Due(sub string, now time.Time, limit int) ([]store.DueRef, error) 
 					return err
 				}
 				refs = append(refs, store.DueRef{Subscription: sub, EventID: string(id), At: time.Unix(0, due)})
+			}
+			return nil
+		})
+	return refs, err
+}
+
+func (t *Txn) dueAhead(sub string, now time.Time, limit int) ([]store.DueRef, error) {
+	var refs []store.DueRef
+	err := t.query("read schedule of "+sub, dueAheadSQL,
+		[]any{[]byte(sub), int64(store.DueNanos(now)), limit}, func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id, body, resource, head []byte
+				var due int64
+				if err := rows.Scan(&id, &due, &body, &resource, &head); err != nil {
+					return err
+				}
+				refs = append(refs, store.DueRef{Subscription: sub, EventID: string(id), At: time.Unix(0, due)})
+				var d store.Delivery
+				if json.Unmarshal(body, &d) != nil {
+					continue // Delivery reads it again and reports it
+				}
+				d.Subscription, d.EventID, d.Resource = sub, string(id), string(resource)
+				t.keepDelivery(&d)
+				if resource != nil {
+					t.keepHead(sub, d.Resource, string(head))
+				}
 			}
 			return nil
 		})
@@ -171,6 +212,9 @@ func (t *Txn) minDue(what, sql string, args ...any) (time.Time, bool, error) {
 // ResourceHead is the event id of the oldest open delivery of (sub,
 // resource) by sequence, or "".
 func (t *Txn) ResourceHead(sub, resource string) (string, error) {
+	if h, ok := t.prefetchedHead(sub, resource); ok {
+		return h, nil
+	}
 	return t.eventID("read order of "+sub,
 		"SELECT event_id FROM deliveries WHERE sub = $1 AND resource = $2 AND ordered ORDER BY seq, event_id LIMIT 1",
 		[]byte(sub), []byte(resource))

@@ -35,6 +35,7 @@ func (t *Txn) logEvent(e *event.Event, outbox bool) error {
 	if outbox {
 		t.added++
 	}
+	delete(t.ahead.events, e.ID)
 	return t.events.add(t, eventOp{id: e.ID, source: e.Source, itemID: e.ItemID, typ: e.Type, kind: e.Kind,
 		createdAt: e.CreatedAt, body: v, outbox: outbox})
 }
@@ -70,6 +71,9 @@ func readEvent(p *page, row int) (*event.Event, error) {
 // EventMeta is Event without its states and object, read from the
 // columns beside the body.
 func (t *Txn) EventMeta(id string) (*event.Event, error) {
+	if e, ok := t.prefetchedEvent(id); ok {
+		return e, nil
+	}
 	var e *event.Event
 	err := t.query("read event "+id,
 		"SELECT id, type, kind, source, item_id, created_at, created_ns FROM events WHERE id = $1", []any{[]byte(id)},
@@ -184,16 +188,31 @@ func (t *Txn) EventsBetween(since, until time.Time, fn func(*event.Event) (bool,
 	}
 }
 
+// outboxAheadSQL reads the outbox with what EventMeta returns of each
+// event, which fan-out reads next (see prefetched).
+const outboxAheadSQL = `SELECT o.event_id, e.id IS NOT NULL, e.type, e.kind, e.source, e.item_id, e.created_at, e.created_ns
+FROM outbox o LEFT JOIN events e ON e.id = o.event_id ORDER BY o.event_id LIMIT $1`
+
 // Outbox returns up to limit outbox event ids, oldest first.
 func (t *Txn) Outbox(limit int) ([]string, error) {
 	var ids []string
-	err := t.query("read outbox", "SELECT event_id FROM outbox ORDER BY event_id LIMIT $1", []any{limit}, func(rows pgx.Rows) error {
+	err := t.query("read outbox", outboxAheadSQL, []any{limit}, func(rows pgx.Rows) error {
 		for rows.Next() {
-			var id []byte
-			if err := rows.Scan(&id); err != nil {
+			var id, typ, source, item []byte
+			var logged bool
+			var kind *string
+			var at *time.Time
+			var ns *int32
+			if err := rows.Scan(&id, &logged, &typ, &kind, &source, &item, &at, &ns); err != nil {
 				return err
 			}
 			ids = append(ids, string(id))
+			if !logged || kind == nil || at == nil || ns == nil {
+				t.keepEvent(string(id), nil)
+				continue
+			}
+			t.keepEvent(string(id), &event.Event{ID: string(id), Type: string(typ), Kind: *kind, Source: string(source),
+				ItemID: string(item), CreatedAt: at.Add(time.Duration(*ns)).UTC()})
 		}
 		return nil
 	})

@@ -40,6 +40,9 @@ type Txn struct {
 	// last row, so nothing else may be sent.
 	streaming bool
 
+	// ahead is what reads fetched ahead of the reads that want it.
+	ahead prefetched
+
 	added       int   // outbox entries written, for OnEvent
 	size        int64 // bytes written, for Batch
 	quarantined map[string]int

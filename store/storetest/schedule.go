@@ -17,6 +17,105 @@ var scheduleCases = []testCase{
 	{"PutDeliveryReplacesEntry", testPutDeliveryReplaces},
 	{"DueRefCurrent", testDueRefCurrent},
 	{"StaleEntryDropDue", testStaleEntry},
+	{"ReadsAfterDueInOneView", testReadsAfterDue},
+	{"ReadsAfterOutboxInOneTxn", testReadsAfterOutbox},
+}
+
+// In one view, each delivery Due names and its resource's head read as
+// they do on their own: a backend that reads them with the schedule
+// returns the same records.
+func testReadsAfterDue(t *testing.T, b Backend) {
+	s := b.Open(t)
+	es := newEvents(3, t0.Add(-time.Hour), time.Millisecond)
+	update(t, s, func(tx store.Txn) error {
+		for i, e := range es {
+			d := ordered("app", e, t0.Add(time.Duration(i)*time.Second))
+			if i == 2 {
+				d = queued("app", e, t0.Add(time.Duration(i)*time.Second))
+			}
+			if err := tx.LogEvent(e); err != nil {
+				return err
+			}
+			if err := tx.PutDelivery(d, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	alone, heads := map[string]*store.Delivery{}, map[string]string{}
+	for _, e := range es {
+		d := getDelivery(t, s, "app", e.ID)
+		alone[e.ID] = d
+		view(t, s, func(tx store.Txn) error {
+			var err error
+			heads[d.Resource], err = tx.ResourceHead("app", d.Resource)
+			return err
+		})
+	}
+	if heads[es[0].Resource()] != es[0].ID {
+		t.Fatalf("fixture: head of %q is %s", es[0].Resource(), briefID(heads[es[0].Resource()]))
+	}
+	view(t, s, func(tx store.Txn) error {
+		refs, err := tx.Due("app", t0.Add(time.Minute), 10)
+		if err != nil {
+			return err
+		}
+		if len(refs) != 3 {
+			t.Fatalf("Due found %d, want 3", len(refs))
+		}
+		for _, r := range refs {
+			d, err := tx.Delivery(r.Subscription, r.EventID)
+			if err != nil {
+				return err
+			}
+			same(t, "delivery "+briefID(r.EventID), d, alone[r.EventID])
+			if d.Resource == "" {
+				continue
+			}
+			head, err := tx.ResourceHead("app", d.Resource)
+			if err != nil {
+				return err
+			}
+			if head != heads[d.Resource] {
+				t.Errorf("head of %q = %s, want %s", d.Resource, briefID(head), briefID(heads[d.Resource]))
+			}
+		}
+		return nil
+	})
+}
+
+// In one transaction after an outbox read, EventMeta returns what was
+// logged, including an event logged after the read, and nil for an
+// outbox entry whose event is not in the log.
+func testReadsAfterOutbox(t *testing.T, b Backend) {
+	s := b.Open(t)
+	es := newEvents(3, t0.Add(-time.Hour), time.Millisecond)
+	update(t, s, func(tx store.Txn) error { return tx.AddEvent(es[0]) })
+	update(t, s, func(tx store.Txn) error {
+		ids, err := tx.NextOutbox(10)
+		if err != nil {
+			return err
+		}
+		if len(ids) != 1 || ids[0] != es[0].ID {
+			t.Fatalf("outbox = %s", brief(ids))
+		}
+		e, err := tx.EventMeta(es[0].ID)
+		if err != nil || e == nil || e.Type != es[0].Type || e.ItemID != es[0].ItemID || !e.CreatedAt.Equal(es[0].CreatedAt) {
+			t.Errorf("EventMeta after the outbox read = %+v, %v", e, err)
+		}
+		if err := tx.AddEvent(es[1]); err != nil {
+			return err
+		}
+		e, err = tx.EventMeta(es[1].ID)
+		if err != nil || e == nil || e.ID != es[1].ID {
+			t.Errorf("EventMeta of an event logged after the outbox read = %+v, %v", e, err)
+		}
+		e, err = tx.EventMeta(es[2].ID)
+		if err != nil || e != nil {
+			t.Errorf("EventMeta of an event never logged = %+v, %v", e, err)
+		}
+		return nil
+	})
 }
 
 // farFuture is past every due time the suite writes.
