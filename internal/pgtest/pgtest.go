@@ -29,7 +29,12 @@ func URL(t testing.TB) string {
 // it when t ends.
 func Schema(t testing.TB) string {
 	t.Helper()
-	url := URL(t)
+	return SchemaOn(t, URL(t))
+}
+
+// SchemaOn is Schema on the server url names.
+func SchemaOn(t testing.TB, url string) string {
+	t.Helper()
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "test_" + hex.EncodeToString(b)
