@@ -68,7 +68,7 @@ func (r *row) pass() bool {
 func main() {
 	runs := flag.Int("runs", 3, "runs per row; the table shows the median")
 	idle := flag.Duration("idle", 10*time.Second, "how long idle CPU is measured per run")
-	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, sources")
+	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, sources, postgres (postgres runs only when named or POLLRELAY_TEST_POSTGRES_URL is set)")
 	sources := flag.Int("sources", 10_000, "list sources in the sources group")
 	interval := flag.Duration("sources-interval", 30*time.Second, "their interval: the run waits one for every first poll")
 	flag.Parse()
@@ -155,6 +155,26 @@ func run(o opts) error {
 			return err
 		}
 		rows = append(rows, rate, p99)
+	}
+	if o.want("postgres") && (o.only["postgres"] || os.Getenv("POLLRELAY_TEST_POSTGRES_URL") != "") {
+		if os.Getenv("POLLRELAY_TEST_POSTGRES_URL") == "" {
+			os.Setenv("POLLRELAY_TEST_POSTGRES_URL", "postgres://root@127.0.0.1:5432/test?sslmode=disable")
+		}
+		unchanged := &row{name: "PostgreSQL: diff, unchanged 100k listing, on the lease holder", unit: "items/s", target: 500_000, higher: true}
+		changed := &row{name: "PostgreSQL: diff, 100k listing 1% changed, fenced commit", unit: "ms/poll", target: 1000}
+		rate := &row{name: "PostgreSQL: durable signed deliveries, one member", unit: "/s", target: 2000, higher: true}
+		if err := gotest("./poller/", "BenchmarkDiff(Unchanged|OnePercentChanged)Postgres$", "5x", runs, map[string]metric{
+			"BenchmarkDiffUnchangedPostgres":         {unchanged, "items/s"},
+			"BenchmarkDiffOnePercentChangedPostgres": {changed, "ms/poll"},
+		}); err != nil {
+			return err
+		}
+		if err := gotest("./notifier/", "BenchmarkDurableDeliveriesPostgres$", "20000x", runs, map[string]metric{
+			"BenchmarkDurableDeliveriesPostgres": {rate, "deliveries/s"},
+		}); err != nil {
+			return err
+		}
+		rows = append(rows, unchanged, changed, rate)
 	}
 	if o.want("sources") {
 		// Once: a run waits an interval for every first poll.
