@@ -104,7 +104,15 @@ func (m *Manager) Apply(sources []config.Source) {
 	}
 	m.watchers.Store(&watchers)
 	if m.leases != nil {
-		m.leases.SetSources(leaseSources(sources))
+		// Only what this member runs: a source that did not compile
+		// is left to members whose config has it right.
+		run := make([]config.Source, 0, len(want))
+		for i := range sources {
+			if _, ok := want[sources[i].Name]; ok {
+				run = append(run, sources[i])
+			}
+		}
+		m.leases.SetSources(leaseSources(run))
 	}
 	for name, l := range m.loops {
 		if c, ok := want[name]; ok && c == l.src {
