@@ -34,11 +34,15 @@ type Options struct {
 // takes free ones, hands over what exceeds its share, and tells its
 // subscribers each change.
 type Coordinator struct {
-	b       Backend
-	me      Holder
-	lease   time.Duration
-	renew   time.Duration
-	log     *slog.Logger
+	b     Backend
+	me    Holder
+	lease time.Duration
+	renew time.Duration
+	log   *slog.Logger
+	// level is what the lease changes are logged at: Info on a shared
+	// backend, Debug on Solo, where one process holds everything and a
+	// lease changing hands says nothing to its operator.
+	level   slog.Level
 	metrics *Metrics
 	now     func() time.Time
 
@@ -98,8 +102,12 @@ func New(b Backend, o Options) *Coordinator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	me := Holder{Member: o.Member, ID: hex.EncodeToString(id[:])}
+	level := slog.LevelInfo
+	if _, solo := b.(*Solo); solo {
+		level = slog.LevelDebug
+	}
 	return &Coordinator{
-		b: b, me: me, lease: o.Lease, renew: renewInterval(o.Lease), log: log.With("member", me.String()),
+		b: b, me: me, lease: o.Lease, renew: renewInterval(o.Lease), log: log.With("member", me.String()), level: level,
 		metrics: o.Metrics, now: time.Now, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		want: map[string]string{}, configs: map[string]string{}, held: map[string]*held{},
 		subs: map[*subscriber]struct{}{}, known: map[Holder]memberConfigs{},
@@ -355,7 +363,7 @@ func (c *Coordinator) Leave(ctx context.Context) error {
 		return fmt.Errorf("leave the cluster, handing over %d leases: %w", len(names), err)
 	}
 	if len(names) > 0 {
-		c.log.Info("cluster: left, leases handed over", "leases", len(names))
+		c.log.Log(context.Background(), c.level, "cluster: left, leases handed over", "leases", len(names))
 	}
 	return nil
 }

@@ -206,7 +206,7 @@ func (c *Coordinator) releaseReady(ctx context.Context) error {
 			c.remove(n)
 		}
 		c.mu.Unlock()
-		c.log.Info("cluster: leases handed over", "reason", reason, "leases", len(names))
+		c.log.Log(context.Background(), c.level, "cluster: leases handed over", "reason", reason, "leases", len(names))
 	}
 	return nil
 }
@@ -271,7 +271,7 @@ func (c *Coordinator) acquire(ctx context.Context, list []acquisition) (more boo
 		c.mu.Lock()
 		n := len(c.held)
 		c.mu.Unlock()
-		c.log.Info("cluster: leases acquired", "acquired", got, "held", n)
+		c.log.Log(context.Background(), c.level, "cluster: leases acquired", "acquired", got, "held", n)
 	}
 	return more, nil
 }
