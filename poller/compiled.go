@@ -24,6 +24,8 @@ type compiled struct {
 	rate float64
 	// pages is nil for a source without pagination.
 	pages *pagination
+	// digest is the config's digest the source's lease carries.
+	digest string
 }
 
 // compile builds what polling src takes. A config that loaded compiles:
@@ -34,7 +36,7 @@ func compile(src *config.Source) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiled{Source: d}
+	c := &compiled{Source: d, digest: configDigest(src)}
 	fail := func(key string, err error) (*compiled, error) {
 		return nil, fmt.Errorf("source %s: %s: %w", src.Name, key, err)
 	}

@@ -105,14 +105,13 @@ func (m *Manager) Apply(sources []config.Source) {
 	m.watchers.Store(&watchers)
 	if m.leases != nil {
 		// Only what this member runs: a source that did not compile
-		// is left to members whose config has it right.
-		run := make([]config.Source, 0, len(want))
-		for i := range sources {
-			if _, ok := want[sources[i].Name]; ok {
-				run = append(run, sources[i])
-			}
+		// is left to members whose config has it right. An unchanged
+		// source keeps the digest its compile made.
+		run := make([]cluster.Source, 0, len(want))
+		for name, c := range want {
+			run = append(run, cluster.Source{Name: name, Config: c.digest})
 		}
-		m.leases.SetSources(leaseSources(run))
+		m.leases.SetSources(run)
 	}
 	for name, l := range m.loops {
 		if c, ok := want[name]; ok && c == l.src {
