@@ -62,16 +62,7 @@ subscriptions:
 		json.NewDecoder(resp.Body).Decode(&body)
 		return body.Status
 	}
-	holder := func() string {
-		var body struct {
-			Data []struct{ Holder string }
-		}
-		if code := c.Do("GET", "/v1/sources", nil, &body); code != 200 || len(body.Data) != 1 {
-			t.Fatalf("GET /v1/sources: %d, %d sources", code, len(body.Data))
-		}
-		return body.Data[0].Holder
-	}
-	harness.WaitFor(t, 30*time.Second, func() bool { return ready() == "ready" && holder() == "solo-1" })
+	harness.WaitFor(t, 30*time.Second, func() bool { return ready() == "ready" && holderOf(t, c) == "solo-1" })
 	harness.WaitFor(t, 30*time.Second, func() bool {
 		return harness.Metrics(addr) != "" && up.Requests() > 0
 	})
@@ -99,10 +90,10 @@ subscriptions:
 	proxy.Cut()
 	harness.WaitFor(t, 30*time.Second, func() bool { return ready() == "store_unreachable" })
 	up.Set(func(items map[string]string) { items["b"] = "ready" })
-	harness.WaitFor(t, 30*time.Second, func() bool { return holder() == "" })
+	harness.WaitFor(t, 30*time.Second, func() bool { return holderOf(t, c) == "" })
 	t.Log("the database is unreachable and the lease ran out")
 	proxy.Restore()
-	harness.WaitFor(t, 60*time.Second, func() bool { return ready() == "ready" && holder() == "solo-1" })
+	harness.WaitFor(t, 60*time.Second, func() bool { return ready() == "ready" && holderOf(t, c) == "solo-1" })
 
 	seen := map[string]string{}
 	for len(seen) < 1 {

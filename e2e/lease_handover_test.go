@@ -39,17 +39,8 @@ sources:
 		}
 		return startProcess(t, bin, "run", "--config", path), harness.APIClient{T: t, Base: "http://" + addr, Token: handoverToken}
 	}
-	holder := func(c harness.APIClient) string {
-		var body struct {
-			Data []struct{ Holder string }
-		}
-		if code := c.Do("GET", "/v1/sources", nil, &body); code != 200 || len(body.Data) != 1 {
-			return ""
-		}
-		return body.Data[0].Holder
-	}
 	a, ca := start("member-a")
-	harness.WaitFor(t, 30*time.Second, func() bool { return harness.Metrics(ca.Base[len("http://"):]) != "" && holder(ca) == "member-a" })
+	harness.WaitFor(t, 30*time.Second, func() bool { return harness.Metrics(ca.Base[len("http://"):]) != "" && holderOf(t, ca) == "member-a" })
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-a.exit:
@@ -62,10 +53,26 @@ sources:
 	}
 	t0 := time.Now()
 	_, cb := start("member-b")
-	harness.WaitFor(t, 30*time.Second, func() bool { return harness.Metrics(cb.Base[len("http://"):]) != "" && holder(cb) == "member-b" })
+	harness.WaitFor(t, 30*time.Second, func() bool { return harness.Metrics(cb.Base[len("http://"):]) != "" && holderOf(t, cb) == "member-b" })
 	took := time.Since(t0)
 	t.Logf("member-b held the source %s after it started", took.Round(time.Millisecond))
 	if code := cb.Do("POST", "/v1/sources/tasks/poll", nil, nil); code != 200 {
 		t.Errorf("member-b's poll: status %d", code)
 	}
+}
+
+// holderOf is the member GET /v1/sources shows holding the one source the
+// config has; "" also while the API answers before the source started.
+func holderOf(t *testing.T, c harness.APIClient) string {
+	t.Helper()
+	var body struct {
+		Data []struct{ Holder string }
+	}
+	if code := c.Do("GET", "/v1/sources", nil, &body); code != 200 || len(body.Data) > 1 {
+		t.Fatalf("GET /v1/sources: %d, %d sources", code, len(body.Data))
+	}
+	if len(body.Data) == 0 {
+		return ""
+	}
+	return body.Data[0].Holder
 }

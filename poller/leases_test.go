@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,18 +34,16 @@ func TestPollOutlivingItsLeaseIsDiscarded(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
-	block := false
-	up.fail = func(w http.ResponseWriter, r *http.Request) bool {
-		if !block {
-			return false
+	// Once block is set, a request waits for release before the upstream
+	// answers it, with what it holds by then.
+	var block atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if block.Load() {
+			entered <- struct{}{}
+			<-release
 		}
-		up.mu.Unlock() // let the test change the upstream meanwhile
-		entered <- struct{}{}
-		<-release
-		up.mu.Lock()
-		return false
-	}
-	srv := httptest.NewServer(up)
+		up.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	srcs := sources(t, `
   - name: tasks
@@ -79,9 +78,7 @@ func TestPollOutlivingItsLeaseIsDiscarded(t *testing.T) {
 		t.Errorf("status shows holder %q, want a", got)
 	}
 
-	up.mu.Lock()
-	block = true
-	up.mu.Unlock()
+	block.Store(true)
 	polled := make(chan error, 1)
 	go func() { polled <- m.PollNow(ctx, "tasks") }()
 	<-entered
