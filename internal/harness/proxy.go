@@ -45,15 +45,9 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
+		if p.track(c) {
+			p.wg.Go(func() { p.forward(c) })
 		}
-		p.conns[c] = struct{}{}
-		p.mu.Unlock()
-		p.wg.Go(func() { p.forward(c) })
 	}
 }
 
@@ -63,14 +57,9 @@ func (p *Proxy) forward(c net.Conn) {
 	if err != nil {
 		return
 	}
-	p.mu.Lock()
-	if p.cut {
-		p.mu.Unlock()
-		up.Close()
+	if !p.track(up) {
 		return
 	}
-	p.conns[up] = struct{}{}
-	p.mu.Unlock()
 	defer p.drop(up)
 	done := make(chan struct{}, 2)
 	// Either side ending ends both.
@@ -84,6 +73,18 @@ func (p *Proxy) forward(c net.Conn) {
 	go pipe(c, up)
 	<-done
 	<-done
+}
+
+// track keeps c to close at the next Cut, or closes it now while cut.
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
 }
 
 func (p *Proxy) drop(c net.Conn) {
