@@ -14,27 +14,28 @@ import (
 type Counts struct {
 	Subscriptions, SubStates, Sources, Items, Histograms int
 	Watches, EndedWatches, Events, Outbox, Deliveries    int
-	Attempts, Quarantined                                int
+	Attempts, Quarantined, Sequences                     int
 }
 
 func (c Counts) String() string {
-	return fmt.Sprintf("%d subscriptions, %d endpoint states, %d sources, %d items, %d histograms, %d watches, %d ended watches, %d events (%d in the outbox), %d deliveries, %d attempts, %d quarantined",
-		c.Subscriptions, c.SubStates, c.Sources, c.Items, c.Histograms, c.Watches, c.EndedWatches, c.Events, c.Outbox, c.Deliveries, c.Attempts, c.Quarantined)
+	return fmt.Sprintf("%d subscriptions, %d endpoint states, %d sources, %d items, %d histograms, %d watches, %d ended watches, %d events (%d in the outbox), %d deliveries, %d attempts, %d quarantined, %d sequences",
+		c.Subscriptions, c.SubStates, c.Sources, c.Items, c.Histograms, c.Watches, c.EndedWatches, c.Events, c.Outbox, c.Deliveries, c.Attempts, c.Quarantined, c.Sequences)
 }
 
 // Copy moves everything src holds into dst, which should be empty: the
 // subscriptions with their secrets, endpoint states, each source's state,
 // items (with baselines and history), histograms, watches and ended
 // marks, the event log with the outbox, deliveries with their schedule and
-// order, attempts, and the quarantine. Events and deliveries go in their
-// creation order, so dst's per-resource order is src's. progress, when set,
-// is called now and then with what has been copied so far.
+// order, attempts, the quarantine, and the named counters at their last
+// values, so dst never hands out an id src gave. Events and deliveries go
+// in their creation order, so dst's per-resource order is src's. progress,
+// when set, is called now and then with what has been copied so far.
 //
 // Neither store may be in use: Copy reads src in several transactions.
 func Copy(dst, src Store, progress func(Counts)) (Counts, error) {
 	c := &copier{dst: dst, src: src, progress: progress, b: dst.NewBatch()}
 	defer c.b.Discard()
-	steps := []func() error{c.subscriptions, c.sources, c.events, c.deliveries, c.quarantine}
+	steps := []func() error{c.subscriptions, c.sequences, c.sources, c.events, c.deliveries, c.quarantine}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return c.n, err
@@ -88,6 +89,15 @@ func (c *copier) subscriptions() error {
 			}
 			c.n.SubStates++
 			return c.put(func(d Txn) error { return d.PutSubState(sub, s) })
+		})
+	})
+}
+
+func (c *copier) sequences() error {
+	return c.src.View(func(t Txn) error {
+		return t.Sequences(func(name string, last uint64) error {
+			c.n.Sequences++
+			return c.put(func(d Txn) error { return d.PutSequence(name, last) })
 		})
 	})
 }
@@ -241,6 +251,9 @@ func Count(st Store) (Counts, error) {
 			return err
 		}
 		if err := t.Deliveries(func(*Delivery) error { n.Deliveries++; return nil }); err != nil {
+			return err
+		}
+		if err := t.Sequences(func(string, uint64) error { n.Sequences++; return nil }); err != nil {
 			return err
 		}
 		return t.QuarantineRecords("", func(*Quarantined) bool { n.Quarantined++; return true })

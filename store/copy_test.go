@@ -55,6 +55,14 @@ func fill(t *testing.T, st store.Store, now time.Time) []string {
 		if err := tx.MarkWatchEnded("tasks", "t2", now); err != nil {
 			return err
 		}
+		for range 3 {
+			if _, err := tx.NextSequence("subscriptions"); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutSequence("a\x00b", 7); err != nil {
+			return err
+		}
 		return tx.PutQuarantined(&store.Quarantined{ID: "qr_1", Kind: store.QuarantineItem, Reason: "too long", Source: "jobs", Count: 4, FirstAt: now, LastAt: now})
 	})
 	if err != nil {
@@ -109,7 +117,7 @@ func TestCopyMovesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := store.Counts{Subscriptions: 1, SubStates: 1, Sources: 2, Items: 4, Histograms: 1, Watches: 1, EndedWatches: 1,
-		Events: 4, Outbox: 1, Deliveries: 3, Attempts: 3, Quarantined: 1}
+		Events: 4, Outbox: 1, Deliveries: 3, Attempts: 3, Quarantined: 1, Sequences: 2}
 	if got != want {
 		t.Fatalf("copied %v\nwant   %v", got, want)
 	}
@@ -164,10 +172,28 @@ func TestCopyMovesEverything(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(out, evs[3:]) {
 				t.Errorf("outbox = %v, %v; want %v", out, err, evs[3:])
 			}
+			seqs := map[string]uint64{}
+			if err := tx.Sequences(func(name string, last uint64) error { seqs[name] = last; return nil }); err != nil {
+				return err
+			}
+			if want := map[string]uint64{"subscriptions": 3, "a\x00b": 7}; !reflect.DeepEqual(seqs, want) {
+				t.Errorf("sequences = %v, want %v", seqs, want)
+			}
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The copy goes on where the original was.
+	err = dst.Update(func(tx store.Txn) error {
+		v, err := tx.NextSequence("subscriptions")
+		if err == nil && v != 4 {
+			t.Errorf("next of subscriptions in the copy = %d, want 4", v)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

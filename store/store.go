@@ -217,8 +217,15 @@ type WatchTxn interface {
 	ClearWatchEnded(source, id string) error
 }
 
-// SubscriptionTxn is the subscriptions created through the API and every
-// subscription's endpoint state.
+// SubscriptionTxn is the subscriptions created through the API, every
+// subscription's endpoint state, and the named counters that hand out ids
+// never given before (a vendor-shaped API's integer ids). A value taken
+// in a transaction that does not commit is rolled back with it and given
+// again, so an id is handed out once its transaction commits. A counter's
+// name may hold any bytes; one over MaxKeyPart is refused as a bad
+// record. A counter goes up to math.MaxInt64, what PostgreSQL's bigint
+// holds, so counters move between backends: past it NextSequence fails,
+// and PutSequence refuses a value over it as a bad record.
 type SubscriptionTxn interface {
 	APISubscription(id string) (*SubscriptionRecord, error)
 	PutAPISubscription(r *SubscriptionRecord) error
@@ -229,6 +236,17 @@ type SubscriptionTxn interface {
 	PutSubState(sub string, s *SubState) error
 	DeleteSubState(sub string) error
 	SubStates(fn func(sub string, s *SubState, err error) error) error
+	// NextSequence returns the next value of the counter name: 1 first,
+	// then one more each time. A value is never returned twice: not after
+	// a crash, and not to two transactions racing (one's commit conflicts
+	// and is redone, or waits for the other).
+	NextSequence(name string) (uint64, error)
+	// Sequences calls fn for every counter with the last value it gave,
+	// by name (for Copy).
+	Sequences(fn func(name string, last uint64) error) error
+	// PutSequence sets a counter's last value (a counter moved from
+	// another store).
+	PutSequence(name string, last uint64) error
 }
 
 // QuarantineTxn is the records set aside.

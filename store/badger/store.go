@@ -18,13 +18,14 @@
 //	wx/<source>\x00<id>         a watch that ended, so it is not re-added
 //	c/<id>                      subscription created through the API
 //	x/<quarantine id>           a record set aside (see quarantine.go)
+//	n/<name>                    a named counter's last value (see sequences.go)
 //	m/format                    the key layout's version (see migrate.go)
 //
 // Event ids are ULIDs, so every index that ends in one is in creation order.
 //
 // Source and subscription names are [a-z0-9_-]+ (config validates them),
 // so a NUL ends one unambiguously; an id that is the last part of its key
-// (i/, b/, w/, wx/) is the whole rest of the key, whatever bytes it holds.
+// (i/, b/, w/, wx/, n/) is the whole rest of the key, whatever bytes it holds.
 // A part that is followed by another and may hold any bytes (the resource
 // in r/, which holds an item id) is encoded with appendPart, so ids with
 // NUL never mix up two resources and no id is a prefix of another. Every

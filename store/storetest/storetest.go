@@ -79,6 +79,7 @@ var areas = []area{
 	{"Prune", pruneCases},
 	{"Watches", watchCases},
 	{"Subscriptions", subscriptionCases},
+	{"Sequences", sequenceCases},
 	{"Quarantine", quarantineCases},
 	{"Histograms", histogramCases},
 	{"Durability", durabilityCases},

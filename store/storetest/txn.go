@@ -23,7 +23,9 @@ var errBoom = errors.New("boom")
 // writeEverything writes one record of every kind, as one poll and one
 // delivery outcome would together.
 func writeEverything(tx store.Txn, e *event.Event) error {
+	_, seqErr := tx.NextSequence("ids")
 	return errors.Join(
+		seqErr,
 		tx.PutItem("src", "1", fullItem()),
 		tx.PutSourceState("src", store.SourceState{Baselined: true}),
 		tx.AddEvent(e),
@@ -60,13 +62,15 @@ func stored(t testing.TB, s store.Store, e *event.Event) map[string]bool {
 		err14 := tx.QuarantineRecords("", func(*store.Quarantined) bool { quarantined = true; return false })
 		hist := false
 		err15 := tx.Histograms("src", func(string, []byte) error { hist = true; return nil })
+		seq := false
+		err16 := tx.Sequences(func(name string, last uint64) error { seq = seq || name == "ids" && last == 1; return nil })
 		got = map[string]bool{
 			"item": it != nil, "source state": ss.Baselined, "event": ev != nil, "outbox": len(ob) > 0,
 			"delivery": d != nil, "schedule": len(refs) > 0, "NextDue": next, "resource order": head != "",
 			"attempt": len(atts) > 0, "watch": w != nil, "watch end": ended, "API subscription": sub != nil,
-			"subscription state": st != nil, "quarantine": quarantined, "histogram": hist,
+			"subscription state": st != nil, "quarantine": quarantined, "histogram": hist, "sequence": seq,
 		}
-		return errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12, err13, err14, err15)
+		return errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12, err13, err14, err15, err16)
 	})
 	return got
 }
