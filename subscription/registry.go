@@ -117,11 +117,16 @@ func (r *Registry) List() []*Subscription {
 }
 
 // Active returns the subscriptions events are delivered to: every config
-// one, and each API one whose name no config one takes.
+// one but the templates, and each API one whose name no config one takes.
 func (r *Registry) Active() []*Subscription {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := slices.Clone(r.config)
+	out := make([]*Subscription, 0, len(r.config)+len(r.stored))
+	for _, s := range r.config {
+		if !s.Spec.Template {
+			out = append(out, s)
+		}
+	}
 	for _, s := range r.storedNewestFirst() {
 		if slices.ContainsFunc(r.config, func(c *Subscription) bool { return c.ID() == s.ID() }) {
 			r.log.Warn("an API subscription has the name of a config one; the config's is used", "subscription", s.ID())

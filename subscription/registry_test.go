@@ -120,3 +120,34 @@ func TestSetConfigIsAllOrNothing(t *testing.T) {
 		t.Error("a failed SetConfig changed the set")
 	}
 }
+
+// TestTemplatesAreNeverDeliveredTo: a template is listed and found, but
+// not among the subscriptions events go to; its url may be empty; and an
+// API body cannot make one.
+func TestTemplatesAreNeverDeliveredTo(t *testing.T) {
+	tmpl := Default()
+	tmpl.Name, tmpl.Template, tmpl.Secret = "dam-app", true, testSecret
+	p := &check.Problems{}
+	tmpl.Check("", p)
+	if err := p.Err(); err != nil {
+		t.Fatalf("a template without url: %v", err)
+	}
+	app := Default()
+	app.Name, app.URL, app.Secret = "app", "https://x/app", testSecret
+	app.Check("", p)
+	r := NewRegistry(nil)
+	if err := r.SetConfig([]Spec{tmpl, app}); err != nil {
+		t.Fatal(err)
+	}
+	var active []string
+	for _, s := range r.Active() {
+		active = append(active, s.ID())
+	}
+	if !slices.Equal(active, []string{"app"}) || r.Get("dam-app") == nil || len(r.List()) != 2 {
+		t.Errorf("active %v; the template must be found and listed but not delivered to", active)
+	}
+	_, err := Parse(map[string]any{"name": "x", "url": "https://x/", "template": true}, []string{testSecret})
+	if err == nil || !strings.Contains(err.Error(), "template: only a config file's subscription can be a template") {
+		t.Errorf("an API template: %v", err)
+	}
+}

@@ -40,6 +40,10 @@ type Spec struct {
 	// vendor's test would; empty, a ping is a pollrelay.ping in
 	// pollrelay's envelope, so it can never look like a transition.
 	TestEvent string `koanf:"test_event"`
+	// Template marks a config subscription that is never delivered to:
+	// the subscriptions a vendor-shaped API (compat:) creates take its
+	// payload, signature, retry and timeout. Its url may be empty.
+	Template bool `koanf:"template"`
 }
 
 // Retry is a subscription's retry policy.
@@ -128,6 +132,7 @@ type specJSON struct {
 	DisableAfter       string            `json:"disable_after,omitempty"`
 	InsecureSkipVerify bool              `json:"insecure_skip_verify,omitempty"`
 	TestEvent          string            `json:"test_event,omitempty"`
+	Template           bool              `json:"template,omitempty"`
 }
 
 type schemeJSON struct {
@@ -160,6 +165,7 @@ func (s Spec) MarshalJSON() ([]byte, error) {
 		Retry:    retryJSON{Every: durationOrEmpty(s.Retry.Every), For: durationOrEmpty(s.Retry.For), Jitter: s.Retry.Jitter},
 		Ordering: s.Ordering, MaxInFlight: s.MaxInFlight,
 		DisableAfter: durationOrEmpty(s.DisableAfter), InsecureSkipVerify: s.InsecureSkipVerify, TestEvent: s.TestEvent,
+		Template: s.Template,
 	}
 	if out.Events == nil {
 		out.Events = []string{}

@@ -97,6 +97,9 @@ func Parse(body map[string]any, secrets []string) (*Subscription, error) {
 		spec.Secret = list
 	}
 	payload := spec.check("", p)
+	if spec.Template {
+		p.Add("template", "only a config file's subscription can be a template")
+	}
 	if err := p.Err(); err != nil {
 		return nil, err
 	}

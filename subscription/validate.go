@@ -29,7 +29,9 @@ func (s *Spec) check(path string, p *check.Problems) *jqexpr.Expr {
 	at := func(key string) string { return check.JoinKey(path, key) }
 	s.normalise(at("retry"), p)
 	check.Name(p, at("name"), s.Name, nil)
-	check.URL(p, at("url"), s.URL)
+	if !s.Template || s.URL != "" {
+		check.URL(p, at("url"), s.URL)
+	}
 	switch s.Method {
 	case "POST", "PUT":
 	default:
