@@ -17,6 +17,10 @@ type SubscriptionRecord struct {
 	// Version counts the writes of the record, so a change computed from
 	// one version can tell that another change was stored since.
 	Version uint64 `json:"version,omitempty"`
+	// Compat is what a vendor-shaped API keeps of a subscription it
+	// created beyond the spec (its vendor, id and display fields), in the
+	// facade's own form; nil for one made through /v1.
+	Compat json.RawMessage `json:"compat,omitempty"`
 }
 
 // StoredSecret is one signing secret. After a rotation the old secret keeps
