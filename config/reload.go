@@ -34,6 +34,9 @@ func RestartKeys(running, next *Config) []string {
 	if running.Cluster.Lease != next.Cluster.Lease {
 		out = append(out, "cluster.lease")
 	}
+	if !reflect.DeepEqual(running.Compat, next.Compat) {
+		out = append(out, "compat")
+	}
 	if running.Log.Format != next.Log.Format {
 		out = append(out, "log.format")
 	}

@@ -25,12 +25,36 @@ type Config struct {
 	Delivery      Delivery            `koanf:"delivery"`
 	Sources       []Source            `koanf:"sources"`
 	Subscriptions []subscription.Spec `koanf:"subscriptions"`
+	// Compat are the vendor-shaped management APIs served beside /v1.
+	Compat []Compat `koanf:"compat"`
 	// MemoryLimitBytes is the Go runtime's soft memory limit: past it the
 	// garbage collector works harder rather than let the heap grow to
 	// twice what is live. 0 (the default) sets none; GOMEMLIMIT, when set,
 	// wins. See RecommendedMemoryLimit.
 	MemoryLimitBytes int64 `koanf:"memory_limit_bytes"`
 }
+
+// Compat is one vendor-shaped management API: the vendor's paths, auth,
+// fields and answers, over ordinary API subscriptions that take their
+// delivery from a template subscription.
+type Compat struct {
+	Vendor string `koanf:"vendor"` // dam | glossi | gumlet
+	// APIKey is what a client sends, the vendor's way; never shown.
+	APIKey string `koanf:"api_key"`
+	// Template names a config subscription with template: true.
+	Template string `koanf:"template"`
+	// Listen is the facade's own address; empty serves it on `listen`.
+	Listen string `koanf:"listen"`
+	// Projects are the DAM project ids a webhook may name.
+	Projects []string `koanf:"projects"`
+}
+
+// Compat vendors, the values of compat[].vendor.
+const (
+	VendorDAM    = "dam"
+	VendorGlossi = "glossi"
+	VendorGumlet = "gumlet"
+)
 
 // Storage says where the store is: a Badger directory (the default), or a
 // PostgreSQL database shared by every replica when Postgres.URL is set.

@@ -59,6 +59,58 @@ func validate(c *Config, adaptive map[int]bool, p *problems) {
 		validateSource(c, i, adaptive[i], seen, p)
 	}
 	validateSubscriptions(c, p)
+	validateCompat(c, p)
+}
+
+// validateCompat checks compat:. No message quotes an api_key.
+func validateCompat(c *Config, p *problems) {
+	seen := map[string]bool{}
+	listens := map[string]bool{c.Listen: true}
+	for i, cp := range c.Compat {
+		path := fmt.Sprintf("compat[%d]", i)
+		switch cp.Vendor {
+		case VendorDAM, VendorGlossi, VendorGumlet:
+			if seen[cp.Vendor] {
+				p.add(path+".vendor", "%s has a facade already", cp.Vendor)
+			}
+			seen[cp.Vendor] = true
+		default:
+			p.add(path+".vendor", "must be one of dam, glossi, gumlet")
+		}
+		if strings.TrimSpace(cp.APIKey) == "" {
+			p.add(path+".api_key", "required: the key a client sends")
+		}
+		if cp.Template == "" {
+			p.add(path+".template", "required: a subscription with template: true")
+		} else if t := c.subscription(cp.Template); t == nil || !t.Template {
+			p.add(path+".template", "must name a subscription with template: true")
+		}
+		switch {
+		case cp.Listen == "" && cp.Vendor == VendorGumlet:
+			p.add(path+".listen", "required for gumlet: its paths (/v1/org/…) are pollrelay's /v1")
+		case cp.Listen == "":
+		case listens[cp.Listen]:
+			p.add(path+".listen", "%s is taken by listen or another facade", cp.Listen)
+		default:
+			listens[cp.Listen] = true
+			if host, port, err := net.SplitHostPort(cp.Listen); err != nil || strings.ContainsAny(host, " /") || (port != "0" && !check.ValidPort(port)) {
+				p.add(path+".listen", "must be host:port, e.g. 127.0.0.1:8788")
+			}
+		}
+		if len(cp.Projects) > 0 && cp.Vendor != VendorDAM {
+			p.add(path+".projects", "only dam webhooks name a project")
+		}
+	}
+}
+
+// subscription returns the config subscription named name, or nil.
+func (c *Config) subscription(name string) *subscription.Spec {
+	for i := range c.Subscriptions {
+		if c.Subscriptions[i].Name == name {
+			return &c.Subscriptions[i]
+		}
+	}
+	return nil
 }
 
 // validateSubscriptions checks each subscription, and what only the list
