@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/pollrelay/pollrelay/store"
@@ -20,12 +22,20 @@ var (
 // signs with, and an earlier change's rebuild never lands after a later
 // one's. It answers 503 itself when the request ends while waiting.
 func (s *Server) lockSubs(w http.ResponseWriter, r *http.Request) bool {
-	select {
-	case s.subLock <- struct{}{}:
-		return true
-	case <-r.Context().Done():
+	if err := s.acquireSubs(r.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "request cancelled while another subscription change ran")
 		return false
+	}
+	return true
+}
+
+// acquireSubs is lockSubs for a caller that answers by itself.
+func (s *Server) acquireSubs(ctx context.Context) error {
+	select {
+	case s.subLock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for another subscription change: %w", ctx.Err())
 	}
 }
 
@@ -56,26 +66,31 @@ func current(t store.Txn, id string, base *store.SubscriptionRecord) (*store.Sub
 // answers the failure itself: 404 for a deleted subscription, 409 for a
 // name taken or a change that lost to another one, 500 otherwise.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(store.Txn) error, applied func()) bool {
-	err := s.opts.Store.Update(write)
+	err := s.apply(write, applied)
 	switch {
 	case err == nil:
+		return true
 	case errors.Is(err, errSubGone):
 		writeError(w, http.StatusNotFound, "no subscription "+quote(id))
-		return false
 	case errors.Is(err, errSubExists):
 		writeError(w, http.StatusConflict, "name: a subscription named "+quote(id)+" exists")
-		return false
-	case errors.Is(err, errSubMoved), store.IsConflict(err):
+	case errors.Is(err, errSubMoved):
 		writeError(w, http.StatusConflict, "subscription "+quote(id)+" was changed by another request; read it again and retry")
-		return false
 	default:
 		s.internal(w, r, err)
-		return false
+	}
+	return false
+}
+
+// apply is commit for a caller that answers by itself. A change that lost
+// to another is errSubMoved, whatever the store called it.
+func (s *Server) apply(write func(store.Txn) error, applied func()) error {
+	if err := s.opts.Store.Update(write); err != nil {
+		if store.IsConflict(err) {
+			return fmt.Errorf("%w: %w", errSubMoved, err)
+		}
+		return err
 	}
 	applied()
-	if err := s.opts.Control.SubscriptionsChanged(); err != nil {
-		s.internal(w, r, err)
-		return false
-	}
-	return true
+	return s.opts.Control.SubscriptionsChanged()
 }
