@@ -1,0 +1,299 @@
+// Package compat serves vendor-shaped management APIs (compat: in the
+// config): a vendor's paths, auth, field names, status codes, wrappers and
+// error texts, so an app that manages its webhooks through the vendor's
+// API can point that code at pollrelay. What a facade creates is an
+// ordinary API subscription, visible in /v1 as <vendor>-<id>, whose
+// delivery (payload, signature, retry, timeout) comes from a template
+// subscription in the config file.
+package compat
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/event"
+	"github.com/pollrelay/pollrelay/internal/check"
+	"github.com/pollrelay/pollrelay/notifier"
+	"github.com/pollrelay/pollrelay/store"
+	"github.com/pollrelay/pollrelay/subscription"
+)
+
+// Subscriptions is what a facade needs of the management API (api.Server
+// has it): /v1's own changes, so a facade's subscription is validated,
+// stored and delivered to as any other.
+type Subscriptions interface {
+	CreateSubscription(ctx context.Context, body map[string]any, secret string, compat json.RawMessage) (*subscription.Subscription, error)
+	ReplaceSubscription(ctx context.Context, base *store.SubscriptionRecord, body map[string]any, compat json.RawMessage) (*subscription.Subscription, error)
+	RemoveSubscription(ctx context.Context, id string) error
+	SetSubscriptionDisabled(ctx context.Context, id string, disabled bool) error
+	SubscriptionStats(id string) notifier.SubscriptionStats
+	NextSequence(name string) (uint64, error)
+}
+
+// Registry is where a facade reads subscriptions: its own, and its
+// template.
+type Registry interface {
+	Get(id string) *subscription.Subscription
+	List() []*subscription.Subscription
+}
+
+// Options are a facade's dependencies.
+type Options struct {
+	Config   config.Compat
+	API      Subscriptions
+	Registry Registry
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Facade is one vendor's management API.
+type Facade struct {
+	o    Options
+	key  [32]byte // SHA-256 of api_key
+	mux  *http.ServeMux
+	pats []string
+	// one orders Glossi's PUT and DELETE, so two racing PUTs of a key
+	// make one webhook, not two.
+	one sync.Mutex
+}
+
+// maxBody caps a request body, as /v1 does.
+const maxBody = 1 << 20
+
+// New builds the facade of o.Config.Vendor.
+func New(o Options) (*Facade, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	f := &Facade{o: o, key: sha256.Sum256([]byte(o.Config.APIKey)), mux: http.NewServeMux()}
+	switch o.Config.Vendor {
+	case config.VendorDAM:
+		f.routesDAM()
+	case config.VendorGlossi:
+		f.routesGlossi()
+	case config.VendorGumlet:
+		f.routesGumlet()
+	default:
+		return nil, fmt.Errorf("compat: no facade for vendor %q", o.Config.Vendor)
+	}
+	return f, nil
+}
+
+// Patterns are the ServeMux patterns the facade answers, for a server
+// that mounts it beside /v1.
+func (f *Facade) Patterns() []string { return f.pats }
+
+// ServeHTTP implements http.Handler.
+func (f *Facade) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+
+// handle registers pattern; a wrong method is the vendor-neutral 405.
+func (f *Facade) handle(pattern string, handlers map[string]http.HandlerFunc) {
+	f.pats = append(f.pats, pattern)
+	var allowed []string
+	for m := range handlers {
+		allowed = append(allowed, m)
+	}
+	slices.Sort(allowed)
+	allow := strings.Join(allowed, ", ")
+	f.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := handlers[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	})
+}
+
+// keyOK compares a presented key with api_key in constant time: both are
+// hashed first, so not even the key's length leaks.
+func (f *Facade) keyOK(got string) bool {
+	sum := sha256.Sum256([]byte(got))
+	return got != "" && subtle.ConstantTimeCompare(sum[:], f.key[:]) == 1
+}
+
+// record is what a facade keeps of a subscription beyond its spec, in
+// store.SubscriptionRecord.Compat.
+type record struct {
+	Vendor string `json:"vendor"`
+	ID     uint64 `json:"id"`
+	// DAM
+	Name      string  `json:"name,omitempty"`
+	ProjectID *string `json:"project_id,omitempty"`
+	// Gumlet
+	Triggers []string `json:"triggers,omitempty"`
+	// Glossi
+	UUID        string   `json:"uuid,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Sources     []string `json:"sources,omitempty"`
+}
+
+// owned is a subscription a facade created, with its record.
+type owned struct {
+	sub *subscription.Subscription
+	rec record
+}
+
+// mine lists the subscriptions this facade's vendor created, oldest id
+// first.
+func (f *Facade) mine() []owned {
+	var out []owned
+	for _, s := range f.o.Registry.List() {
+		if s.Record == nil || len(s.Record.Compat) == 0 {
+			continue
+		}
+		var rec record
+		if err := json.Unmarshal(s.Record.Compat, &rec); err != nil || rec.Vendor != f.o.Config.Vendor {
+			continue
+		}
+		out = append(out, owned{s, rec})
+	}
+	slices.SortFunc(out, func(a, b owned) int { return cmpUint(a.rec.ID, b.rec.ID) })
+	return out
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// byID finds the facade's subscription of a vendor id given in a path.
+func (f *Facade) byID(raw string) (owned, bool) {
+	id, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		return owned{}, false
+	}
+	for _, o := range f.mine() {
+		if o.rec.ID == id {
+			return o, true
+		}
+	}
+	return owned{}, false
+}
+
+// newID takes the next id of this vendor's store sequence; the /v1 name
+// of the subscription is <vendor>-<id>.
+func (f *Facade) newID() (uint64, string, error) {
+	n, err := f.o.API.NextSequence("compat/" + f.o.Config.Vendor)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, f.o.Config.Vendor + "-" + strconv.FormatUint(n, 10), nil
+}
+
+// template returns the template subscription and its spec as a /v1 body
+// without the keys a facade sets. A template gone since the config was
+// validated (a reload) is an error the facade answers 500 to.
+func (f *Facade) template() (*subscription.Subscription, map[string]any, error) {
+	t := f.o.Registry.Get(f.o.Config.Template)
+	if t == nil || !t.Spec.Template {
+		return nil, nil, fmt.Errorf("compat %s: template subscription %q is not in the config", f.o.Config.Vendor, f.o.Config.Template)
+	}
+	raw, err := t.Spec.MarshalJSON()
+	if err != nil {
+		return nil, nil, fmt.Errorf("compat %s: encode template: %w", f.o.Config.Vendor, err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, nil, fmt.Errorf("compat %s: decode template: %w", f.o.Config.Vendor, err)
+	}
+	for _, k := range []string{"name", "url", "events", "template"} {
+		delete(body, k)
+	}
+	return t, body, nil
+}
+
+// templateSecret is the newest secret of the template, which DAM's and
+// Gumlet's webhooks sign with: their APIs carry none.
+func (f *Facade) templateSecret(t *subscription.Subscription) (string, error) {
+	secrets := t.Secrets(f.o.Now())
+	if len(secrets) == 0 {
+		return "", fmt.Errorf("compat %s: template %q has no secret", f.o.Config.Vendor, t.ID())
+	}
+	return secrets[0], nil
+}
+
+// internal answers 500 for what the caller can't fix, logging it.
+func (f *Facade) internal(w http.ResponseWriter, r *http.Request, err error) {
+	f.o.Logger.Error("compat request failed", "vendor", f.o.Config.Vendor, "method", r.Method, "path", r.URL.Path, "error", err.Error())
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Internal Server Error"})
+}
+
+// writeJSON answers v as compact JSON in the form a JavaScript client's
+// JSON.stringify would give back.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := event.Canonical(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal Server Error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// readObject reads a JSON object body; what is not one is (nil, false).
+// Unknown keys are the caller's to ignore, as the vendors' APIs do.
+func readObject(r *http.Request) (map[string]any, error) {
+	var body map[string]any
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&body); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("unexpected data after the JSON object")
+	}
+	if body == nil {
+		return nil, fmt.Errorf("the body must be a JSON object")
+	}
+	return body, nil
+}
+
+// millis is a time as the vendors show it: UTC to the millisecond.
+func millis(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// anyList is a list of strings as a JSON tree holds it.
+func anyList(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
+}
+
+// mustJSON encodes a record, which always encodes.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("compat: encode %T: %v", v, err))
+	}
+	return b
+}
+
+// checkURL reports whether raw is a URL a subscription may deliver to.
+func checkURL(raw string) error {
+	p := &check.Problems{}
+	check.URL(p, "url", raw)
+	return p.Err()
+}
