@@ -34,6 +34,10 @@ type Bridge struct {
 	notifier *notifier.Notifier
 	api      *api.Server
 	ln       net.Listener
+	// handler is what ln serves: the API, with the vendor-shaped APIs
+	// that share its address; facades have their own addresses.
+	handler http.Handler
+	facades []facadeListener
 	// subs holds every subscription, config and API; the notifier's set
 	// is built from it.
 	subs *subscription.Registry
@@ -118,6 +122,12 @@ func NewBridge(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		Poller: b.poller, Notifier: b.notifier, Control: b, Subscriptions: b.subs,
 		RotationOverlap: cfg.Delivery.RotationOverlap,
 	})
+	b.handler, b.facades, err = openFacades(cfg, b.api, b.subs, b.api, log)
+	if err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -179,9 +189,12 @@ func (b *Bridge) Addr() string { return b.ln.Addr().String() }
 // in the store), then the API, and the store last, when nothing writes.
 // All of it ends within the grace period plus shutdownBound.
 func (b *Bridge) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: b.api, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(b.ln) }()
+	for _, f := range b.facades {
+		go f.serve(b.log)
+	}
 
 	nctx, stopNotifier := context.WithCancel(context.Background())
 	defer stopNotifier()
@@ -258,6 +271,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 			defer cancel()
 			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				b.log.Warn("api shutdown", "error", err.Error())
+			}
+			for _, f := range b.facades {
+				if err := f.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					b.log.Warn("vendor-shaped API shutdown", "vendor", f.vendor, "error", err.Error())
+				}
 			}
 			return nil
 		}},
