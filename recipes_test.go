@@ -84,36 +84,8 @@ func runRecipe(t *testing.T, r recipe) []captured {
 	}))
 	t.Cleanup(rcv.Close)
 
-	env := map[string]string{
-		strings.ToUpper(r.vendor) + "_API": upSrv.URL,
-		"APP_WEBHOOK_URL":                  rcv.URL + "/webhooks/" + r.vendor,
-	}
-	for k, v := range sc.Env {
-		env[k] = v
-	}
-	for k, v := range r.env {
-		env[k] = v
-	}
-	data, err := os.ReadFile(filepath.Join("examples", r.vendor+".yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.ParseWith(data, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("examples/%s.yaml: %v", r.vendor, err)
-	}
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Storage.Path = t.TempDir()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	b, err := NewBridge(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-b.Started()
+	cfg := recipeConfig(t, r.vendor, sc, upSrv.URL, rcv.URL+"/webhooks/"+r.vendor, r.env)
+	b := startRecipeBridge(t, cfg)
 	if r.setup != nil {
 		r.setup(t, b)
 	}
@@ -155,6 +127,52 @@ func runRecipe(t *testing.T, r recipe) []captured {
 	sortCaptured(got)
 	compareGolden(t, dir, got, want)
 	return got
+}
+
+// recipeConfig loads examples/<vendor>.yaml against the simulated
+// upstream at upstream, delivering to receiver, with the scenario's
+// environment and env, on loopback addresses and a store in a temp dir.
+func recipeConfig(t *testing.T, vendor string, sc *demo.Scenario, upstream, receiver string, extra map[string]string) *config.Config {
+	t.Helper()
+	env := map[string]string{strings.ToUpper(vendor) + "_API": upstream, "APP_WEBHOOK_URL": receiver}
+	for k, v := range sc.Env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	data, err := os.ReadFile(filepath.Join("examples", vendor+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.ParseWith(data, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("examples/%s.yaml: %v", vendor, err)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Storage.Path = t.TempDir()
+	for i := range cfg.Compat {
+		if cfg.Compat[i].Listen != "" {
+			cfg.Compat[i].Listen = "127.0.0.1:0"
+		}
+	}
+	return cfg
+}
+
+// startRecipeBridge runs cfg until the test ends.
+func startRecipeBridge(t *testing.T, cfg *config.Config) *Bridge {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b, err := NewBridge(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-b.Started()
+	return b
 }
 
 var (
