@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -89,6 +90,14 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 	for i := range cfg.Sources {
 		cfg.Sources[i].Interval, cfg.Sources[i].Timeout = time.Second, 900*time.Millisecond
 	}
+	for i := range cfg.Compat {
+		if cfg.Compat[i].Listen != "" {
+			cfg.Compat[i].Listen = "127.0.0.1:0"
+		}
+	}
+	// The webhook the app creates through the facade is an API
+	// subscription; the demo's receiver is on loopback.
+	cfg.Delivery.AllowPrivateNetworks = true
 	sub := cfg.Subscriptions[0]
 	v, err := signature.NewSchemeVerifier(sub.Scheme(), sub.Secrets()...)
 	if err != nil {
@@ -106,6 +115,9 @@ func runRecipeDemo(ctx context.Context, vendor string, stdout, stderr io.Writer)
 	defer cancel()
 	go func() {
 		<-b.Started()
+		if err := createThroughFacade(cfg, b, "http://"+rcvLn.Addr().String()+"/facade", stdout); err != nil {
+			fmt.Fprintf(stdout, "✗ %v\n", err)
+		}
 		for {
 			i, note := up.Step()
 			fmt.Fprintf(stdout, "-- step %d: %s\n", i, note)
@@ -133,4 +145,49 @@ func schemeName(s subscription.Spec) string {
 		return "secret token in " + sc.Header
 	}
 	return "Standard Webhooks signature"
+}
+
+// facadeCalls are the requests an app makes to create its webhook through
+// a vendor's API, for the recipes whose template signs as the demo's
+// receiver checks (Glossi's facade makes each webhook its own secret).
+var facadeCalls = map[string]struct{ path, header, body string }{
+	config.VendorDAM: {"/api/v2/admin/webhooks", "X-API-KEY",
+		`{"name": "Demo app", "http_url": %q, "http_method": "POST", "trigger_events": ["ASSET_ADDED", "ASSET_REMOVED", "ASSET_FINISHED_INGEST", "ASSET_EDITED_METADATA", "COLLECTION_CREATED", "COLLECTION_DELETED", "COLLECTION_UPDATED_METADATA"]}`},
+}
+
+// createThroughFacade shows the recipe's vendor-shaped API at work: the
+// app creates its webhook with the vendor's own call, and its deliveries
+// arrive at url beside the config subscription's.
+func createThroughFacade(cfg *config.Config, b *Bridge, url string, stdout io.Writer) error {
+	for _, c := range cfg.Compat {
+		call, ok := facadeCalls[c.Vendor]
+		if !ok {
+			continue
+		}
+		req, err := http.NewRequest("POST", "http://"+b.FacadeAddr(c.Vendor)+call.path, strings.NewReader(fmt.Sprintf(call.body, url)))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(call.header, c.APIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("create a webhook through the %s API: %w", c.Vendor, err)
+		}
+		answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		fmt.Fprintf(stdout, "-- the app creates its webhook through %s's API: POST %s -> %d\n   %s\n", c.Vendor, call.path, resp.StatusCode, clipLine(answer, 200))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the %s API answered %d", c.Vendor, resp.StatusCode)
+		}
+	}
+	return nil
+}
+
+func clipLine(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

@@ -52,12 +52,12 @@ func TestDemoRecipeErrors(t *testing.T) {
 // TestDemoRecipeVerifies plays recipes of each signature scheme (a
 // Standard Webhooks one, glossi's hmac-sha256, gumlet's token): the
 // receiver checks the first webhooks with the subscription's own scheme
-// and rejects none.
+// and rejects none. DAM's also creates a webhook through its facade.
 func TestDemoRecipeVerifies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays recipes for a few seconds each")
 	}
-	for _, vendor := range []string{"csm", "glossi", "gumlet"} {
+	for _, vendor := range []string{"csm", "dam", "glossi", "gumlet"} {
 		t.Run(vendor, func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -65,7 +65,13 @@ func TestDemoRecipeVerifies(t *testing.T) {
 			out := &syncbuf.Buffer{}
 			done := make(chan error, 1)
 			go func() { done <- runRecipeDemo(ctx, vendor, out, &syncbuf.Buffer{}) }()
-			for !strings.Contains(out.String(), "\n✓ ") && ctx.Err() == nil {
+			// DAM's app creates a webhook through the DAM-shaped API, and
+			// the demo goes on until that webhook has a delivery too.
+			want := "\n✓ "
+			if vendor == "dam" {
+				want = " POST /facade "
+			}
+			for !strings.Contains(out.String(), want) && ctx.Err() == nil {
 				time.Sleep(50 * time.Millisecond)
 			}
 			cancel()
@@ -73,8 +79,11 @@ func TestDemoRecipeVerifies(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := out.String()
-			if !regexp.MustCompile(`(?m)^✓ \d\d:\d\d:\d\d  POST \S+  \{`).MatchString(got) || strings.Contains(got, "✗") || !strings.Contains(got, ", 0 rejected") {
+			if !regexp.MustCompile(`(?m)^✓ \d\d:\d\d:\d\d  POST /\S* \S+  \{`).MatchString(got) || strings.Contains(got, "✗") || !strings.Contains(got, ", 0 rejected") {
 				t.Errorf("%s: no verified webhook, or one rejected:\n%s", vendor, got)
+			}
+			if vendor == "dam" && (!strings.Contains(got, "through dam's API: POST /api/v2/admin/webhooks -> 200") || !strings.Contains(got, want)) {
+				t.Errorf("dam: the webhook created through the facade got no delivery:\n%s", got)
 			}
 		})
 	}

@@ -66,7 +66,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.Verified.Add(1)
-	id := r.Header.Get("webhook-id")
+	// Each subscription gets its own delivery of an event, under the same
+	// webhook-id: a repeat is the same id at the same path.
+	id := r.URL.Path + " " + r.Header.Get("webhook-id")
 	dup := rc.seen[id]
 	rc.seen[id] = true
 	fmt.Fprintf(rc.out, "✓ %s  %s\n", time.Now().Format("15:04:05"), rc.line(r, body, dup))
@@ -104,7 +106,7 @@ func vendorLine(r *http.Request, body []byte, _ bool) string {
 			break
 		}
 	}
-	return fmt.Sprintf("%s %s  %s", r.Method, name, clip(body, 140))
+	return fmt.Sprintf("%s %s %s  %s", r.Method, r.URL.Path, name, clip(body, 120))
 }
 
 func clip(b []byte, n int) string {
