@@ -121,7 +121,10 @@ type Source struct {
 	// sources only) sets MinInterval and MaxInterval instead (see
 	// Adaptive) and leaves Interval as the interval used while a state
 	// has too little history.
-	Interval     time.Duration `koanf:"interval"`
+	Interval time.Duration `koanf:"interval"`
+	// Schedule polls at the times a cron expression names instead of
+	// every Interval (list sources).
+	Schedule     *Schedule     `koanf:"schedule"`
 	MinInterval  time.Duration `koanf:"min_interval"` // adaptive: no watch polled more often
 	MaxInterval  time.Duration `koanf:"max_interval"` // adaptive: no watch polled less often
 	Timeout      time.Duration `koanf:"timeout"`
@@ -152,6 +155,13 @@ type Source struct {
 	WatchTTL  time.Duration `koanf:"watch_ttl"`
 	IDs       []string      `koanf:"ids"`
 	WatchFrom string        `koanf:"watch_from"`
+}
+
+// Schedule is a source's `schedule:`: a cron expression and the time
+// zone it is read in.
+type Schedule struct {
+	Cron     string `koanf:"cron"`
+	Timezone string `koanf:"timezone"` // IANA name; empty is UTC
 }
 
 // Adaptive reports `interval: adaptive`: each watch's next poll comes from

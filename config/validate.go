@@ -10,6 +10,7 @@ import (
 
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/internal/check"
+	"github.com/pollrelay/pollrelay/schedule"
 	"github.com/pollrelay/pollrelay/subscription"
 )
 
@@ -215,11 +216,15 @@ func validateSource(c *Config, i int, adaptive bool, seen map[string]bool, p *pr
 		p.add(path+".interval", "must be at least 1s")
 	}
 	validateAdaptive(s, path, adaptive, p)
+	every, everyKey := s.Interval, "interval"
+	if s.Schedule != nil {
+		every, everyKey = validateSchedule(s, path, adaptive, p), "the shortest gap of the schedule"
+	}
 	switch {
 	case s.Timeout <= 0:
 		p.add(path+".timeout", "must be more than 0")
-	case s.Interval >= time.Second && s.Timeout >= s.Interval:
-		p.add(path+".timeout", "must be less than interval (%s)", check.FmtDuration(s.Interval))
+	case every >= time.Second && s.Timeout >= every:
+		p.add(path+".timeout", "must be less than %s (%s)", everyKey, check.FmtDuration(every))
 	default:
 		check.Timeout(&p.Problems, path+".timeout", s.Timeout)
 	}
@@ -461,4 +466,35 @@ func validateAuth(a *Auth, path string, p *problems) {
 			p.add(path+".query.value", "required")
 		}
 	}
+}
+
+// validateSchedule checks a source's schedule: and returns the shortest
+// gap it leaves between polls (0 when it does not parse).
+func validateSchedule(s *Source, path string, adaptive bool, p *problems) time.Duration {
+	path += ".schedule"
+	if s.IsWatch() {
+		p.add(path, "applies to list sources: a watch source polls each id every interval")
+		return 0
+	}
+	if adaptive || s.Interval != defaultSource().Interval {
+		p.add(path, "set either interval or schedule, not both")
+	}
+	if strings.TrimSpace(s.Schedule.Cron) == "" {
+		p.add(path+".cron", `required: a cron expression such as "*/5 8-18 * * MON-FRI"`)
+		return 0
+	}
+	c, err := schedule.Parse(s.Schedule.Cron, s.Schedule.Timezone)
+	if err != nil {
+		key := ".cron"
+		if strings.HasPrefix(err.Error(), "timezone") {
+			key = ".timezone"
+		}
+		p.add(path+key, "%s", err.Error())
+		return 0
+	}
+	if c.Next(time.Now()).IsZero() {
+		p.add(path+".cron", "never fires")
+		return 0
+	}
+	return c.MinGap(time.Now())
 }

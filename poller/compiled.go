@@ -7,6 +7,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/schedule"
 )
 
 // compiled is a source as its loop polls it: the config's plain values,
@@ -26,6 +27,8 @@ type compiled struct {
 	pages *pagination
 	// digest is the config's digest the source's lease carries.
 	digest string
+	// cron is the source's schedule:; nil polls every Interval.
+	cron *schedule.Cron
 }
 
 // compile builds what polling src takes. A config that loaded compiles:
@@ -63,6 +66,11 @@ func compile(src *config.Source) (*compiled, error) {
 	}
 	if c.pages, err = newPagination(src.Pagination); err != nil {
 		return fail("pagination", err)
+	}
+	if sc := src.Schedule; sc != nil {
+		if c.cron, err = schedule.Parse(sc.Cron, sc.Timezone); err != nil {
+			return fail("schedule", err)
+		}
 	}
 	return c, nil
 }

@@ -164,6 +164,10 @@ func newLoop(m *Manager, src *compiled) *loop {
 		idx:  -1,
 		st:   Status{Name: src.Name, URL: redact.URL(src.URL), Kind: kind, Interval: statusInterval(src.cfg())},
 	}
+	if src.cron != nil {
+		l.off = offset(src.Name, src.cron.Spread(m.now()))
+		l.st.Interval = src.cron.String()
+	}
 	l.db.Store(&storeRef{m.st})
 	if src.IsWatch() {
 		l.kind = newWatchLoop(l)
@@ -190,7 +194,16 @@ func (l *loop) firstPoll(now time.Time) time.Time {
 	if l.src.IsWatch() {
 		return now
 	}
-	return nextSlot(now, l.src.Interval, l.off)
+	return l.slotAfter(now, l.src.Interval)
+}
+
+// slotAfter is the first time after t on the source's grid: its
+// schedule's fires, or every interval, shifted by the source's offset.
+func (l *loop) slotAfter(t time.Time, interval time.Duration) time.Time {
+	if c := l.src.cron; c != nil {
+		return c.Next(t.Add(-l.off)).Add(l.off)
+	}
+	return nextSlot(t, interval, l.off)
 }
 
 func (l *loop) setNext(at time.Time) {
@@ -329,7 +342,9 @@ func (l *loop) setAsked(d time.Duration) {
 		l.log.Info("upstream asked for a longer interval (X-Poll-Interval)", "interval", d.String())
 	}
 	l.asked = d
-	l.st.Interval = max(l.src.Interval, d).String()
+	if l.src.cron == nil {
+		l.st.Interval = max(l.src.Interval, d).String()
+	}
 }
 
 // nextPoll is the next grid slot, pushed back after consecutive upstream
@@ -347,11 +362,14 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 			next = now
 		}
 	} else {
-		next = nextSlot(now, iv, l.off)
+		next = l.slotAfter(now, iv)
 		// The grid may come round sooner than X-Poll-Interval after this
 		// poll (the first poll is off the grid); the upstream's word wins.
 		if l.src.Interval < iv && next.Before(start.Add(iv)) {
 			next = start.Add(iv)
+			if l.src.cron != nil {
+				next = l.slotAfter(next, iv)
+			}
 		}
 	}
 	l.mu.Lock()
@@ -362,6 +380,10 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 	}
 	if pe, ok := errors.AsType[*PollError](err); ok && pe.RetryAfter > 0 {
 		l.st.PausedUntil = now.Add(pe.RetryAfter)
+		if l.src.cron != nil {
+			// Only ever within the schedule's times.
+			return l.slotAfter(l.st.PausedUntil.Add(-time.Nanosecond), iv)
+		}
 		return l.st.PausedUntil
 	}
 	// A store that refused the poll's writes (a full disk, say) is not the
@@ -371,9 +393,15 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 		return next
 	}
 	if l.st.Failures > 1 {
+		if l.src.cron != nil {
+			iv = l.src.cron.Gap(now)
+		}
 		back := iv << min(l.st.Failures-1, 16)
 		back = min(back, max(l.src.MaxBackoff, iv))
 		if t := now.Add(back); t.After(next) {
+			if l.src.cron != nil {
+				return l.slotAfter(t.Add(-time.Nanosecond), iv)
+			}
 			return t
 		}
 	}
