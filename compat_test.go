@@ -303,7 +303,7 @@ func TestCompatGlossi(t *testing.T) {
 // token.
 func TestCompatGumlet(t *testing.T) {
 	token := "gumlet-secret-token"
-	f := startFacade(t, "gumlet", map[string]string{"GUMLET_API_KEY": "gumlet_test", "GUMLET_WEBHOOK_TOKEN": token})
+	f := startFacade(t, "gumlet", map[string]string{"GUMLET_API_KEY": "gumlet_test", "GUMLET_WEBHOOK_TOKEN": "app-token", "GUMLET_FACADE_TOKEN": token})
 	if f.b.FacadeAddr("gumlet") == f.b.Addr() {
 		t.Fatal("the gumlet facade shares pollrelay's address; its /v1/org would collide with /v1")
 	}
@@ -321,5 +321,63 @@ func TestCompatGumlet(t *testing.T) {
 		if c.header.Get("x-gumlet-token") != token {
 			t.Errorf("x-gumlet-token = %q, want the template's token", c.header.Get("x-gumlet-token"))
 		}
+	}
+}
+
+// TestCompatDAMRacesAndNames: creates racing each other all succeed with
+// ids of their own; a /v1 subscription that took a facade's name is
+// skipped over; an update through the facade keeps what /v1 changed.
+func TestCompatDAMRacesAndNames(t *testing.T) {
+	f := startFacade(t, "dam", map[string]string{"DAM_API_KEY": "dam_test", "WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+	key := map[string]string{"X-API-KEY": "dam-compat-key-for-tests"}
+	ctx := t.Context()
+	if _, err := f.b.api.CreateSubscription(ctx, map[string]any{"name": "dam-1", "url": "https://example.com/taken"}, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	ids := make(chan uint64, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			var created struct {
+				Webhook struct {
+					ID uint64 `json:"id"`
+				} `json:"webhook"`
+			}
+			body := `{"name": "Racer", "http_url": "https://example.com/hooks", "http_method": "POST", "trigger_events": ["ASSET_ADDED"]}`
+			if st := f.call(t, "POST", "/api/v2/admin/webhooks", key, body, &created); st != 200 {
+				t.Errorf("a racing create answered %d", st)
+			}
+			ids <- created.Webhook.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[uint64]bool{}
+	for id := range ids {
+		if id < 2 || seen[id] {
+			t.Errorf("id %d given twice, or the one /v1 holds", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct ids for %d creates", len(seen), n)
+	}
+	// /v1 gives dam-2 a header; DAM renames it; the header stays.
+	sub := f.b.subs.Get("dam-2")
+	body, err := json.Marshal(map[string]any{"name": "dam-2", "url": sub.Spec.URL, "headers": map[string]string{"X-Tenant": "acme"}, "events": sub.Spec.Events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree map[string]any
+	json.Unmarshal(body, &tree)
+	if _, err := f.b.api.ReplaceSubscription(ctx, sub.Record, tree, sub.Record.Compat); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.call(t, "PATCH", "/api/v2/admin/webhooks/2", key, `{"name": "Renamed"}`, nil); st != 200 {
+		t.Fatalf("rename: %d", st)
+	}
+	if h := f.b.subs.Get("dam-2").Spec.Headers["X-Tenant"]; h != "acme" {
+		t.Errorf("after a DAM update the header /v1 set is %q", h)
 	}
 }

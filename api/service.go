@@ -155,17 +155,23 @@ func (s *Server) SubscriptionStats(id string) notifier.SubscriptionStats {
 // NextSequence hands out the next value of a store counter, in a
 // transaction of its own: a value taken by a change that then fails is
 // skipped, never given twice.
-func (s *Server) NextSequence(name string) (uint64, error) {
-	var n uint64
-	err := s.opts.Store.Update(func(t store.Txn) error {
-		var err error
-		n, err = t.NextSequence(name)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("next %s: %w", name, err)
+// Racing takers conflict, and the store gives up redoing after a few
+// tries: they are redone here until ctx ends.
+func (s *Server) NextSequence(ctx context.Context, name string) (uint64, error) {
+	for {
+		var n uint64
+		err := s.opts.Store.Update(func(t store.Txn) error {
+			var err error
+			n, err = t.NextSequence(name)
+			return err
+		})
+		switch {
+		case err == nil:
+			return n, nil
+		case !store.IsConflict(err) || ctx.Err() != nil:
+			return 0, fmt.Errorf("next %s: %w", name, err)
+		}
 	}
-	return n, nil
 }
 
 // invalidError turns Parse's validation error into an InvalidError for

@@ -12,7 +12,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -21,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pollrelay/pollrelay/api"
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/event"
 	"github.com/pollrelay/pollrelay/internal/check"
@@ -38,7 +41,7 @@ type Subscriptions interface {
 	RemoveSubscription(ctx context.Context, id string) error
 	SetSubscriptionDisabled(ctx context.Context, id string, disabled bool) error
 	SubscriptionStats(id string) notifier.SubscriptionStats
-	NextSequence(name string) (uint64, error)
+	NextSequence(ctx context.Context, name string) (uint64, error)
 }
 
 // Registry is where a facade reads subscriptions: its own, and its
@@ -192,15 +195,27 @@ func (f *Facade) byID(raw string) (owned, bool) {
 	return owned{}, false
 }
 
-// newID takes the next id of this vendor's store sequence; the /v1 name
-// of the subscription is <vendor>-<id>.
-func (f *Facade) newID() (uint64, string, error) {
-	n, err := f.o.API.NextSequence("compat/" + f.o.Config.Vendor)
-	if err != nil {
-		return 0, "", err
+// create stores a new subscription of this facade under the next id of
+// its vendor's store sequence, named <vendor>-<id> in /v1. A name taken
+// already (a /v1 subscription someone called dam-7) skips to the next id.
+func (f *Facade) create(ctx context.Context, body map[string]any, secret string, rec record) (*subscription.Subscription, record, error) {
+	for tries := 0; ; tries++ {
+		n, err := f.o.API.NextSequence(ctx, "compat/"+f.o.Config.Vendor)
+		if err != nil {
+			return nil, rec, err
+		}
+		rec.Vendor, rec.ID = f.o.Config.Vendor, n
+		body["name"] = f.o.Config.Vendor + "-" + strconv.FormatUint(n, 10)
+		sub, err := f.o.API.CreateSubscription(ctx, body, secret, mustJSON(rec))
+		if errors.Is(err, api.ErrSubscriptionExists) && tries < maxNameTries {
+			continue
+		}
+		return sub, rec, err
 	}
-	return n, f.o.Config.Vendor + "-" + strconv.FormatUint(n, 10), nil
 }
+
+// maxNameTries bounds the ids create skips over names taken.
+const maxNameTries = 100
 
 // template returns the template subscription and its spec as a /v1 body
 // without the keys a facade sets. A template gone since the config was
@@ -252,20 +267,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// readObject reads a JSON object body; what is not one is (nil, false).
-// Unknown keys are the caller's to ignore, as the vendors' APIs do.
+// readObject reads a JSON object body. Unknown keys are the caller's to
+// ignore, as the vendors' APIs do. A body over maxBody is a
+// *http.MaxBytesError; see tooBig.
 func readObject(r *http.Request) (map[string]any, error) {
 	var body map[string]any
 	dec := json.NewDecoder(r.Body)
 	dec.UseNumber()
-	if err := dec.Decode(&body); err != nil {
+	err := dec.Decode(&body)
+	if err == nil {
+		if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, errors.New("the body is empty; send a JSON object")
+	case err != nil:
 		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("unexpected data after the JSON object")
-	}
-	if body == nil {
-		return nil, fmt.Errorf("the body must be a JSON object")
+	case body == nil:
+		return nil, errors.New("the body must be a JSON object")
 	}
 	return body, nil
 }
@@ -296,4 +317,38 @@ func checkURL(raw string) error {
 	p := &check.Problems{}
 	check.URL(p, "url", raw)
 	return p.Err()
+}
+
+// tooBig answers 413 for a body over maxBody, as /v1 does.
+func tooBig(w http.ResponseWriter, err error) bool {
+	var mb *http.MaxBytesError
+	if !errors.As(err, &mb) {
+		return false
+	}
+	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("request body larger than %d bytes", mb.Limit)})
+	return true
+}
+
+// asciiUpper is s in upper case when it is ASCII: "poſt" is not POST.
+func asciiUpper(s string) (string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return "", false
+		}
+	}
+	return strings.ToUpper(s), true
+}
+
+// specBody is a subscription's stored spec as a /v1 body, for a change
+// that keeps what it does not set.
+func specBody(sub *subscription.Subscription) (map[string]any, error) {
+	raw, err := sub.Spec.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode subscription %s: %w", sub.ID(), err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, fmt.Errorf("decode subscription %s: %w", sub.ID(), err)
+	}
+	return body, nil
 }

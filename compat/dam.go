@@ -2,11 +2,13 @@ package compat
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/pollrelay/pollrelay/api"
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
 // DAM's admin webhooks API (dam-admin-webhooks-api.txt). Its answers to
@@ -69,7 +71,7 @@ type damRun struct {
 func (f *Facade) damView(o owned) damWebhook {
 	st := f.o.API.SubscriptionStats(o.sub.ID())
 	v := damWebhook{
-		ID: o.rec.ID, Name: o.rec.Name, HTTPURL: o.sub.Spec.URL, HTTPMethod: o.sub.Spec.Method,
+		ID: o.rec.ID, Name: o.rec.Name, HTTPURL: redact.Userinfo(o.sub.Spec.URL), HTTPMethod: o.sub.Spec.Method,
 		TriggerEvents: o.sub.Spec.Events, CreatedAt: millis(o.sub.Record.CreatedAt), UpdatedAt: millis(o.sub.Record.UpdatedAt),
 		Disabled: st.Disabled, ProjectID: o.rec.ProjectID,
 		QueueLength: st.QueueLength, RetryQueueLength: st.RetryQueueLength,
@@ -105,6 +107,9 @@ var damTriggerList = func() string {
 	return "Must be an array of [" + strings.Join(q, ", ") + "]"
 }()
 
+// damMaxString bounds a string parameter: a name is shown, not a store.
+const damMaxString = 4096
+
 // damParams checks a create or update body in the document's parameter
 // order, answering the first problem. On update (partial) an absent key
 // keeps its value; on create every key but project_id is required.
@@ -119,7 +124,9 @@ func (f *Facade) damParse(w http.ResponseWriter, r *http.Request, partial bool) 
 	var p damParams
 	body, err := readObject(r)
 	if err != nil {
-		damError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+		if !tooBig(w, err) {
+			damError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+		}
 		return p, false
 	}
 	str := func(key string, required bool) (*string, bool) {
@@ -130,6 +137,10 @@ func (f *Facade) damParse(w http.ResponseWriter, r *http.Request, partial bool) 
 		s, ok := v.(string)
 		if !ok {
 			damInvalid(w, key, v, "Must be a String")
+			return nil, false
+		}
+		if len(s) > damMaxString {
+			damInvalid(w, key, s[:32]+"…", fmt.Sprintf("Must be at most %d bytes", damMaxString))
 			return nil, false
 		}
 		return &s, true
@@ -151,7 +162,7 @@ func (f *Facade) damParse(w http.ResponseWriter, r *http.Request, partial bool) 
 		return p, false
 	}
 	if p.method != nil {
-		m := strings.ToUpper(*p.method)
+		m, _ := asciiUpper(*p.method)
 		if m != "POST" && m != "PUT" {
 			damInvalid(w, "http_method", *p.method, "Must be one of POST, PUT")
 			return p, false
@@ -225,15 +236,9 @@ func (f *Facade) damCreate(w http.ResponseWriter, r *http.Request) {
 		f.internal(w, r, err)
 		return
 	}
-	id, name, err := f.newID()
-	if err != nil {
-		f.internal(w, r, err)
-		return
-	}
-	rec := record{Vendor: f.o.Config.Vendor, ID: id, Name: *p.name, ProjectID: p.project}
-	body["name"], body["url"], body["method"], body["events"] = name, *p.url, *p.method, anyList(p.events)
-	sub, err := f.o.API.CreateSubscription(r.Context(), body, secret, mustJSON(rec))
-	if !f.damStored(w, r, err) {
+	body["url"], body["method"], body["events"] = *p.url, *p.method, anyList(p.events)
+	sub, rec, err := f.create(r.Context(), body, secret, record{Name: *p.name, ProjectID: p.project})
+	if !f.damStored(w, r, *p.url, err) {
 		return
 	}
 	damAnswer(w, f.damView(owned{sub, rec}))
@@ -249,13 +254,13 @@ func (f *Facade) damUpdate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, body, err := f.template()
+	// From the stored spec, not the template: what /v1 changed stays.
+	body, err := specBody(o.sub)
 	if err != nil {
 		f.internal(w, r, err)
 		return
 	}
 	rec := o.rec
-	body["url"], body["method"], body["events"] = o.sub.Spec.URL, o.sub.Spec.Method, anyList(o.sub.Spec.Events)
 	if p.name != nil {
 		rec.Name = *p.name
 	}
@@ -272,7 +277,7 @@ func (f *Facade) damUpdate(w http.ResponseWriter, r *http.Request) {
 		rec.ProjectID = p.project
 	}
 	sub, err := f.o.API.ReplaceSubscription(r.Context(), o.sub.Record, body, mustJSON(rec))
-	if !f.damStored(w, r, err) {
+	if !f.damStored(w, r, body["url"], err) {
 		return
 	}
 	damAnswer(w, f.damView(owned{sub, rec}))
@@ -285,27 +290,21 @@ func (f *Facade) damDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := f.damView(o)
-	if err := f.o.API.RemoveSubscription(r.Context(), o.sub.ID()); !f.damStored(w, r, err) {
+	if err := f.o.API.RemoveSubscription(r.Context(), o.sub.ID()); !f.damStored(w, r, nil, err) {
 		return
 	}
 	damAnswer(w, v)
 }
 
 // damStored answers a failed change in DAM's form; true when there was
-// none.
-func (f *Facade) damStored(w http.ResponseWriter, r *http.Request, err error) bool {
+// none. url is the http_url sent, which a refusal of it quotes.
+func (f *Facade) damStored(w http.ResponseWriter, r *http.Request, url any, err error) bool {
 	var inv *api.InvalidError
 	switch {
 	case err == nil:
 		return true
-	case errors.As(err, &inv):
-		param := map[string]string{"url": "http_url", "method": "http_method", "events": "trigger_events"}[inv.Key]
-		if param == "" {
-			// A template key: the config's to fix, not the client's.
-			f.internal(w, r, err)
-			return false
-		}
-		damError(w, http.StatusUnprocessableEntity, "Invalid parameter '"+param+"': "+inv.Message)
+	case errors.As(err, &inv) && inv.Key == "url":
+		damInvalid(w, "http_url", url, "Must be an address pollrelay may deliver to ("+inv.Message+")")
 	case errors.Is(err, api.ErrSubscriptionGone):
 		damError(w, http.StatusNotFound, "webhook not found")
 	case errors.Is(err, api.ErrSubscriptionChanged):

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pollrelay/pollrelay/api"
+	"github.com/pollrelay/pollrelay/internal/redact"
 	"github.com/pollrelay/pollrelay/signature"
 )
 
@@ -90,7 +91,7 @@ func (f *Facade) glossiGet(w http.ResponseWriter, _ *http.Request) {
 	}
 	st := f.o.API.SubscriptionStats(o.sub.ID())
 	v := glossiShown{
-		ID: o.rec.UUID, URL: o.sub.Spec.URL, Events: o.sub.Spec.Events, Enabled: !st.Disabled,
+		ID: o.rec.UUID, URL: redact.Userinfo(o.sub.Spec.URL), Events: o.sub.Spec.Events, Enabled: !st.Disabled,
 		Description: o.rec.Description, FailureCount: st.DeadCount,
 	}
 	if !st.LastTriggeredAt.IsZero() {
@@ -111,7 +112,9 @@ func glossiParse(w http.ResponseWriter, r *http.Request) (glossiBody, bool) {
 	b := glossiBody{enabled: true}
 	body, err := readObject(r)
 	if err != nil {
-		glossiError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+		if !tooBig(w, err) {
+			glossiError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+		}
 		return b, false
 	}
 	fail := func(msg string) (glossiBody, bool) {
@@ -176,22 +179,15 @@ func (f *Facade) glossiPut(w http.ResponseWriter, r *http.Request) {
 		if !f.glossiStored(w, r, err) {
 			return
 		}
-		saved = glossiSaved{ID: rec.UUID, URL: sub.Spec.URL, Secret: sub.Record.Secrets[0].Value, Events: sub.Spec.Events, Description: rec.Description}
+		saved = glossiSaved{ID: rec.UUID, URL: redact.Userinfo(sub.Spec.URL), Secret: sub.Record.Secrets[0].Value, Events: sub.Spec.Events, Description: rec.Description}
 		cur = owned{sub, rec}
 	} else {
-		id, name, err := f.newID()
-		if err != nil {
-			f.internal(w, r, err)
-			return
-		}
 		secret := newGlossiSecret(tmpl.Spec.Scheme().Name)
-		rec := record{Vendor: f.o.Config.Vendor, ID: id, UUID: newUUID(), Description: b.description}
-		body["name"] = name
-		sub, err := f.o.API.CreateSubscription(r.Context(), body, secret, mustJSON(rec))
+		sub, rec, err := f.create(r.Context(), body, secret, record{UUID: newUUID(), Description: b.description})
 		if !f.glossiStored(w, r, err) {
 			return
 		}
-		saved = glossiSaved{ID: rec.UUID, URL: sub.Spec.URL, Secret: secret, Events: sub.Spec.Events, Description: rec.Description}
+		saved = glossiSaved{ID: rec.UUID, URL: redact.Userinfo(sub.Spec.URL), Secret: secret, Events: sub.Spec.Events, Description: rec.Description}
 		cur = owned{sub, rec}
 	}
 	if err := f.o.API.SetSubscriptionDisabled(r.Context(), cur.sub.ID(), !b.enabled); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pollrelay/pollrelay/api"
+	"github.com/pollrelay/pollrelay/internal/redact"
 )
 
 // Gumlet's webhook API (gumlet-video-status-webhooks.txt): the document
@@ -32,8 +33,8 @@ func (f *Facade) routesGumlet() {
 
 func (f *Facade) gumletAuth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !f.keyOK(strings.TrimSpace(token)) {
+		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		if !strings.EqualFold(scheme, "Bearer") || !f.keyOK(strings.TrimSpace(token)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gumlet"`)
 			gumletError(w, http.StatusUnauthorized, "invalid or missing API key")
 			return
@@ -56,7 +57,7 @@ func gumletError(w http.ResponseWriter, status int, msg string) {
 }
 
 func (f *Facade) gumletView(o owned) gumletWebhook {
-	v := gumletWebhook{ID: o.rec.ID, URL: o.sub.Spec.URL, Sources: o.rec.Sources, Triggers: o.rec.Triggers}
+	v := gumletWebhook{ID: o.rec.ID, URL: redact.Userinfo(o.sub.Spec.URL), Sources: o.rec.Sources, Triggers: o.rec.Triggers}
 	if v.Sources == nil {
 		v.Sources = []string{}
 	}
@@ -105,7 +106,9 @@ func stringList(body map[string]any, key string) ([]string, error) {
 func (f *Facade) gumletCreate(w http.ResponseWriter, r *http.Request) {
 	body, err := readObject(r)
 	if err != nil {
-		gumletError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		if !tooBig(w, err) {
+			gumletError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		}
 		return
 	}
 	u, ok := body["url"].(string)
@@ -144,14 +147,8 @@ func (f *Facade) gumletCreate(w http.ResponseWriter, r *http.Request) {
 		f.internal(w, r, err)
 		return
 	}
-	id, name, err := f.newID()
-	if err != nil {
-		f.internal(w, r, err)
-		return
-	}
-	rec := record{Vendor: f.o.Config.Vendor, ID: id, Sources: sources, Triggers: triggers}
-	spec["name"], spec["url"], spec["events"] = name, u, anyList(events)
-	sub, err := f.o.API.CreateSubscription(r.Context(), spec, secret, mustJSON(rec))
+	spec["url"], spec["events"] = u, anyList(events)
+	sub, rec, err := f.create(r.Context(), spec, secret, record{Sources: sources, Triggers: triggers})
 	if !f.gumletStored(w, r, err) {
 		return
 	}

@@ -45,6 +45,9 @@ func TestCompat(t *testing.T) {
 			"compat[0].listen: must be host:port, e.g. 127.0.0.1:8788",
 			"compat[0].projects: only dam webhooks name a project",
 		},
+		"  - {name: dam-7, url: 'http://127.0.0.1:3000/', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'}\ncompat: [{vendor: dam, api_key: k, template: tmpl}]": {
+			"subscriptions[2].name: dam-<number> names the dam facade's subscriptions; choose another",
+		},
 		"compat: [{vendor: dam, api_key: k, template: tmpl}, {vendor: dam, api_key: k, template: tmpl}]": {
 			"compat[1].vendor: dam has a facade already",
 		},

@@ -17,7 +17,7 @@ func TestSchedule(t *testing.T) {
 	}
 	mustParse(t, scheduleBase+"schedule: {cron: '@hourly'}, timeout: 30s}\n", noEnv)
 	cases := map[string][]string{
-		"schedule: {cron: '*/5 * *'}}": {`sources[0].schedule.cron: cron "*/5 * *": expected exactly 5 fields, found 3: [*/5 * *]`},
+		"schedule: {cron: '*/5 * *'}}":                           {`sources[0].schedule.cron: cron "*/5 * *": expected exactly 5 fields, found 3: [*/5 * *]`},
 		"schedule: {cron: '0 9 * * *', timezone: Mars/Olympus}}": {`sources[0].schedule.timezone: timezone "Mars/Olympus": not an IANA time zone such as Europe/Berlin`},
 		"schedule: {timezone: UTC}}":                             {`sources[0].schedule.cron: required: a cron expression such as "*/5 8-18 * * MON-FRI"`},
 		"schedule: {cron: '@hourly'}, interval: 1m}":             {"sources[0].schedule: set either interval or schedule, not both"},

@@ -101,6 +101,13 @@ func validateCompat(c *Config, p *problems) {
 		if len(cp.Projects) > 0 && cp.Vendor != VendorDAM {
 			p.add(path+".projects", "only dam webhooks name a project")
 		}
+		// The facade names what it creates <vendor>-<id>; a config
+		// subscription of such a name would shadow one of them.
+		for j, s := range c.Subscriptions {
+			if n, ok := strings.CutPrefix(s.Name, cp.Vendor+"-"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+				p.add(fmt.Sprintf("subscriptions[%d].name", j), "%s-<number> names the %s facade's subscriptions; choose another", cp.Vendor, cp.Vendor)
+			}
+		}
 	}
 }
 
