@@ -135,9 +135,23 @@ func openEmptyStore(log *slog.Logger) (store.Store, error) {
 
 func probeSource(ctx context.Context, w io.Writer, src *config.Source, ps probeState, log *slog.Logger) error {
 	start := time.Now()
-	obs, complete, pages, err := poller.Probe(ctx, src, log)
+	var ss store.SourceState
+	if ps.err == nil {
+		if err := ps.st.View(func(t store.Txn) error {
+			var err error
+			ss, err = t.SourceState(src.Name)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	pr, err := poller.Probe(ctx, src, ss, log)
+	obs, complete, pages := pr.Obs, pr.Complete, pr.Pages
 	took := time.Since(start)
 	fmt.Fprintf(w, "== %s: %d page(s), %d item(s), complete=%v, %s\n", src.Name, len(pages), len(obs), complete, took.Round(time.Millisecond))
+	if pr.Incremental != "" {
+		fmt.Fprintf(w, "   incremental: %s\n", pr.Incremental)
+	}
 	for _, p := range pages {
 		fmt.Fprintf(w, "   page %s → %d, %d item(s)\n", p.URL, p.Status, p.Items)
 	}

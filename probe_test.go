@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,5 +244,49 @@ func TestProbeHoldsAMassDeleteAsRunWould(t *testing.T) {
 	}
 	if v, ok := harness.MetricValue(m, `pollrelay_items_tracked{source="tasks"}`); !ok || v != 4 {
 		t.Errorf("run tracks %v items after the held listing (found %v), want 4", v, ok)
+	}
+}
+
+// TestProbeShowsTheWatermark: probe asks an incremental source for what
+// run would ask, from the stored watermark, and says so.
+func TestProbeShowsTheWatermark(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	up := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.Query().Get("since"))
+		mu.Unlock()
+		fmt.Fprint(w, `[{"id": "a", "status": "queued", "ts": 1767225600}, {"id": "b", "status": "ready", "ts": 1767225660}]`)
+	}))
+	dir := filepath.Join(t.TempDir(), "data")
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+storage: {path: %q}
+sources:
+  - name: tasks
+    url: %s/tasks
+    items: '.[]'
+    incremental: {param: since, from: .ts, lookback: 30s}
+    events: [{type: 'task.{current}', on: changed}]
+`, dir, up)
+	path := filepath.Join(t.TempDir(), "pollrelay.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runProbe(t, "--config", path)
+	if code != 0 || !strings.Contains(out, "incremental: full listing (first poll)") {
+		t.Fatalf("probe before any poll: exit %d\n%s%s", code, out, errOut)
+	}
+	b, stop := startBridge(t, yaml)
+	pollNow(t, b, "tasks")
+	stop()
+	code, out, errOut = runProbe(t, "--config", path)
+	if code != 0 || !strings.Contains(out, "incremental: changes since 1767225630") {
+		t.Fatalf("probe after the baseline: exit %d\n%s%s", code, out, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked[len(asked)-1] != "1767225630" {
+		t.Errorf("probe sent since=%q", asked[len(asked)-1])
 	}
 }

@@ -44,6 +44,13 @@ func normaliseSource(s *Source, path string, adaptive bool, p *problems) {
 		}
 	}
 
+	if inc := s.Incremental; inc != nil {
+		if inc.FullEvery == 0 {
+			inc.FullEvery = DefaultFullEvery
+		}
+		checkJQ(path+".incremental.from", inc.From, false, p)
+		checkJQ(path+".incremental.cursor", inc.Cursor, false, p)
+	}
 	checkJQ(path+".items", s.Items, false, p)
 	checkJQ(path+".id", s.ID, true, p)
 	checkJQ(path+".state", s.State, true, p)

@@ -141,6 +141,9 @@ type Source struct {
 	Object string `koanf:"object"`
 
 	Pagination *Pagination `koanf:"pagination"`
+	// Incremental asks only for what changed since the last poll; see
+	// Incremental.
+	Incremental *Incremental `koanf:"incremental"`
 
 	EmitExisting   bool    `koanf:"emit_existing"`
 	Deletes        *bool   `koanf:"deletes"`
@@ -233,6 +236,23 @@ type Pagination struct {
 	Limit       int    `koanf:"limit"`
 	MaxPages    int    `koanf:"max_pages"`
 }
+
+// Incremental is a list source's `incremental:`. Each poll but the first
+// and one every FullEvery sends a watermark (query Param, or BodyField of
+// a JSON body): the largest From over the items of the last complete
+// poll, less Lookback, or the Cursor the last response gave. Items such a
+// listing leaves out are unchanged, never deleted.
+type Incremental struct {
+	Param     string        `koanf:"param"`
+	BodyField string        `koanf:"body_field"`
+	From      string        `koanf:"from"`   // jq over each item: an RFC 3339 time or epoch seconds/ms
+	Cursor    string        `koanf:"cursor"` // jq over each response: an opaque cursor
+	Lookback  time.Duration `koanf:"lookback"`
+	FullEvery time.Duration `koanf:"full_every"`
+}
+
+// DefaultFullEvery is incremental.full_every when the file sets none.
+const DefaultFullEvery = time.Hour
 
 // Rule turns a transition into an event when it matches.
 type Rule struct {

@@ -251,6 +251,9 @@ func validateSource(c *Config, i int, adaptive bool, seen map[string]bool, p *pr
 	if s.Pagination != nil {
 		validatePagination(path+".pagination", s.Pagination, p)
 	}
+	if s.Incremental != nil {
+		validateIncremental(s, path+".incremental", every, p)
+	}
 	validateWatch(c, i, path, p)
 	for j := range s.Events {
 		validateRule(&s.Events[j], fmt.Sprintf("%s.events[%d]", path, j), p)
@@ -504,4 +507,40 @@ func validateSchedule(s *Source, path string, adaptive bool, p *problems) time.D
 		return 0
 	}
 	return c.MinGap(time.Now())
+}
+
+// validateIncremental checks a list source's incremental:; every is how
+// often the source polls.
+func validateIncremental(s *Source, path string, every time.Duration, p *problems) {
+	inc := s.Incremental
+	if s.IsWatch() || strings.TrimSpace(s.Items) == "" {
+		p.add(path, "applies to list sources (with items:)")
+		return
+	}
+	switch {
+	case (inc.Param == "") == (inc.BodyField == ""):
+		p.add(path, "set one of param (a query parameter) or body_field (a field of the JSON body)")
+	case inc.BodyField != "":
+		if s.Method == "GET" {
+			p.add(path+".body_field", "needs method POST or PUT: a GET sends no body")
+		} else if _, isString := s.Body.(string); isString {
+			p.add(path+".body_field", "needs a body given as a mapping, not as a string")
+		} else if s.Body != nil {
+			if _, isMap := s.Body.(map[string]any); !isMap {
+				p.add(path+".body_field", "needs a body that is a mapping")
+			}
+		}
+	}
+	if (strings.TrimSpace(inc.From) == "") == (strings.TrimSpace(inc.Cursor) == "") {
+		p.add(path, "set one of from (jq over each item) or cursor (jq over each response)")
+	}
+	if inc.Lookback < 0 {
+		p.add(path+".lookback", "must not be negative")
+	}
+	if inc.Cursor != "" && inc.Lookback != 0 {
+		p.add(path+".lookback", "only valid with from: a cursor is sent back as it is")
+	}
+	if every > 0 && inc.FullEvery < every {
+		p.add(path+".full_every", "must be at least the time between polls (%s)", check.FmtDuration(every))
+	}
 }

@@ -75,6 +75,35 @@ type Poll struct {
 	// its Filter page by page, Observations are what Filter returned.
 	// Without it Apply reads the index itself.
 	Index *Index
+	// Mark, for an incremental source, is stored with the source's state
+	// in the poll's last transaction: a crash before it repeats the poll
+	// from the old watermark, never skips what it covered.
+	Mark *Mark
+}
+
+// Mark is what an incremental poll leaves for the next one.
+type Mark struct {
+	// Watermark is the JSON text of the value the next poll asks from;
+	// "" keeps the stored one (nothing seen, or a listing cut short).
+	Watermark string
+	// For names the source configuration it belongs to.
+	For string
+	// Full: the listing was complete, so it may have decided deletes.
+	Full bool
+}
+
+// marked is ss with m applied at now.
+func marked(ss store.SourceState, m *Mark, now time.Time) store.SourceState {
+	if m == nil {
+		return ss
+	}
+	if m.Watermark != "" {
+		ss.Watermark, ss.WatermarkFor = m.Watermark, m.For
+	}
+	if m.Full {
+		ss.FullAt = now
+	}
+	return ss
 }
 
 // Apply compares a poll's observations with the stored items of src and
@@ -129,7 +158,7 @@ func apply(ctx context.Context, st store.Store, src *Source, p Poll, dry bool) (
 	}
 	if ss.Baselined && digest != "" && digest == ss.ListingDigest {
 		over := skippedOf(p.Observations)
-		return unchanged(st, src, ss, p.Validators, &over, p.Now, dry)
+		return unchanged(st, src, ss, p, &over, dry)
 	}
 	x := p.Index
 	if x == nil {
@@ -309,7 +338,7 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 	// short: a listing that is always longer than max_pages (newest first,
 	// say) must still report items that appear at its top.
 	res.Baseline = !ws.old.Baselined
-	newSS := ws.new
+	newSS := marked(ws.new, p.Mark, p.Now)
 	newSS.Baselined = true
 	if ws.settled {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = ws.val.ETag, ws.val.LastModified, ws.val.For
@@ -401,8 +430,9 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 
 // unchanged is Apply's outcome for a listing with the digest of the last
 // settled one: nothing to compare or write but new validators, if any.
-func unchanged(st store.Store, src *Source, ss store.SourceState, val Validators, over *skipped, now time.Time, dry bool) (Result, error) {
-	newSS := ss
+func unchanged(st store.Store, src *Source, ss store.SourceState, p Poll, over *skipped, dry bool) (Result, error) {
+	now, val := p.Now, p.Validators
+	newSS := marked(ss, p.Mark, now)
 	newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = val.ETag, val.LastModified, val.For
 	newSS.SuspectPolls = 0
 	if !dry && (newSS != ss || over.n > 0) {

@@ -240,7 +240,7 @@ func BenchmarkTrackedMillion(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, n) }}
-		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
+		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
 		if err != nil || !lst.complete {
 			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
 		}
@@ -286,7 +286,7 @@ func BenchmarkBaselineMillion(b *testing.B) {
 			store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 				return x.StoreNew(ctx, st, obs, now, nil)
 			}}
-		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
+		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
 		if err != nil || !lst.complete {
 			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
 		}

@@ -29,6 +29,8 @@ type compiled struct {
 	digest string
 	// cron is the source's schedule:; nil polls every Interval.
 	cron *schedule.Cron
+	// inc is the source's incremental:; nil lists everything every poll.
+	inc *incremental
 }
 
 // compile builds what polling src takes. A config that loaded compiles:
@@ -66,6 +68,11 @@ func compile(src *config.Source) (*compiled, error) {
 	}
 	if c.pages, err = newPagination(src.Pagination); err != nil {
 		return fail("pagination", err)
+	}
+	if src.Incremental != nil {
+		if c.inc, err = compileIncremental(src.Incremental); err != nil {
+			return fail("incremental", err)
+		}
 	}
 	if sc := src.Schedule; sc != nil {
 		if c.cron, err = schedule.Parse(sc.Cron, sc.Timezone); err != nil {

@@ -38,17 +38,34 @@ func (l *listLoop) pollOnce(ctx context.Context, _ time.Time, _ <-chan struct{})
 func (l *listLoop) poll(ctx context.Context) error {
 	start := l.m.now()
 	var val diff.Validators
-	if l.src.Pagination == nil {
+	pl := plan{full: true}
+	if l.src.Pagination == nil || l.src.inc != nil {
+		var ss store.SourceState
 		err := l.store().View(func(t store.Txn) error {
-			ss, err := t.SourceState(l.src.Name)
-			if err == nil && ss.ValidatorsFor == l.vkey {
-				val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
-			}
+			var err error
+			ss, err = t.SourceState(l.src.Name)
 			return err
 		})
-		if err != nil {
+		switch {
+		case err != nil && l.src.inc != nil:
+			// Asking for everything loses nothing; asking from a guess might.
+			l.log.Warn("read the stored watermark; listing everything", "error", err.Error())
+		case err != nil:
 			l.log.Warn("read stored validators; polling unconditionally", "error", err.Error())
+		case l.src.inc != nil:
+			// An incremental request differs from a full one: validators
+			// of either would answer for the other.
+			pl = planFor(l.src.inc, ss, l.vkey, start)
+		case ss.ValidatorsFor == l.vkey:
+			val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
 		}
+	}
+	req, err := requestFor(l.src, pl)
+	if err != nil {
+		return &PollError{Outcome: OutcomeExtract, Err: err}
+	}
+	if l.src.inc != nil {
+		l.log.Debug("incremental poll", "full", pl.full, "why", pl.why, "watermark", pl.sent)
 	}
 	tracked := l.status().ItemsTracked
 	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.store(), l.src.Source, tracked) },
@@ -63,16 +80,20 @@ func (l *listLoop) poll(ctx context.Context) error {
 			s.index.Wait() // whether Apply used it or not
 		}
 	}()
-	lst, err := fetchListing(ctx, l.src, l.f, val, s)
+	lst, err := fetchListing(ctx, l.src, l.f, val, s, req)
 	var res diff.Result
 	outcome := OutcomeSuccess
 	if err == nil {
 		l.setAsked(lst.interval)
 		p := diff.Poll{
-			Observations: lst.obs, Complete: lst.complete, Now: l.m.now(),
+			Observations: lst.obs, Complete: lst.complete && pl.full, Now: l.m.now(),
 			Validators: diff.Validators{ETag: lst.etag, LastModified: lst.lastModified, For: l.vkey},
 			Watchers:   l.m.watchersOf(l.src.Name),
 			Index:      s.index,
+		}
+		if l.src.inc != nil {
+			p.Validators = diff.Validators{}
+			p.Mark = markFor(pl, lst, l.vkey)
 		}
 		if lst.notModified {
 			outcome = OutcomeNotModified

@@ -64,7 +64,7 @@ func BenchmarkListingHeap(b *testing.B) {
 					store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 						return x.StoreNew(ctx, st, obs, now, nil)
 					}}
-				lst, err := fetchListing(ctx, src, f, diff.Validators{}, s)
+				lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
 				if err != nil {
 					b.Fatal(err)
 				}

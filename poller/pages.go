@@ -13,6 +13,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/redact"
+	"github.com/pollrelay/pollrelay/store"
 )
 
 // Page describes one fetched page, for probe's report.
@@ -35,13 +36,15 @@ type listing struct {
 	etag, lastModified string
 	// interval is what X-Poll-Interval asked for (0 = nothing).
 	interval time.Duration
+	// mark is the watermark the pages gave, for an incremental source.
+	mark mark
 }
 
 // Fetch polls a list or single-object source once: every page, decoded
 // and extracted. complete is false when max_pages cut the listing short;
 // an error means the poll decides nothing.
 func Fetch(ctx context.Context, src *compiled, f *fetcher) (obs []diff.Observation, complete bool, err error) {
-	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil)
+	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil, plainRequest(src))
 	return l.obs, l.complete, err
 }
 
@@ -123,19 +126,19 @@ func (s *stream) page(out *listing, obs []diff.Observation, body int, more bool)
 // only for sources without pagination: a 304 on a first page says nothing
 // about the pages after it. s, when set, filters a long listing as it
 // arrives (see streamAfter).
-func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Validators, s *stream) (listing, error) {
+func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Validators, s *stream, req request) (listing, error) {
 	var out listing
 	p := src.pages
 	maxPages := 1
-	next := src.URL
+	next := req.url
 	var hdr http.Header
 	if p != nil {
-		maxPages, next = p.maxPages, p.style.first(src.URL)
+		maxPages, next = p.maxPages, p.style.first(req.url)
 	} else {
 		hdr = conditional(val.ETag, val.LastModified)
 	}
 	for n := 0; n < maxPages; n++ {
-		resp, err := f.do(ctx, next, src.body, hdr)
+		resp, err := f.do(ctx, next, req.body, hdr)
 		if err != nil {
 			return out, pageErr(err, n)
 		}
@@ -155,13 +158,18 @@ func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Valid
 		}
 		out.pages = append(out.pages, Page{URL: redact.URL(next), Status: resp.status, Items: len(obs)})
 		s.fetched(len(out.pages), len(obs))
+		if src.inc != nil {
+			if out.mark, err = pageMark(ctx, src, resp.body, out.mark); err != nil {
+				return out, pageErr(&PollError{Outcome: OutcomeExtract, Err: err}, n)
+			}
+		}
 		if p == nil {
 			out.obs = append(out.obs, obs...)
 			out.etag, out.lastModified = resp.header.Get("ETag"), resp.header.Get("Last-Modified")
 			out.complete = true
 			return out, nil
 		}
-		more, err := p.style.next(ctx, fetchedPage{source: src.URL, url: next, resp: resp, doc: doc, n: n, items: len(obs)})
+		more, err := p.style.next(ctx, fetchedPage{source: req.url, url: next, resp: resp, doc: doc, n: n, items: len(obs)})
 		if err != nil {
 			return out, pageErr(err, n)
 		}
@@ -284,17 +292,42 @@ func splitLinks(v string) []string {
 	return append(parts, v[start:])
 }
 
-// Probe fetches a list or single-object source once, as a poll would,
-// without touching any store. It returns what was extracted, whether the
-// listing was complete, and the pages fetched.
-func Probe(ctx context.Context, cfg *config.Source, log *slog.Logger) ([]diff.Observation, bool, []Page, error) {
+// Probed is what Probe fetched.
+type Probed struct {
+	Obs []diff.Observation
+	// Complete: every page was fetched, and the listing was a full one
+	// (it may decide deletes).
+	Complete bool
+	Pages    []Page
+	// Incremental says what an incremental source asked for: the
+	// watermark sent, or why the listing was full; "" for other sources.
+	Incremental string
+}
+
+// Probe fetches a list or single-object source once, as a poll after ss
+// (the source's stored state) would, without writing to any store.
+func Probe(ctx context.Context, cfg *config.Source, ss store.SourceState, log *slog.Logger) (Probed, error) {
 	src, err := compile(cfg)
 	if err != nil {
-		return nil, false, nil, err
+		return Probed{}, err
 	}
 	f := newFetcher(src, log, func(int) {}, nil)
-	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil)
-	return l.obs, l.complete, l.pages, redactError(err, sourceSecrets(cfg))
+	pl := plan{full: true}
+	var out Probed
+	if src.inc != nil {
+		pl = planFor(src.inc, ss, validatorsFor(src), time.Now())
+		out.Incremental = "full listing (" + pl.why + ")"
+		if !pl.full {
+			out.Incremental = "changes since " + paramText(pl.sent)
+		}
+	}
+	req, err := requestFor(src, pl)
+	if err != nil {
+		return out, err
+	}
+	l, err := fetchListing(ctx, src, f, diff.Validators{}, nil, req)
+	out.Obs, out.Complete, out.Pages = l.obs, l.complete && pl.full, l.pages
+	return out, redactError(err, sourceSecrets(cfg))
 }
 
 // ProbeWatch fetches one watched id of a watch source, as a watch poll

@@ -139,7 +139,7 @@ func TestPaginationStyles(t *testing.T) {
 			api := newPagedAPI(t, tc.items)
 			src := compiledSource(t, fmt.Sprintf("  - {name: s, url: '%s%s', items: '.data[]', pagination: %s}\n", api.srv.URL, tc.path, tc.pagination))
 			f := newFetcher(src, testLogger(t), func(int) {}, nil)
-			lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
+			lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil, plainRequest(src))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func TestPaginationStaysOnTheSourceHost(t *testing.T) {
 	defer up.Close()
 	src := compiledSource(t, fmt.Sprintf("  - {name: s, url: '%s', items: '.data[]', auth: {bearer: tok}, pagination: {next_url: .next}}\n", up.URL))
 	f := newFetcher(src, testLogger(t), func(int) {}, nil)
-	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
+	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil, plainRequest(src))
 	if pe, ok := err.(*PollError); !ok || pe.Outcome != OutcomeExtract {
 		t.Fatalf("err = %v, want an extract_error refusing the link", err)
 	}
@@ -335,7 +335,7 @@ func TestLongListingFilteredPageByPage(t *testing.T) {
 	src := compileAll(t, srcs[:1])[0]
 	s := &stream{now: time.Now(), load: func() *diff.Index { return diff.LoadIndex(h.st, src.Source, 45) }}
 	f := newFetcher(src, testLogger(t), func(int) {}, nil)
-	lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, s)
+	lst, err := fetchListing(context.Background(), src, f, diff.Validators{}, s, plainRequest(src))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func TestRedirectSchemeChangeRefused(t *testing.T) {
 	defer srv.Close()
 	src := compiledSource(t, redirectSource(srv.URL))
 	f := newFetcher(src, testLogger(t), func(int) {}, srv.Client().Transport)
-	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil)
+	_, err := fetchListing(context.Background(), src, f, diff.Validators{}, nil, plainRequest(src))
 	pe, ok := errors.AsType[*PollError](err)
 	if !ok || pe.Outcome != OutcomeRedirect || !strings.Contains(err.Error(), "scheme") || pe.Status != http.StatusFound {
 		t.Fatalf("err = %v, want a %s naming the scheme", err, OutcomeRedirect)

@@ -53,6 +53,14 @@ type SourceState struct {
 	// the same listing again is known to change nothing (see diff).
 	ListingDigest  string `json:"listing_digest,omitempty"`
 	ListingTracked int    `json:"listing_tracked,omitempty"`
+	// Watermark is what an incremental source's next poll asks from
+	// (before its lookback), as JSON text of the value the upstream gave,
+	// written with the poll whose items it covers. WatermarkFor names the
+	// source configuration it belongs to, as ValidatorsFor does, and
+	// FullAt is when the last full listing was applied.
+	Watermark    string    `json:"watermark,omitempty"`
+	WatermarkFor string    `json:"watermark_for,omitempty"`
+	FullAt       time.Time `json:"full_at,omitzero"`
 }
 
 // CheckItem reports, as a bad record, an item that could not be written

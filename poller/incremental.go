@@ -1,0 +1,286 @@
+package poller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/pollrelay/pollrelay/config"
+	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/jqexpr"
+	"github.com/pollrelay/pollrelay/store"
+)
+
+// incremental is a source's incremental: compiled.
+type incremental struct {
+	param, bodyField string
+	// from is jq over each item; cursor jq over each response. One is set.
+	from, cursor *jqexpr.Expr
+	lookback     time.Duration
+	fullEvery    time.Duration
+}
+
+func compileIncremental(inc *config.Incremental) (*incremental, error) {
+	c := &incremental{param: inc.Param, bodyField: inc.BodyField, lookback: inc.Lookback, fullEvery: inc.FullEvery}
+	var err error
+	if c.from, err = optionalJQ(inc.From); err != nil {
+		return nil, fmt.Errorf("from: %w", err)
+	}
+	if c.cursor, err = optionalJQ(inc.Cursor); err != nil {
+		return nil, fmt.Errorf("cursor: %w", err)
+	}
+	return c, nil
+}
+
+// plan is what one poll of an incremental source asks for.
+type plan struct {
+	// full: no watermark is sent, and the listing may decide deletes.
+	full bool
+	// why says what made a poll full, for the log and probe.
+	why string
+	// sent is the watermark sent (after lookback), as JSON text.
+	sent string
+}
+
+// planFor decides a poll of src from its stored state at now: full for
+// the first poll, after a config change, with no watermark yet, or once
+// full_every has passed since the last full listing.
+func planFor(inc *incremental, ss store.SourceState, vkey string, now time.Time) plan {
+	switch {
+	case !ss.Baselined:
+		return plan{full: true, why: "first poll"}
+	case ss.Watermark == "":
+		return plan{full: true, why: "no watermark yet"}
+	case ss.WatermarkFor != vkey:
+		return plan{full: true, why: "the source's request changed"}
+	case ss.FullAt.IsZero() || now.Sub(ss.FullAt) >= inc.fullEvery:
+		return plan{full: true, why: "full_every has passed since the last full listing"}
+	}
+	sent, err := lookedBack(ss.Watermark, inc)
+	if err != nil {
+		return plan{full: true, why: "the stored watermark is unreadable"}
+	}
+	return plan{sent: sent}
+}
+
+// lookedBack is the stored watermark less the lookback, as JSON text: a
+// time earlier by it, or epoch seconds or milliseconds fewer by it. A
+// cursor is sent back as it is.
+func lookedBack(stored string, inc *incremental) (string, error) {
+	if inc.cursor != nil || inc.lookback == 0 {
+		return stored, nil
+	}
+	m, err := parseMark(json.RawMessage(stored))
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case !m.at.IsZero():
+		b, _ := json.Marshal(m.at.Add(-inc.lookback).Format(time.RFC3339Nano))
+		return string(b), nil
+	case m.millis:
+		return strconv.FormatFloat(m.n-float64(inc.lookback.Milliseconds()), 'f', -1, 64), nil
+	default:
+		return strconv.FormatFloat(m.n-inc.lookback.Seconds(), 'f', -1, 64), nil
+	}
+}
+
+// mark is one `from` value: a time, or an epoch number.
+type mark struct {
+	raw    string // JSON text, as the upstream gave it
+	at     time.Time
+	n      float64
+	millis bool // n counts milliseconds
+}
+
+// epochMillis is where epoch numbers are taken for milliseconds: 1e11
+// seconds is in the year 5138, 1e11 milliseconds in 1973.
+const epochMillis = 1e11
+
+// parseMark reads a `from` value: an RFC 3339 time or an epoch number.
+func parseMark(raw json.RawMessage) (mark, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return mark{}, err
+	}
+	return markOf(v, string(raw))
+}
+
+func markOf(v any, raw string) (mark, error) {
+	m := mark{raw: raw}
+	switch x := v.(type) {
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, x)
+		if err != nil {
+			return mark{}, fmt.Errorf("%s is neither an RFC 3339 time nor a number", clipText(raw))
+		}
+		m.at = t
+	case float64:
+		m.n = x
+	case int:
+		m.n = float64(x)
+	case *big.Int:
+		f, _ := new(big.Float).SetInt(x).Float64()
+		m.n = f
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return mark{}, err
+		}
+		m.n = f
+	default:
+		return mark{}, fmt.Errorf("%s is neither an RFC 3339 time nor a number", clipText(raw))
+	}
+	if m.at.IsZero() && (math.IsNaN(m.n) || math.IsInf(m.n, 0)) {
+		return mark{}, fmt.Errorf("%s is not a finite number", clipText(raw))
+	}
+	m.millis = m.at.IsZero() && m.n >= epochMillis
+	return m, nil
+}
+
+// after reports whether m comes after o (o empty: always).
+func (m mark) after(o mark) bool {
+	switch {
+	case o.raw == "":
+		return true
+	case !m.at.IsZero() && !o.at.IsZero():
+		return m.at.After(o.at)
+	case m.at.IsZero() && o.at.IsZero():
+		return m.n > o.n
+	}
+	return false // a time beside a number: the first kind seen stays
+}
+
+func clipText(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// pageMark is the watermark a page gives: the largest `from` over its
+// items, or its cursor. The page is decoded again for it, which only
+// incremental sources pay, on listings that are short by design.
+func pageMark(ctx context.Context, src *compiled, body []byte, best mark) (mark, error) {
+	doc, err := jqexpr.Decode(body)
+	if err != nil {
+		return best, err
+	}
+	inc := src.inc
+	if inc.cursor != nil {
+		vals, err := inc.cursor.All(ctx, doc)
+		if err != nil {
+			return best, fmt.Errorf("incremental.cursor: %w", err)
+		}
+		for _, v := range vals {
+			if v == nil {
+				continue
+			}
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return best, fmt.Errorf("incremental.cursor: %w", err)
+			}
+			best = mark{raw: string(raw)} // the last page's cursor wins
+		}
+		return best, nil
+	}
+	items := []any{doc}
+	if src.items != nil {
+		if items, err = src.items.All(ctx, doc); err != nil {
+			return best, fmt.Errorf("items: %w", err)
+		}
+	}
+	for _, it := range items {
+		vals, err := inc.from.All(ctx, it)
+		if err != nil {
+			return best, fmt.Errorf("incremental.from: %w", err)
+		}
+		for _, v := range vals {
+			if v == nil {
+				continue // an item without the field says nothing
+			}
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return best, fmt.Errorf("incremental.from: %w", err)
+			}
+			m, err := markOf(v, string(raw))
+			if err != nil {
+				return best, fmt.Errorf("incremental.from: %w", err)
+			}
+			if m.after(best) {
+				best = m
+			}
+		}
+	}
+	return best, nil
+}
+
+// request is the first page's URL and the body of every page of a poll.
+type request struct {
+	url  string
+	body []byte
+}
+
+// plainRequest is src's request as configured: what every poll of a
+// source without incremental: sends.
+func plainRequest(src *compiled) request { return request{url: src.URL, body: src.body} }
+
+// requestFor is src's request carrying p's watermark: in the query
+// parameter (on every page the source's URL starts), or as a field of the
+// JSON body.
+func requestFor(src *compiled, p plan) (request, error) {
+	r := plainRequest(src)
+	if src.inc == nil || p.full {
+		return r, nil
+	}
+	if src.inc.param != "" {
+		u, err := url.Parse(src.URL)
+		if err != nil {
+			return r, err
+		}
+		q := u.Query()
+		q.Set(src.inc.param, paramText(p.sent))
+		u.RawQuery = q.Encode()
+		r.url = u.String()
+		return r, nil
+	}
+	body := map[string]any{}
+	if len(src.body) > 0 {
+		if err := json.Unmarshal(src.body, &body); err != nil {
+			return r, fmt.Errorf("body: %w", err)
+		}
+	}
+	body[src.inc.bodyField] = json.RawMessage(p.sent)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return r, fmt.Errorf("body: %w", err)
+	}
+	r.body = b
+	return r, nil
+}
+
+// paramText is a JSON value as a query parameter: a string without its
+// quotes, a number as written.
+func paramText(raw string) string {
+	var s string
+	if json.Unmarshal([]byte(raw), &s) == nil {
+		return s
+	}
+	return raw
+}
+
+// markFor is what a poll planned as p leaves for the next one. A listing
+// cut short moves no watermark: its unfetched pages may hold items older
+// than the largest seen.
+func markFor(p plan, lst listing, vkey string) *diff.Mark {
+	m := &diff.Mark{For: vkey, Full: p.full && lst.complete}
+	if lst.complete {
+		m.Watermark = lst.mark.raw
+	}
+	return m
+}
