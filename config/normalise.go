@@ -51,6 +51,8 @@ func normaliseSource(s *Source, path string, adaptive bool, p *problems) {
 		checkJQ(path+".incremental.from", inc.From, false, p)
 		checkJQ(path+".incremental.cursor", inc.Cursor, false, p)
 	}
+	checkJQ(path+".progress", s.Progress, false, p)
+	checkJQ(path+".eta", s.ETA, false, p)
 	checkJQ(path+".items", s.Items, false, p)
 	checkJQ(path+".id", s.ID, true, p)
 	checkJQ(path+".state", s.State, true, p)

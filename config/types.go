@@ -158,6 +158,12 @@ type Source struct {
 	WatchTTL  time.Duration `koanf:"watch_ttl"`
 	IDs       []string      `koanf:"ids"`
 	WatchFrom string        `koanf:"watch_from"`
+	// Progress and ETA (jq over each response, adaptive watch sources)
+	// are what the upstream says of how far an item has come: a number
+	// 0..1 or 0..100, and a time or seconds left. The schedule polls just
+	// after the completion they predict.
+	Progress string `koanf:"progress"`
+	ETA      string `koanf:"eta"`
 }
 
 // Schedule is a source's `schedule:`: a cron expression and the time

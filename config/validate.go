@@ -270,6 +270,12 @@ func validateAdaptive(s *Source, path string, adaptive bool, p *problems) {
 		if s.MaxInterval != 0 {
 			p.add(path+".max_interval", msg)
 		}
+		if s.Progress != "" {
+			p.add(path+".progress", "%s (on a watch source): it steers when each id is polled", msg)
+		}
+		if s.ETA != "" {
+			p.add(path+".eta", "%s (on a watch source): it steers when each id is polled", msg)
+		}
 		return
 	}
 	if !s.IsWatch() {

@@ -1,7 +1,10 @@
 package poller
 
 import (
+	"context"
 	"fmt"
+	"math"
+	"math/big"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -36,6 +39,8 @@ type watchTimes struct {
 	// poll before a transition is unknown.
 	last time.Time
 	due  time.Time
+	// prog is the progress reported in state.
+	prog adaptive.Progress
 }
 
 func newSched() *sched {
@@ -122,7 +127,7 @@ func (l *watchLoop) dueWatches(all []store.Watch, now time.Time) ([]store.Watch,
 
 // observed schedules a watch's next poll after a successful one at now
 // and learns from a change of state.
-func (l *watchLoop) observed(ob diff.WatchObservation, now time.Time) {
+func (l *watchLoop) observed(ob diff.WatchObservation, hint adaptive.Hint, now time.Time) {
 	s := l.sched
 	wt := s.items[ob.ID]
 	if wt == nil {
@@ -150,9 +155,70 @@ func (l *watchLoop) observed(ob diff.WatchObservation, now time.Time) {
 			wt.entered = now
 		}
 		wt.state = state
+		wt.prog.Reset()
 	}
 	wt.last = now
-	wt.due = now.Add(s.model.NextPoll(wt.state, now.Sub(wt.entered), s.p))
+	age := now.Sub(wt.entered)
+	switch {
+	case hint.HasLeft:
+		wt.due = now.Add(adaptive.NextFromLeft(hint.Left, s.p))
+		return
+	case hint.HasProgress:
+		wt.prog.Observe(age, hint.Progress)
+	}
+	if gap, ok := wt.prog.Next(age, s.p); ok {
+		wt.due = now.Add(gap)
+		return
+	}
+	wt.due = now.Add(s.model.NextPoll(wt.state, age, s.p))
+}
+
+// hintOf reads what a response says of its item's progress: progress as
+// 0..1, or 0..100 when over 1; eta as a time, or seconds from now. A
+// value of another kind is no hint: it never fails the poll.
+func hintOf(ctx context.Context, src *compiled, doc any, now time.Time) adaptive.Hint {
+	var h adaptive.Hint
+	if src.eta != nil {
+		if v, err := src.eta.First(ctx, doc); err == nil {
+			switch x := v.(type) {
+			case string:
+				if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+					h.Left, h.HasLeft = max(t.Sub(now), 0), true
+				}
+			default:
+				if f, ok := number(x); ok && f >= 0 {
+					h.Left, h.HasLeft = time.Duration(min(f, 1e9)*float64(time.Second)), true
+				}
+			}
+		}
+	}
+	if src.progress != nil {
+		if v, err := src.progress.First(ctx, doc); err == nil {
+			if f, ok := number(v); ok && f >= 0 {
+				if f > 1 {
+					f /= 100
+				}
+				h.Progress, h.HasProgress = min(f, 1), true
+			}
+		}
+	}
+	return h
+}
+
+// number is a jq number as a float64; NaN and infinities are not one.
+func number(v any) (float64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case int:
+		f = float64(x)
+	case float64:
+		f = x
+	case *big.Int:
+		f, _ = new(big.Float).SetInt(x).Float64()
+	default:
+		return 0, false
+	}
+	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // failedWatch retries a watch whose poll failed after the fixed interval:

@@ -3,6 +3,7 @@ package poller
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -136,4 +137,63 @@ func histogramCount(t *testing.T, h *harness, name string) uint64 {
 		}
 	}
 	return 0
+}
+
+// progressUpstream is a job that runs 100s from the first request for
+// it, reporting its progress in percent, or only the time it has left.
+type progressUpstream struct {
+	mu    sync.Mutex
+	start time.Time
+	polls []time.Time
+	eta   bool
+}
+
+func (u *progressUpstream) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := time.Now()
+	if u.start.IsZero() {
+		u.start = now
+	}
+	u.polls = append(u.polls, now)
+	took := now.Sub(u.start)
+	switch {
+	case took >= 100*time.Second:
+		fmt.Fprint(w, `{"status": "done", "progress": 100}`)
+	case u.eta:
+		fmt.Fprintf(w, `{"status": "running", "left": %d}`, int((100*time.Second - took).Seconds()))
+	default:
+		fmt.Fprintf(w, `{"status": "running", "progress": %d}`, int(took.Seconds()))
+	}
+}
+
+// An adaptive watch source with progress: (or eta:) polls its job just
+// after the completion it predicts: a few requests where the fixed
+// fallback (15s) would make seven, and the end seen within seconds.
+func TestAdaptiveProgressAndETA(t *testing.T) {
+	for _, hint := range []string{"progress: .progress", "eta: .left"} {
+		t.Run(hint, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &progressUpstream{eta: strings.HasPrefix(hint, "eta")}
+				h := newHarness(t, handlerTransport{up})
+				srcs := sources(t, "  - {name: w, url: 'http://upstream.test/jobs/{id}', interval: adaptive, terminal: [done], "+hint+"}\n")
+				putNamedWatches(t, h.st, "w", "j", 1)
+				h.start(srcs)
+				time.Sleep(5 * time.Minute)
+				synctest.Wait()
+				evs := types(h.events())
+				h.close()
+				up.mu.Lock()
+				defer up.mu.Unlock()
+				last := up.polls[len(up.polls)-1].Sub(up.start)
+				t.Logf("%d requests; the end seen %v after it", len(up.polls), last-100*time.Second)
+				if len(up.polls) > 4 || last < 100*time.Second || last > 105*time.Second {
+					t.Errorf("polled at %v: want at most 4 requests, the last within 5s after the end at 100s", up.polls)
+				}
+				if len(evs) != 1 || !strings.HasSuffix(evs[0], ":j00") {
+					t.Errorf("events = %v, want the one terminal event of j00", evs)
+				}
+			})
+		})
+	}
 }

@@ -31,6 +31,8 @@ type compiled struct {
 	cron *schedule.Cron
 	// inc is the source's incremental:; nil lists everything every poll.
 	inc *incremental
+	// progress and eta are the adaptive schedule's hints; nil without.
+	progress, eta *jqexpr.Expr
 }
 
 // compile builds what polling src takes. A config that loaded compiles:
@@ -68,6 +70,12 @@ func compile(src *config.Source) (*compiled, error) {
 	}
 	if c.pages, err = newPagination(src.Pagination); err != nil {
 		return fail("pagination", err)
+	}
+	if c.progress, err = optionalJQ(src.Progress); err != nil {
+		return fail("progress", err)
+	}
+	if c.eta, err = optionalJQ(src.ETA); err != nil {
+		return fail("eta", err)
 	}
 	if src.Incremental != nil {
 		if c.inc, err = compileIncremental(src.Incremental); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pollrelay/pollrelay/diff"
+	"github.com/pollrelay/pollrelay/poller/adaptive"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -25,6 +26,8 @@ type watchDone struct {
 	err     error
 	// asked is X-Poll-Interval from the response (0 = none).
 	asked time.Duration
+	// hint is what the response said of the item's progress.
+	hint adaptive.Hint
 }
 
 // watchRound is one round over a watch source's watches (see
@@ -184,7 +187,7 @@ func (r *watchRound) received(d watchDone) {
 	}
 	r.ok++
 	if l.sched != nil {
-		l.observed(d.ob, l.m.now())
+		l.observed(d.ob, d.hint, l.m.now())
 	}
 	if len(r.pending) == 0 {
 		r.firstPending = l.m.now()

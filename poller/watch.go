@@ -121,6 +121,9 @@ func (l *watchLoop) fetchWatch(ctx context.Context, w store.Watch) watchDone {
 		if doc, err = decode(resp.body, resp.status); err == nil {
 			d.ob.Observation, err = extractWatch(ctx, l.src, doc, w.ID)
 		}
+		if err == nil && (l.src.progress != nil || l.src.eta != nil) {
+			d.hint = hintOf(ctx, l.src, doc, l.m.now())
+		}
 		d.ob.Validators = diff.Validators{ETag: resp.header.Get("ETag"), LastModified: resp.header.Get("Last-Modified"), For: l.vkey}
 	}
 	if err != nil {

@@ -140,8 +140,13 @@ func bisect(lo, hi, target float64, f func(float64) float64) float64 {
 
 func main() {
 	flag.DurationVar(&fixedInterval, "fixed", fixedInterval, "the fixed interval to compare with (sets the request budget)")
+	only := flag.String("only", "", "run one workload: progress")
 	flag.Parse()
 	rng := rand.New(rand.NewPCG(seed, seed))
+	if *only == "progress" {
+		fmt.Printf("adaptive/fixed mean delay ratio: %.2f\n", progressWorkload(rng))
+		return
+	}
 	js := make([]job, jobs)
 	for i := range js {
 		q := queuedMedian * math.Exp(queuedSigma*rng.NormFloat64())
@@ -177,7 +182,127 @@ func main() {
 	fmt.Printf("\nbest any schedule can do on this workload knowing only the duration distributions\n")
 	fmt.Printf("(poll density ∝ √hazard, continuous limit): mean delay ratio %.2f (queued alone %.2f, processing alone %.2f)\n",
 		(k1+k2)*(k1+k2)/(2*(e1+e2)), k1*k1/e1, k2*k2/e2)
-	fmt.Printf("adaptive/fixed mean delay ratio: %.2f\n", ad.mean()/fx.mean())
+	fmt.Printf("two-state workload: adaptive/fixed mean delay ratio at equal requests: %.2f\n", ad.mean()/fx.mean())
+
+	fmt.Printf("\none log-normal stay (median %.0fs), fixed %s against the duration model at equal requests:\n", processMedian, fixedInterval)
+	for _, sigma := range []float64{0.3, 0.5, 1.0} {
+		oneStage(rng, sigma)
+	}
+	ratio := progressWorkload(rng)
+	fmt.Printf("adaptive/fixed mean delay ratio: %.2f\n", ratio)
+}
+
+// oneStage prints fixed against the duration model on jobs that go
+// straight from processing to done after a log-normal stay, with the
+// bound K²/E no schedule that knows only the distribution can beat.
+func oneStage(rng *rand.Rand, sigma float64) {
+	js := make([]job, jobs)
+	for i := range js {
+		js[i] = job{started: 0, done: processMedian * math.Exp(sigma*rng.NormFloat64())}
+	}
+	fx := run(js, fixed(fixedInterval.Seconds()), nil)
+	threshold := bisect(0.01, 20, float64(fx.requests), func(c float64) float64 {
+		return float64(runAdaptive(js, c).requests)
+	})
+	ad := runAdaptive(js, threshold)
+	k, e := lognormalK(processMedian, sigma)
+	fmt.Printf("  σ %.1f  fixed: %7d requests, mean %6.2fs, p95 %6.2fs   adaptive: %7d requests, mean %6.2fs, p95 %6.2fs   ratio %.2f, bound %.2f\n",
+		sigma, fx.requests, fx.mean(), fx.p95(), ad.requests, ad.mean(), ad.p95(), ad.mean()/fx.mean(), k*k/e)
+}
+
+// Progress workload: jobs that report progress, growing at a rate of
+// their own (a log-normal duration, median 90s, σ 1.0), each report off
+// by up to ±10%, and one job in five stalling for 10–60 s somewhere
+// between 20% and 80%.
+const (
+	progressNoise = 0.1
+	stallShare    = 0.2
+)
+
+// pjob is a job of the progress workload.
+type pjob struct {
+	work              float64 // seconds of progress from 0 to 1
+	stallAt, stallFor float64 // progress where it stalls, and for how long
+	noise             []float64
+}
+
+func (j pjob) done() float64 { return j.work + j.stallFor }
+
+// progress is what the job reports at t (true progress with the noise of
+// report n), below 1 until done.
+func (j pjob) progress(t float64, n int) float64 {
+	active := t
+	if stallT := j.stallAt * j.work; t > stallT {
+		active = max(stallT, t-j.stallFor)
+	}
+	p := active / j.work * (1 + j.noise[n%len(j.noise)])
+	return min(max(p, 0), 0.99)
+}
+
+// runProgress polls each job until it is done: at the progress model's
+// time when it predicts one, else at the duration model's (learned, and
+// spending what fixed would), as the poller does.
+func runProgress(js []pjob) result {
+	m := adaptive.NewModel()
+	p := adaptive.Params{Min: minInterval, Max: maxInterval, Fixed: fixedInterval}
+	var r result
+	for i, j := range js {
+		if i%100 == 0 {
+			p.Threshold = m.ThresholdFor(fixedInterval)
+		}
+		var g adaptive.Progress
+		now, last := 0.0, 0.0
+		r.requests++
+		g.Observe(0, j.progress(0, 0))
+		for n := 1; ; n++ {
+			gap, ok := g.Next(dur(now), p)
+			if !ok {
+				gap = m.NextPoll("processing", dur(now), p)
+			}
+			now += gap.Seconds()
+			r.requests++
+			if now >= j.done() {
+				r.delays = append(r.delays, now-j.done())
+				m.Observe("processing", dur((last+now)/2))
+				break
+			}
+			g.Observe(dur(now), j.progress(now, n))
+			last = now
+		}
+	}
+	return r
+}
+
+// progressWorkload prints adaptive with progress against the fixed
+// interval that spends the same requests, and returns the delay ratio.
+func progressWorkload(rng *rand.Rand) float64 {
+	js := make([]pjob, jobs)
+	for i := range js {
+		j := pjob{work: processMedian * math.Exp(processSigma*rng.NormFloat64()), noise: make([]float64, 16)}
+		for k := range j.noise {
+			j.noise[k] = progressNoise * (2*rng.Float64() - 1)
+		}
+		if rng.Float64() < stallShare {
+			j.stallAt, j.stallFor = 0.2+0.6*rng.Float64(), 10+50*rng.Float64()
+		}
+		js[i] = j
+	}
+	ad := runProgress(js)
+	asJobs := make([]job, len(js))
+	for i, j := range js {
+		asJobs[i] = job{started: 0, done: j.done()}
+	}
+	// The fixed interval that spends what adaptive spent.
+	iv := bisect(0.5, 600, float64(ad.requests), func(iv float64) float64 {
+		return float64(run(asJobs, fixed(iv), nil).requests)
+	})
+	fx := run(asJobs, fixed(iv), nil)
+	fmt.Printf("\nprogress workload: %d jobs reporting progress (duration log-normal median %.0fs σ %.1f, each report ±%.0f%%, %.0f%% stall 10–60 s)\n",
+		jobs, processMedian, processSigma, 100*progressNoise, 100*stallShare)
+	fmt.Printf("equal requests:\n")
+	fmt.Printf("  fixed %-7s requests %7d  mean delay %6.2fs  p95 %6.2fs\n", fmt.Sprintf("%.1fs", iv), fx.requests, fx.mean(), fx.p95())
+	fmt.Printf("  adaptive      requests %7d  mean delay %6.2fs  p95 %6.2fs  (progress, falling back to the duration model)\n", ad.requests, ad.mean(), ad.p95())
+	return ad.mean() / fx.mean()
 }
 
 // lognormalK returns K = ∫ √(f·S) dt and the mean E of a log-normal stay.

@@ -154,3 +154,38 @@ func TestMaxStates(t *testing.T) {
 		t.Errorf("model keeps %d states, want at most %d", n, MaxStates)
 	}
 }
+
+// Progress extrapolates the run from its first report, weighting later
+// reports more; a stall only delays the estimate, and a fall back of more
+// than fallBack restarts it. With too little growth it predicts nothing.
+func TestProgressEstimatesTheEnd(t *testing.T) {
+	p := Params{Min: time.Second, Max: 10 * time.Minute}
+	var g Progress
+	g.Observe(0, 0)
+	if _, ok := g.Next(0, p); ok {
+		t.Error("one report predicted an end")
+	}
+	g.Observe(10*time.Second, 0.01)
+	if _, ok := g.Next(10*time.Second, p); ok {
+		t.Error("1% of growth predicted an end")
+	}
+	g.Observe(20*time.Second, 0.2)
+	g.Observe(40*time.Second, 0.4)
+	if end, ok := g.End(); !ok || end < 98*time.Second || end > 102*time.Second {
+		t.Errorf("end = %v, want about 100s", end)
+	}
+	if gap, _ := g.Next(40*time.Second, p); gap < 60*time.Second || gap > 65*time.Second {
+		t.Errorf("next poll after %v, want just past the end at 100s", gap)
+	}
+	// Past the estimate and not done: soon again, not at once.
+	if gap, _ := g.Next(120*time.Second, p); gap != 6*time.Second {
+		t.Errorf("past the end, next poll after %v, want 6s (a twentieth of the age)", gap)
+	}
+	g.Observe(50*time.Second, 0.05) // restarted
+	if _, ok := g.Next(50*time.Second, p); ok {
+		t.Error("a restarted run predicted from the old one")
+	}
+	if d := NextFromLeft(30*time.Second, p); d != 30*time.Second+600*time.Millisecond {
+		t.Errorf("30s left: next poll after %v", d)
+	}
+}
