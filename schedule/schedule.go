@@ -59,17 +59,31 @@ func (c *Cron) Next(t time.Time) time.Time {
 	if next.IsZero() {
 		return next
 	}
-	// Look for a forward jump between t and next.
-	for at := t; ; {
-		_, end := at.ZoneBounds()
-		if end.IsZero() || !end.Before(next) {
-			return next
-		}
-		if jumped, ok := c.skippedFire(end); ok && jumped.After(t) {
-			return jumped
-		}
-		at = end
+	_, before := t.Zone()
+	_, after := next.Zone()
+	if after <= before {
+		return next // no forward jump in between
 	}
+	if jumped, ok := c.skippedFire(jumpBetween(t, next)); ok && jumped.After(t) {
+		return jumped
+	}
+	return next
+}
+
+// jumpBetween is the instant in (a, b] where the zone offset changes from
+// a's, found by bisection (zone tables give no transitions past their
+// end, so they are not walked).
+func jumpBetween(a, b time.Time) time.Time {
+	_, off := a.Zone()
+	for b.Sub(a) > time.Second {
+		mid := a.Add(b.Sub(a) / 2)
+		if _, o := mid.Zone(); o == off {
+			a = mid
+		} else {
+			b = mid
+		}
+	}
+	return b.Truncate(time.Second)
 }
 
 // skippedFire reports whether the schedule would have fired at a wall

@@ -83,3 +83,31 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("spread of @hourly = %v", got)
 	}
 }
+
+// Past the end of a zone's table Go derives offsets from its rule, and
+// zone bounds stop advancing at some year ends (2028 with the embedded
+// data, 2040 with Debian's): Next must still answer.
+func TestNextPastTheZoneTable(t *testing.T) {
+	for _, expr := range []string{"2 * * * *", "0 9 * * *", "*/5 8-18 * * MON-FRI", "@yearly", "@monthly"} {
+		c := mustParse(t, expr, "Europe/Berlin")
+		for _, from := range []time.Time{
+			time.Date(2028, 12, 30, 8, 0, 30, 0, time.UTC),
+			time.Date(2040, 12, 30, 23, 30, 0, 0, time.UTC),
+			time.Date(2044, 12, 30, 23, 30, 0, 0, time.UTC),
+		} {
+			done := make(chan time.Time, 1)
+			go func() { done <- c.Next(from) }()
+			select {
+			case next := <-done:
+				if !next.After(from) {
+					t.Errorf("%s after %s: %s", expr, from, next)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s after %s: no answer in 5s", expr, from)
+			}
+		}
+		if g := c.MinGap(time.Date(2040, 6, 1, 0, 0, 0, 0, time.UTC)); g <= 0 {
+			t.Errorf("%s: MinGap %v", expr, g)
+		}
+	}
+}
