@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pollrelay/pollrelay/event"
@@ -499,8 +500,11 @@ func validateSchedule(s *Source, path string, adaptive bool, p *problems) time.D
 		p.add(path+".cron", `required: a cron expression such as "*/5 8-18 * * MON-FRI"`)
 		return 0
 	}
-	c, err := schedule.Parse(s.Schedule.Cron, s.Schedule.Timezone)
-	if err != nil {
+	if s.Schedule.Timezone == "Local" {
+		p.add(path+".timezone", "name the zone (Local is whatever the host says): an IANA name such as Europe/Berlin")
+		return 0
+	}
+	if _, err := schedule.Parse(s.Schedule.Cron, s.Schedule.Timezone); err != nil {
 		key := ".cron"
 		if strings.HasPrefix(err.Error(), "timezone") {
 			key = ".timezone"
@@ -508,11 +512,30 @@ func validateSchedule(s *Source, path string, adaptive bool, p *problems) time.D
 		p.add(path+key, "%s", err.Error())
 		return 0
 	}
-	if c.Next(time.Now()).IsZero() {
+	gap := cronGap(s.Schedule.Cron)
+	if gap == 0 {
 		p.add(path+".cron", "never fires")
-		return 0
 	}
-	return c.MinGap(time.Now())
+	return gap
+}
+
+// cronGaps memoises cronGap: 10,000 sources on one schedule sample it once.
+var cronGaps sync.Map
+
+// cronGap is the shortest gap between two fires of expr, read on a clock
+// without daylight saving time, so it does not depend on the date the
+// file is loaded (a repeated hour would make a daily schedule's an hour).
+func cronGap(expr string) time.Duration {
+	if g, ok := cronGaps.Load(expr); ok {
+		return g.(time.Duration)
+	}
+	c, err := schedule.Parse(expr, "UTC")
+	var g time.Duration
+	if err == nil && !c.Next(time.Now()).IsZero() {
+		g = c.MinGap(time.Now())
+	}
+	cronGaps.Store(expr, g)
+	return g
 }
 
 // validateIncremental checks a list source's incremental:; every is how
@@ -545,6 +568,13 @@ func validateIncremental(s *Source, path string, every time.Duration, p *problem
 	}
 	if inc.Cursor != "" && inc.Lookback != 0 {
 		p.add(path+".lookback", "only valid with from: a cursor is sent back as it is")
+	}
+	if pg := s.Pagination; pg != nil && inc.Param != "" {
+		for _, q := range []string{pg.Param, pg.PageParam, pg.OffsetParam, pg.LimitParam} {
+			if q == inc.Param {
+				p.add(path+".param", "%q is a pagination parameter too: the watermark would replace it", q)
+			}
+		}
 	}
 	if every > 0 && inc.FullEvery < every {
 		p.add(path+".full_every", "must be at least the time between polls (%s)", check.FmtDuration(every))
