@@ -75,6 +75,11 @@ type Poll struct {
 	// its Filter page by page, Observations are what Filter returned.
 	// Without it Apply reads the index itself.
 	Index *Index
+	// Changes: the listing names only the items that changed (an
+	// incremental poll). An item it leaves out is as last seen: still
+	// settling into its pending state, or stalled; and it decides no
+	// deletes, nor counts as a poll for the mass-delete guard.
+	Changes bool
 	// Mark, for an incremental source, is stored with the source's state
 	// in the poll's last transaction: a crash before it repeats the poll
 	// from the old watermark, never skips what it covered.
@@ -174,12 +179,15 @@ func apply(ctx context.Context, st store.Store, src *Source, p Poll, dry bool) (
 		return Result{}, err
 	}
 	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest, late: x.dueSince(cands, p.Now), dry: dry}
+	if p.Changes {
+		l.absent = x.dueUnseen(p.Now)
+	}
 	silent := !ss.Baselined && !src.EmitExisting
 	if p.Complete && (src.DeletesEnabled() && ss.Baselined || silent) {
 		l.gone = x.unseen() // a baseline's are left by one that failed
 	}
 	l.newSS = ss
-	if !silent && holdDeletes(len(l.gone), x.Len(), src, &l.newSS) {
+	if !silent && !p.Changes && holdDeletes(len(l.gone), x.Len(), src, &l.newSS) {
 		l.held, l.gone = len(l.gone), nil
 	}
 	res, err := l.apply(ctx, st)
@@ -206,7 +214,11 @@ type listingPoll struct {
 	// between the filtering and p.Now: re-observed in their stored state,
 	// as a poll judged at p.Now sees them.
 	late []string
-	dry  bool // Preview: write nothing
+	// absent are items a listing of changes left out that are settling or
+	// due for a stalled rule: re-observed as last seen (a settling one in
+	// its pending state, which it still has upstream).
+	absent []string
+	dry    bool // Preview: write nothing
 }
 
 func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error) {
@@ -224,6 +236,20 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 			if it != nil {
 				prev[id] = it
 				cands = append(cands, Observation{ID: id, State: it.State, Object: it.Object})
+			}
+		}
+		for _, id := range l.absent {
+			it, err := t.Item(l.src.Name, id)
+			if err != nil {
+				return err
+			}
+			if it != nil {
+				prev[id] = it
+				state := it.State
+				if it.Pending != nil {
+					state = it.Pending
+				}
+				cands = append(cands, Observation{ID: id, State: state, Object: it.Object})
 			}
 		}
 		read := func(id string) error {
@@ -271,7 +297,7 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 		res.WatchesAdded[ws] += n
 	}
 	return res, write(ctx, st, l.src, l.p, &res, changes, prev, writeState{
-		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked,
+		old: l.ss, new: l.newSS, settled: settled, val: l.p.Validators, digest: l.digest, tracked: tracked, held: l.held,
 		over: &l.x.over, dry: l.dry,
 	})
 }
@@ -324,6 +350,10 @@ type writeState struct {
 	val     Validators
 	digest  string
 	tracked int
+	// held counts the deletes the mass-delete guard held back: a full
+	// listing that held some does not count as one, so the next poll
+	// lists everything again and the guard can confirm them.
+	held int
 	// over are the listing's items skipped as too long to store, recorded
 	// in the quarantine with the source's state.
 	over *skipped
@@ -338,7 +368,13 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 	// short: a listing that is always longer than max_pages (newest first,
 	// say) must still report items that appear at its top.
 	res.Baseline = !ws.old.Baselined
-	newSS := marked(ws.new, p.Mark, p.Now)
+	mark := p.Mark
+	if mark != nil && mark.Full && ws.held > 0 {
+		m := *mark
+		m.Full = false
+		mark = &m
+	}
+	newSS := marked(ws.new, mark, p.Now)
 	newSS.Baselined = true
 	if ws.settled {
 		newSS.ETag, newSS.LastModified, newSS.ValidatorsFor = ws.val.ETag, ws.val.LastModified, ws.val.For

@@ -371,6 +371,19 @@ func (x *Index) dueSince(cands []Observation, now time.Time) []string {
 	return slices.DeleteFunc(out, func(id string) bool { return kept[id] })
 }
 
+// dueUnseen returns the ids of stored items the listing did not name that
+// are settling or due for a stalled rule at now: what a listing of changes
+// only must still look at, as it leaves out items that did not change.
+func (x *Index) dueUnseen(now time.Time) []string {
+	var out []string
+	for i := range x.ends {
+		if !x.seen.get(i) && (x.pending.get(i) || x.fireAt != nil && now.UnixNano() >= x.fireAt[i]) {
+			out = append(out, string(x.id(i)))
+		}
+	}
+	return out
+}
+
 // unseen returns the ids of stored items the listing did not name.
 func (x *Index) unseen() []string {
 	var out []string

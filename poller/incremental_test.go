@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -239,6 +240,32 @@ func TestWatermarkForms(t *testing.T) {
 	if r, _ := requestFor(src, plan{sent: `1767225600`}); r.url != "http://up.test/items?kind=a&since=1767225600" {
 		t.Errorf("param request: %s", r.url)
 	}
+	if got := withQuery("http://up.test/i?z=1&filter=a;b&flag&since=old&a=%7E#top", "since", "2026-01-01T00:00:00+01:00"); got != "http://up.test/i?z=1&filter=a;b&flag&a=%7E&since=2026-01-01T00%3A00%3A00%2B01%3A00#top" {
+		t.Errorf("the query is not kept as written: %s", got)
+	}
+	big, err := compile(source(t, "  - {name: s, url: 'http://up.test/i', method: POST, body: {account: 12345678901234567890, q: 'a<b'}, items: '.items[]', incremental: {body_field: since, from: .ts}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := requestFor(big, plan{sent: `5`}); string(r.body) != `{"account":12345678901234567890,"q":"a<b","since":5}` {
+		t.Errorf("the body's values changed: %s", r.body)
+	}
+	// One item whose from is no time: the page still counts, its largest
+	// readable value is kept aside, and the stored watermark stays.
+	src, err = compile(source(t, "  - {name: s, url: 'http://up.test/items', items: '.items[]', incremental: {param: since, from: .ts}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, bad := pageMark(t.Context(), src, []byte(`{"items": [{"ts": "2026-01-01T00:00:00Z"}, {"ts": ""}, {"ts": "1767225600"}]}`), mark{})
+	if bad == nil || m.raw != `"2026-01-01T00:00:00Z"` {
+		t.Errorf("mark %q, bad %v", m.raw, bad)
+	}
+	if mk := markFor(plan{}, listing{complete: true, mark: m, markErr: bad}, "k"); mk.Watermark != "" {
+		t.Errorf("a listing with an unreadable from left watermark %q", mk.Watermark)
+	}
+	if got, _ := lookedBack(`1767225600000000`, &incremental{lookback: time.Minute}); got != `1767225540000000` {
+		t.Errorf("epoch µs less a minute = %s", got)
+	}
 	cut := markFor(plan{sent: "1"}, listing{complete: false, mark: mark{raw: "9"}}, "k")
 	if cut.Watermark != "" || cut.Full {
 		t.Errorf("a listing cut short left %+v", cut)
@@ -246,4 +273,75 @@ func TestWatermarkForms(t *testing.T) {
 	if m := markFor(plan{full: true}, listing{complete: true, mark: mark{raw: "9"}}, "k"); m.Watermark != "9" || !m.Full {
 		t.Errorf("a complete full listing left %+v", m)
 	}
+}
+
+// An incremental listing leaves out what did not change, and that still
+// counts: an item settling is seen again in its pending state, a stalled
+// rule fires on time, and deletes held by the mass-delete guard are
+// confirmed by the full listings that follow (the next polls stay full
+// until they are).
+func TestIncrementalSettleStallAndHeldDeletes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		up := &changelog{rows: map[string]row{}}
+		for _, id := range []string{"a", "b", "c", "d"} {
+			up.set(id, "queued", t0.Add(-time.Hour))
+		}
+		h := newHarness(t, handlerTransport{up})
+		h.start(sources(t, `  - name: s
+    url: 'http://upstream.test/items'
+    interval: 5m
+    items: '.items[]'
+    settle: 2
+    confirm_polls: 2
+    pagination: {next: '.next', param: cursor}
+    incremental: {param: updated_since, from: '.updated_at', full_every: 1h}
+    events:
+      - {type: 'item.{current}', on: changed}
+      - {type: item.deleted, on: deleted}
+      - {type: item.stuck, on: stalled, state: queued, after: 80m}
+`))
+		defer h.close()
+		h.mustPoll("s") // the baseline
+		up.set("a", "ready", t0.Add(time.Minute))
+		up.set("b", "ready", t0.Add(2*time.Minute))
+		h.mustPoll("s") // a and b listed once, settling
+		h.mustPoll("s") // from b's updated_at: a is left out, still ready upstream
+		got := types(h.events())
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"item.ready:a", "item.ready:b"}) {
+			t.Fatalf("after a and b settle: %v", got)
+		}
+		// c and d stay queued: 80 minutes after they were first seen the
+		// stalled rule fires, though no listing names them since.
+		time.Sleep(81 * time.Minute)
+		h.mustPoll("s")
+		stuck := 0
+		for _, e := range types(h.events()) {
+			if e == "item.stuck:c" || e == "item.stuck:d" {
+				stuck++
+			}
+		}
+		if stuck != 2 {
+			t.Fatalf("stalled events: %v", types(h.events()))
+		}
+		// Three of four gone: held, then confirmed by the next full
+		// listing, although full_every has not passed again.
+		for _, id := range []string{"b", "c", "d"} {
+			up.set(id, "", time.Time{})
+		}
+		time.Sleep(61 * time.Minute)
+		h.mustPoll("s") // full: holds the deletes
+		h.mustPoll("s") // full again: confirms them
+		var deleted []string
+		for _, e := range types(h.events()) {
+			if strings.HasPrefix(e, "item.deleted:") {
+				deleted = append(deleted, e)
+			}
+		}
+		slices.Sort(deleted)
+		if !slices.Equal(deleted, []string{"item.deleted:b", "item.deleted:c", "item.deleted:d"}) {
+			t.Errorf("deletes after two full listings: %v; requests %q", deleted, up.requests())
+		}
+	})
 }
