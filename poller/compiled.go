@@ -31,6 +31,9 @@ type compiled struct {
 	cron *schedule.Cron
 	// inc is the source's incremental:; nil lists everything every poll.
 	inc *incremental
+	// incKey names what a stored watermark means: the request and the
+	// incremental settings it was read under.
+	incKey string
 	// progress and eta are the adaptive schedule's hints; nil without.
 	progress, eta *jqexpr.Expr
 }
@@ -82,6 +85,11 @@ func compile(src *config.Source) (*compiled, error) {
 			return fail("incremental", err)
 		}
 	}
+	defer func() {
+		if c.inc != nil {
+			c.incKey = incrementalKey(c)
+		}
+	}()
 	if sc := src.Schedule; sc != nil {
 		if c.cron, err = schedule.Parse(sc.Cron, sc.Timezone); err != nil {
 			return fail("schedule", err)

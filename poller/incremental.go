@@ -1,13 +1,17 @@
 package poller
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pollrelay/pollrelay/config"
@@ -83,24 +87,38 @@ func lookedBack(stored string, inc *incremental) (string, error) {
 	case !m.at.IsZero():
 		b, _ := json.Marshal(m.at.Add(-inc.lookback).Format(time.RFC3339Nano))
 		return string(b), nil
-	case m.millis:
-		return strconv.FormatFloat(m.n-float64(inc.lookback.Milliseconds()), 'f', -1, 64), nil
 	default:
-		return strconv.FormatFloat(m.n-inc.lookback.Seconds(), 'f', -1, 64), nil
+		return strconv.FormatFloat(m.n-inc.lookback.Seconds()*epochUnit(m.n), 'f', -1, 64), nil
 	}
 }
 
 // mark is one `from` value: a time, or an epoch number.
 type mark struct {
-	raw    string // JSON text, as the upstream gave it
-	at     time.Time
-	n      float64
-	millis bool // n counts milliseconds
+	raw string // JSON text, as the upstream gave it
+	at  time.Time
+	n   float64
 }
 
-// epochMillis is where epoch numbers are taken for milliseconds: 1e11
-// seconds is in the year 5138, 1e11 milliseconds in 1973.
-const epochMillis = 1e11
+// Where epoch numbers are taken for milliseconds, microseconds and
+// nanoseconds: 1e11 seconds is in the year 5138, 1e11 ms in 1973.
+const (
+	epochMillis = 1e11
+	epochMicros = 1e14
+	epochNanos  = 1e17
+)
+
+// epochUnit is how many of n's units make a second.
+func epochUnit(n float64) float64 {
+	switch {
+	case n >= epochNanos:
+		return 1e9
+	case n >= epochMicros:
+		return 1e6
+	case n >= epochMillis:
+		return 1e3
+	}
+	return 1
+}
 
 // parseMark reads a `from` value: an RFC 3339 time or an epoch number.
 func parseMark(raw json.RawMessage) (mark, error) {
@@ -139,7 +157,6 @@ func markOf(v any, raw string) (mark, error) {
 	if m.at.IsZero() && (math.IsNaN(m.n) || math.IsInf(m.n, 0)) {
 		return mark{}, fmt.Errorf("%s is not a finite number", clipText(raw))
 	}
-	m.millis = m.at.IsZero() && m.n >= epochMillis
 	return m, nil
 }
 
@@ -163,31 +180,43 @@ func clipText(s string) string {
 	return s
 }
 
+// maxMark bounds a watermark: it travels in a URL and in logs. A longer
+// value is no watermark.
+const maxMark = 4 << 10
+
 // pageMark is the watermark a page gives: the largest `from` over its
-// items, or its cursor. The page is decoded again for it, which only
-// incremental sources pay, on listings that are short by design.
-func pageMark(ctx context.Context, src *compiled, body []byte, best mark) (mark, error) {
+// items, or its cursor. bad is the first value that cannot be one (not a
+// time or a number, empty, over maxMark): the items are applied all the
+// same, and the stored watermark stays. The page is decoded again for it,
+// which only incremental sources pay.
+func pageMark(ctx context.Context, src *compiled, body []byte, best mark) (_ mark, bad error) {
 	doc, err := jqexpr.Decode(body)
 	if err != nil {
 		return best, err
 	}
 	inc := src.inc
+	note := func(err error) {
+		if bad == nil {
+			bad = err
+		}
+	}
 	if inc.cursor != nil {
 		vals, err := inc.cursor.All(ctx, doc)
 		if err != nil {
 			return best, fmt.Errorf("incremental.cursor: %w", err)
 		}
 		for _, v := range vals {
-			if v == nil {
-				continue
+			if empty(v) {
+				continue // no cursor on this page: the last one stands
 			}
 			raw, err := json.Marshal(v)
-			if err != nil {
-				return best, fmt.Errorf("incremental.cursor: %w", err)
+			if err != nil || len(raw) > maxMark {
+				note(fmt.Errorf("incremental.cursor: a value of %d bytes, over %d", len(raw), maxMark))
+				continue
 			}
 			best = mark{raw: string(raw)} // the last page's cursor wins
 		}
-		return best, nil
+		return best, bad
 	}
 	items := []any{doc}
 	if src.items != nil {
@@ -198,26 +227,42 @@ func pageMark(ctx context.Context, src *compiled, body []byte, best mark) (mark,
 	for _, it := range items {
 		vals, err := inc.from.All(ctx, it)
 		if err != nil {
-			return best, fmt.Errorf("incremental.from: %w", err)
+			note(fmt.Errorf("incremental.from: %w", err))
+			continue
 		}
 		for _, v := range vals {
 			if v == nil {
 				continue // an item without the field says nothing
 			}
 			raw, err := json.Marshal(v)
-			if err != nil {
-				return best, fmt.Errorf("incremental.from: %w", err)
+			if err == nil && len(raw) > maxMark {
+				err = fmt.Errorf("a value of %d bytes, over %d", len(raw), maxMark)
 			}
-			m, err := markOf(v, string(raw))
+			var m mark
+			if err == nil {
+				m, err = markOf(v, string(raw))
+			}
 			if err != nil {
-				return best, fmt.Errorf("incremental.from: %w", err)
+				note(fmt.Errorf("incremental.from: %w", err))
+				continue
 			}
 			if m.after(best) {
 				best = m
 			}
 		}
 	}
-	return best, nil
+	return best, bad
+}
+
+// incrementalKey names what a watermark of src means: its request (as
+// validators are named) and how the watermark is read and sent, so a
+// reload that changes either lists everything once instead of sending a
+// value read another way.
+func incrementalKey(src *compiled) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", validatorsFor(src), src.Incremental.Param, src.Incremental.BodyField, src.Incremental.From)
+	fmt.Fprintf(h, "%s", src.Incremental.Cursor)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // request is the first page's URL and the body of every page of a poll.
@@ -239,29 +284,50 @@ func requestFor(src *compiled, p plan) (request, error) {
 		return r, nil
 	}
 	if src.inc.param != "" {
-		u, err := url.Parse(src.URL)
-		if err != nil {
-			return r, err
-		}
-		q := u.Query()
-		q.Set(src.inc.param, paramText(p.sent))
-		u.RawQuery = q.Encode()
-		r.url = u.String()
+		r.url = withQuery(src.URL, src.inc.param, paramText(p.sent))
 		return r, nil
 	}
-	body := map[string]any{}
+	// The body's other values go as they are: decoding them would round
+	// big numbers and re-escape strings.
+	body := map[string]json.RawMessage{}
 	if len(src.body) > 0 {
 		if err := json.Unmarshal(src.body, &body); err != nil {
 			return r, fmt.Errorf("body: %w", err)
 		}
 	}
 	body[src.inc.bodyField] = json.RawMessage(p.sent)
-	b, err := json.Marshal(body)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
 		return r, fmt.Errorf("body: %w", err)
 	}
-	r.body = b
+	r.body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return r, nil
+}
+
+// withQuery is raw with its query parameter name set to value: the rest
+// of the query stays byte for byte (a parsed and re-encoded query would
+// drop pairs such as "a;b" and reorder the rest).
+func withQuery(raw, name, value string) string {
+	base, frag, hasFrag := strings.Cut(raw, "#")
+	path, query, _ := strings.Cut(base, "?")
+	var kept []string
+	if query != "" {
+		for _, pair := range strings.Split(query, "&") {
+			k, _, _ := strings.Cut(pair, "=")
+			if key, err := url.QueryUnescape(k); err == nil && key == name {
+				continue
+			}
+			kept = append(kept, pair)
+		}
+	}
+	kept = append(kept, url.QueryEscape(name)+"="+url.QueryEscape(value))
+	out := path + "?" + strings.Join(kept, "&")
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
 }
 
 // paramText is a JSON value as a query parameter: a string without its
@@ -276,10 +342,11 @@ func paramText(raw string) string {
 
 // markFor is what a poll planned as p leaves for the next one. A listing
 // cut short moves no watermark: its unfetched pages may hold items older
-// than the largest seen.
-func markFor(p plan, lst listing, vkey string) *diff.Mark {
-	m := &diff.Mark{For: vkey, Full: p.full && lst.complete}
-	if lst.complete {
+// than the largest seen; nor does one with a value that could not be read
+// as one, which may have been the largest.
+func markFor(p plan, lst listing, key string) *diff.Mark {
+	m := &diff.Mark{For: key, Full: p.full && lst.complete}
+	if lst.complete && lst.markErr == nil {
 		m.Watermark = lst.mark.raw
 	}
 	return m

@@ -25,6 +25,26 @@ type listLoop struct {
 	// truncated is set while listings are cut short at max_pages, so that
 	// is logged once; guarded by mu.
 	truncated bool
+	// markErr is the last unreadable watermark value logged, so an
+	// upstream that always sends one is logged once, not every poll.
+	markErr string
+}
+
+// noteMarkErr logs a value that could not be a watermark when it differs
+// from the last one logged, and its end once.
+func (l *listLoop) noteMarkErr(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch {
+	case msg == l.markErr:
+	case err != nil:
+		l.log.Warn("incremental: a value could not be a watermark; the items are applied and the stored watermark stays", "error", msg)
+	default:
+		l.log.Info("incremental: watermarks read again")
+	}
+	l.markErr = msg
 }
 
 // pollOnce is a list poll; no PollNow cuts it short.
@@ -55,7 +75,7 @@ func (l *listLoop) poll(ctx context.Context) error {
 		case l.src.inc != nil:
 			// An incremental request differs from a full one: validators
 			// of either would answer for the other.
-			pl = planFor(l.src.inc, ss, l.vkey, start)
+			pl = planFor(l.src.inc, ss, l.src.incKey, start)
 		case ss.ValidatorsFor == l.vkey:
 			val = diff.Validators{ETag: ss.ETag, LastModified: ss.LastModified}
 		}
@@ -92,8 +112,10 @@ func (l *listLoop) poll(ctx context.Context) error {
 			Index:      s.index,
 		}
 		if l.src.inc != nil {
+			l.noteMarkErr(lst.markErr)
 			p.Validators = diff.Validators{}
-			p.Mark = markFor(pl, lst, l.vkey)
+			p.Mark = markFor(pl, lst, l.src.incKey)
+			p.Changes = !pl.full
 		}
 		if lst.notModified {
 			outcome = OutcomeNotModified

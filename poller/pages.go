@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +37,11 @@ type listing struct {
 	etag, lastModified string
 	// interval is what X-Poll-Interval asked for (0 = nothing).
 	interval time.Duration
-	// mark is the watermark the pages gave, for an incremental source.
-	mark mark
+	// mark is the watermark the pages gave, for an incremental source;
+	// markErr the first value that could not be one, which keeps the
+	// stored watermark (the items are applied all the same).
+	mark    mark
+	markErr error
 }
 
 // Fetch polls a list or single-object source once: every page, decoded
@@ -159,8 +163,10 @@ func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Valid
 		out.pages = append(out.pages, Page{URL: redact.URL(next), Status: resp.status, Items: len(obs)})
 		s.fetched(len(out.pages), len(obs))
 		if src.inc != nil {
-			if out.mark, err = pageMark(ctx, src, resp.body, out.mark); err != nil {
-				return out, pageErr(&PollError{Outcome: OutcomeExtract, Err: err}, n)
+			var bad error
+			out.mark, bad = pageMark(ctx, src, resp.body, out.mark)
+			if bad != nil && out.markErr == nil {
+				out.markErr = pageErr(bad, n)
 			}
 		}
 		if p == nil {
@@ -315,10 +321,10 @@ func Probe(ctx context.Context, cfg *config.Source, ss store.SourceState, log *s
 	pl := plan{full: true}
 	var out Probed
 	if src.inc != nil {
-		pl = planFor(src.inc, ss, validatorsFor(src), time.Now())
+		pl = planFor(src.inc, ss, src.incKey, time.Now())
 		out.Incremental = "full listing (" + pl.why + ")"
 		if !pl.full {
-			out.Incremental = "changes since " + paramText(pl.sent)
+			out.Incremental = "changes since " + strconv.Quote(paramText(pl.sent))
 		}
 	}
 	req, err := requestFor(src, pl)
