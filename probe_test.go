@@ -281,7 +281,7 @@ sources:
 	pollNow(t, b, "tasks")
 	stop()
 	code, out, errOut = runProbe(t, "--config", path)
-	if code != 0 || !strings.Contains(out, "incremental: changes since 1767225630") {
+	if code != 0 || !strings.Contains(out, `incremental: changes since "1767225630"`) {
 		t.Fatalf("probe after the baseline: exit %d\n%s%s", code, out, errOut)
 	}
 	mu.Lock()
