@@ -131,15 +131,7 @@ func (s *Server) RemoveSubscription(ctx context.Context, id string) error {
 		return err
 	}
 	defer s.unlockSubs()
-	err := s.apply(func(t store.Txn) error {
-		if _, err := current(t, id, nil); err != nil {
-			return err
-		}
-		if err := t.DeleteSubState(id); err != nil {
-			return err
-		}
-		return t.DeleteAPISubscription(id)
-	}, func() { s.opts.Subscriptions.Remove(id) })
+	err := s.apply(removeRecord(id), func() { s.opts.Subscriptions.Remove(id) })
 	if err != nil {
 		return err
 	}
@@ -190,4 +182,18 @@ func invalidError(err error) error {
 // PATCH's disabled does.
 func (s *Server) SetSubscriptionDisabled(ctx context.Context, id string, disabled bool) error {
 	return s.opts.Notifier.SetDisabled(ctx, id, disabled)
+}
+
+// removeRecord deletes the stored subscription id with its health, so a
+// new one of the same name starts afresh rather than disabled.
+func removeRecord(id string) func(store.Txn) error {
+	return func(t store.Txn) error {
+		if _, err := current(t, id, nil); err != nil {
+			return err
+		}
+		if err := t.DeleteSubState(id); err != nil {
+			return err
+		}
+		return t.DeleteAPISubscription(id)
+	}
 }

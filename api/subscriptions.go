@@ -240,17 +240,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.lookup(w, r, "remove it"); !ok {
 		return
 	}
-	// Its health goes too, so a new subscription of the same name starts
-	// afresh rather than disabled.
-	ok := s.commit(w, r, id, func(t store.Txn) error {
-		if _, err := current(t, id, nil); err != nil {
-			return err
-		}
-		if err := t.DeleteSubState(id); err != nil {
-			return err
-		}
-		return t.DeleteAPISubscription(id)
-	}, func() { s.opts.Subscriptions.Remove(id) })
+	ok := s.commit(w, r, id, removeRecord(id), func() { s.opts.Subscriptions.Remove(id) })
 	if !ok {
 		return
 	}

@@ -8,6 +8,7 @@
 package compat
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -167,18 +168,8 @@ func (f *Facade) mine() []owned {
 		}
 		out = append(out, owned{s, rec})
 	}
-	slices.SortFunc(out, func(a, b owned) int { return cmpUint(a.rec.ID, b.rec.ID) })
+	slices.SortFunc(out, func(a, b owned) int { return cmp.Compare(a.rec.ID, b.rec.ID) })
 	return out
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // byID finds the facade's subscription of a vendor id given in a path.
@@ -239,14 +230,19 @@ func (f *Facade) template() (*subscription.Subscription, map[string]any, error) 
 	return t, body, nil
 }
 
-// templateSecret is the newest secret of the template, which DAM's and
-// Gumlet's webhooks sign with: their APIs carry none.
-func (f *Facade) templateSecret(t *subscription.Subscription) (string, error) {
+// signedLikeTemplate is template's body with the template's newest
+// secret, which DAM's and Gumlet's webhooks sign with: their APIs carry
+// none.
+func (f *Facade) signedLikeTemplate() (map[string]any, string, error) {
+	t, body, err := f.template()
+	if err != nil {
+		return nil, "", err
+	}
 	secrets := t.Secrets(f.o.Now())
 	if len(secrets) == 0 {
-		return "", fmt.Errorf("compat %s: template %q has no secret", f.o.Config.Vendor, t.ID())
+		return nil, "", fmt.Errorf("compat %s: template %q has no secret", f.o.Config.Vendor, t.ID())
 	}
-	return secrets[0], nil
+	return body, secrets[0], nil
 }
 
 // internal answers 500 for what the caller can't fix, logging it.
@@ -351,4 +347,40 @@ func specBody(sub *subscription.Subscription) (map[string]any, error) {
 		return nil, fmt.Errorf("decode subscription %s: %w", sub.ID(), err)
 	}
 	return body, nil
+}
+
+// writeError answers the one-line {"error": …} all three vendors use.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// keyIn checks the API key a vendor sends in header, answering 401 with
+// refusal (the vendors document no body for it; this one is pollrelay's).
+func (f *Facade) keyIn(header, refusal string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !f.keyOK(r.Header.Get(header)) {
+			writeError(w, http.StatusUnauthorized, refusal)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// listAs answers {"webhooks": [...]} with this facade's webhooks as view
+// shows each.
+func listAs[T any](f *Facade, w http.ResponseWriter, view func(owned) T) {
+	out := []T{}
+	for _, o := range f.mine() {
+		out = append(out, view(o))
+	}
+	writeJSON(w, http.StatusOK, map[string][]T{"webhooks": out})
+}
+
+// found is the webhook of the path's {id}, or a 404 answered.
+func (f *Facade) found(w http.ResponseWriter, r *http.Request) (owned, bool) {
+	o, ok := f.byID(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "webhook not found")
+	}
+	return o, ok
 }

@@ -31,16 +31,9 @@ func (f *Facade) routesDAM() {
 	})
 }
 
-// damAuth checks X-API-KEY; the document's 401 has no body, so the one
-// sent is pollrelay's.
+// damAuth checks X-API-KEY.
 func (f *Facade) damAuth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !f.keyOK(r.Header.Get("X-API-KEY")) {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized"})
-			return
-		}
-		h(w, r)
-	}
+	return f.keyIn("X-API-KEY", "Unauthorized", h)
 }
 
 // damWebhook is a webhook as DAM answers it, in the document's key order.
@@ -87,15 +80,10 @@ func damAnswer(w http.ResponseWriter, v damWebhook) {
 	writeJSON(w, http.StatusOK, map[string]damWebhook{"webhook": v})
 }
 
-// damError answers DAM's one-line error.
-func damError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
 // damInvalid is DAM's 422 for a parameter: the value as Ruby inspects it,
 // then the validation it failed.
 func damInvalid(w http.ResponseWriter, param string, value any, validation string) {
-	damError(w, http.StatusUnprocessableEntity, "Invalid parameter '"+param+"' value "+rubyInspect(value)+": "+validation)
+	writeError(w, http.StatusUnprocessableEntity, "Invalid parameter '"+param+"' value "+rubyInspect(value)+": "+validation)
 }
 
 // damTriggerList is the validation text of trigger_events.
@@ -125,7 +113,7 @@ func (f *Facade) damParse(w http.ResponseWriter, r *http.Request, partial bool) 
 	body, err := readObject(r)
 	if err != nil {
 		if !tooBig(w, err) {
-			damError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+			writeError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
 		}
 		return p, false
 	}
@@ -195,7 +183,7 @@ func (f *Facade) damParse(w http.ResponseWriter, r *http.Request, partial bool) 
 			return p, false
 		}
 		if !slices.Contains(f.o.Config.Projects, s) {
-			damError(w, http.StatusNotFound, "project not found")
+			writeError(w, http.StatusNotFound, "project not found")
 			return p, false
 		}
 		p.project = &s
@@ -205,17 +193,12 @@ func (f *Facade) damParse(w http.ResponseWriter, r *http.Request, partial bool) 
 }
 
 func (f *Facade) damList(w http.ResponseWriter, _ *http.Request) {
-	out := []damWebhook{}
-	for _, o := range f.mine() {
-		out = append(out, f.damView(o))
-	}
-	writeJSON(w, http.StatusOK, map[string][]damWebhook{"webhooks": out})
+	listAs(f, w, f.damView)
 }
 
 func (f *Facade) damGet(w http.ResponseWriter, r *http.Request) {
-	o, ok := f.byID(r.PathValue("id"))
+	o, ok := f.found(w, r)
 	if !ok {
-		damError(w, http.StatusNotFound, "webhook not found")
 		return
 	}
 	damAnswer(w, f.damView(o))
@@ -226,12 +209,7 @@ func (f *Facade) damCreate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	tmpl, body, err := f.template()
-	if err != nil {
-		f.internal(w, r, err)
-		return
-	}
-	secret, err := f.templateSecret(tmpl)
+	body, secret, err := f.signedLikeTemplate()
 	if err != nil {
 		f.internal(w, r, err)
 		return
@@ -245,9 +223,8 @@ func (f *Facade) damCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Facade) damUpdate(w http.ResponseWriter, r *http.Request) {
-	o, ok := f.byID(r.PathValue("id"))
+	o, ok := f.found(w, r)
 	if !ok {
-		damError(w, http.StatusNotFound, "webhook not found")
 		return
 	}
 	p, ok := f.damParse(w, r, true)
@@ -284,9 +261,8 @@ func (f *Facade) damUpdate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Facade) damDelete(w http.ResponseWriter, r *http.Request) {
-	o, ok := f.byID(r.PathValue("id"))
+	o, ok := f.found(w, r)
 	if !ok {
-		damError(w, http.StatusNotFound, "webhook not found")
 		return
 	}
 	v := f.damView(o)
@@ -306,9 +282,9 @@ func (f *Facade) damStored(w http.ResponseWriter, r *http.Request, url any, err 
 	case errors.As(err, &inv) && inv.Key == "url":
 		damInvalid(w, "http_url", url, "Must be an address pollrelay may deliver to ("+inv.Message+")")
 	case errors.Is(err, api.ErrSubscriptionGone):
-		damError(w, http.StatusNotFound, "webhook not found")
+		writeError(w, http.StatusNotFound, "webhook not found")
 	case errors.Is(err, api.ErrSubscriptionChanged):
-		damError(w, http.StatusConflict, "webhook was changed by another request; read it again and retry")
+		writeError(w, http.StatusConflict, "webhook was changed by another request; read it again and retry")
 	default:
 		f.internal(w, r, err)
 	}

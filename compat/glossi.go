@@ -36,13 +36,7 @@ func (f *Facade) routesGlossi() {
 }
 
 func (f *Facade) glossiAuth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !f.keyOK(r.Header.Get("X-API-Key")) {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Invalid API key"})
-			return
-		}
-		h(w, r)
-	}
+	return f.keyIn("X-API-Key", "Invalid API key", h)
 }
 
 // glossiSaved is PUT's answer, with the secret.
@@ -79,14 +73,10 @@ func (f *Facade) glossiCurrent() (owned, bool) {
 	return all[0], true
 }
 
-func glossiError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
 func (f *Facade) glossiGet(w http.ResponseWriter, _ *http.Request) {
 	o, ok := f.glossiCurrent()
 	if !ok {
-		glossiError(w, http.StatusNotFound, "Webhook not found")
+		writeError(w, http.StatusNotFound, "Webhook not found")
 		return
 	}
 	st := f.o.API.SubscriptionStats(o.sub.ID())
@@ -113,12 +103,12 @@ func glossiParse(w http.ResponseWriter, r *http.Request) (glossiBody, bool) {
 	body, err := readObject(r)
 	if err != nil {
 		if !tooBig(w, err) {
-			glossiError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+			writeError(w, http.StatusBadRequest, "Invalid JSON body: "+err.Error())
 		}
 		return b, false
 	}
 	fail := func(msg string) (glossiBody, bool) {
-		glossiError(w, http.StatusBadRequest, msg)
+		writeError(w, http.StatusBadRequest, msg)
 		return b, false
 	}
 	u, ok := body["url"].(string)
@@ -203,7 +193,7 @@ func (f *Facade) glossiDelete(w http.ResponseWriter, r *http.Request) {
 	defer f.one.Unlock()
 	o, ok := f.glossiCurrent()
 	if !ok {
-		glossiError(w, http.StatusNotFound, "Webhook not found")
+		writeError(w, http.StatusNotFound, "Webhook not found")
 		return
 	}
 	if err := f.o.API.RemoveSubscription(r.Context(), o.sub.ID()); !f.glossiStored(w, r, err) {
@@ -218,11 +208,11 @@ func (f *Facade) glossiStored(w http.ResponseWriter, r *http.Request, err error)
 	case err == nil:
 		return true
 	case errors.As(err, &inv) && (inv.Key == "url" || inv.Key == "events"):
-		glossiError(w, http.StatusBadRequest, inv.Error())
+		writeError(w, http.StatusBadRequest, inv.Error())
 	case errors.Is(err, api.ErrSubscriptionGone):
-		glossiError(w, http.StatusNotFound, "Webhook not found")
+		writeError(w, http.StatusNotFound, "Webhook not found")
 	case errors.Is(err, api.ErrSubscriptionChanged):
-		glossiError(w, http.StatusConflict, "Webhook was changed by another request; retry")
+		writeError(w, http.StatusConflict, "Webhook was changed by another request; retry")
 	default:
 		f.internal(w, r, err)
 	}

@@ -36,7 +36,7 @@ func (f *Facade) gumletAuth(h http.HandlerFunc) http.HandlerFunc {
 		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		if !strings.EqualFold(scheme, "Bearer") || !f.keyOK(strings.TrimSpace(token)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gumlet"`)
-			gumletError(w, http.StatusUnauthorized, "invalid or missing API key")
+			writeError(w, http.StatusUnauthorized, "invalid or missing API key")
 			return
 		}
 		h(w, r)
@@ -52,10 +52,6 @@ type gumletWebhook struct {
 	Disabled bool     `json:"disabled"`
 }
 
-func gumletError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
 func (f *Facade) gumletView(o owned) gumletWebhook {
 	v := gumletWebhook{ID: o.rec.ID, URL: redact.Userinfo(o.sub.Spec.URL), Sources: o.rec.Sources, Triggers: o.rec.Triggers}
 	if v.Sources == nil {
@@ -66,17 +62,12 @@ func (f *Facade) gumletView(o owned) gumletWebhook {
 }
 
 func (f *Facade) gumletList(w http.ResponseWriter, _ *http.Request) {
-	out := []gumletWebhook{}
-	for _, o := range f.mine() {
-		out = append(out, f.gumletView(o))
-	}
-	writeJSON(w, http.StatusOK, map[string][]gumletWebhook{"webhooks": out})
+	listAs(f, w, f.gumletView)
 }
 
 func (f *Facade) gumletGet(w http.ResponseWriter, r *http.Request) {
-	o, ok := f.byID(r.PathValue("id"))
+	o, ok := f.found(w, r)
 	if !ok {
-		gumletError(w, http.StatusNotFound, "webhook not found")
 		return
 	}
 	writeJSON(w, http.StatusOK, f.gumletView(o))
@@ -107,18 +98,18 @@ func (f *Facade) gumletCreate(w http.ResponseWriter, r *http.Request) {
 	body, err := readObject(r)
 	if err != nil {
 		if !tooBig(w, err) {
-			gumletError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+			writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
 		}
 		return
 	}
 	u, ok := body["url"].(string)
 	if !ok || checkURL(u) != nil {
-		gumletError(w, http.StatusBadRequest, "url: required, an absolute http or https URL")
+		writeError(w, http.StatusBadRequest, "url: required, an absolute http or https URL")
 		return
 	}
 	sources, err := stringList(body, "sources")
 	if err != nil {
-		gumletError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	triggers, err := stringList(body, "triggers")
@@ -134,15 +125,10 @@ func (f *Facade) gumletCreate(w http.ResponseWriter, r *http.Request) {
 		events = append(events, ev)
 	}
 	if err != nil {
-		gumletError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	tmpl, spec, err := f.template()
-	if err != nil {
-		f.internal(w, r, err)
-		return
-	}
-	secret, err := f.templateSecret(tmpl)
+	spec, secret, err := f.signedLikeTemplate()
 	if err != nil {
 		f.internal(w, r, err)
 		return
@@ -156,9 +142,8 @@ func (f *Facade) gumletCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Facade) gumletDelete(w http.ResponseWriter, r *http.Request) {
-	o, ok := f.byID(r.PathValue("id"))
+	o, ok := f.found(w, r)
 	if !ok {
-		gumletError(w, http.StatusNotFound, "webhook not found")
 		return
 	}
 	if err := f.o.API.RemoveSubscription(r.Context(), o.sub.ID()); !f.gumletStored(w, r, err) {
@@ -173,9 +158,9 @@ func (f *Facade) gumletStored(w http.ResponseWriter, r *http.Request, err error)
 	case err == nil:
 		return true
 	case errors.As(err, &inv) && inv.Key == "url":
-		gumletError(w, http.StatusBadRequest, inv.Error())
+		writeError(w, http.StatusBadRequest, inv.Error())
 	case errors.Is(err, api.ErrSubscriptionGone):
-		gumletError(w, http.StatusNotFound, "webhook not found")
+		writeError(w, http.StatusNotFound, "webhook not found")
 	default:
 		f.internal(w, r, err)
 	}
