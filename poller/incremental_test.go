@@ -190,8 +190,12 @@ func TestIncrementalAsksOnlyForChanges(t *testing.T) {
 		if evs := types(h.events()); evs[len(evs)-1] != "item.deleted:c" {
 			t.Errorf("the full listing fired %v, want c deleted last", evs)
 		}
-		if st := h.status("s"); st.LastOutcome != OutcomeSuccess {
+		if st := h.status("s"); st.LastOutcome != OutcomeSuccess || st.Listing != "full" || st.Watermark != "" {
 			t.Errorf("status %+v", st)
+		}
+		h.mustPoll("s")
+		if st := h.status("s"); st.Listing != "changes" || st.Watermark == "" {
+			t.Errorf("status after an incremental poll: listing %q, watermark %q", st.Listing, st.Watermark)
 		}
 	})
 }

@@ -152,6 +152,14 @@ func (l *listLoop) poll(ctx context.Context) error {
 	l.finish(start, outcome, err)
 	if err == nil {
 		l.applied(res, lst)
+		if l.src.inc != nil {
+			l.mu.Lock()
+			l.st.Listing, l.st.Watermark = "changes", paramText(pl.sent)
+			if pl.full {
+				l.st.Listing, l.st.Watermark = "full", ""
+			}
+			l.mu.Unlock()
+		}
 	}
 	return err
 }

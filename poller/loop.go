@@ -55,6 +55,10 @@ type Status struct {
 	// Holder is the member that holds the source's lease and polls it,
 	// as this member last saw; empty while no live member holds it.
 	Holder string `json:"holder,omitempty"`
+	// Listing, for an incremental source, says what its last successful
+	// poll asked for: "full", or "changes" since Watermark (as sent).
+	Listing   string `json:"listing,omitempty"`
+	Watermark string `json:"watermark,omitempty"`
 }
 
 // Progress is how far a running poll has come: a long first listing can
