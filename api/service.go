@@ -33,9 +33,14 @@ var (
 type InvalidError struct {
 	Key     string // the first problem's key ("url", "payload", …)
 	Message string
+	// parse is the spec's validation error, every problem of it, which
+	// /v1's 422 lists; nil for a payload or url refused after it.
+	parse error
 }
 
 func (e *InvalidError) Error() string { return e.Key + ": " + e.Message }
+
+func (e *InvalidError) Unwrap() error { return e.parse }
 
 // CreateSubscription stores a new API subscription from body (a /v1
 // body), signing with secret, carrying compat in its record.
@@ -175,7 +180,7 @@ func invalidError(err error) error {
 		msg = ve.Problems[0]
 	}
 	key, text, _ := strings.Cut(msg, ": ")
-	return &InvalidError{Key: key, Message: text}
+	return &InvalidError{Key: key, Message: text, parse: err}
 }
 
 // SetSubscriptionDisabled turns deliveries to id off or back on, as

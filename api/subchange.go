@@ -23,11 +23,15 @@ var (
 // one's. It answers 503 itself when the request ends while waiting.
 func (s *Server) lockSubs(w http.ResponseWriter, r *http.Request) bool {
 	if err := s.acquireSubs(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "request cancelled while another subscription change ran")
+		writeError(w, http.StatusServiceUnavailable, errSubsBusy.Error())
 		return false
 	}
 	return true
 }
+
+// errSubsBusy is a request that ended while another subscription change
+// ran.
+var errSubsBusy = errors.New("request cancelled while another subscription change ran")
 
 // acquireSubs is lockSubs for a caller that answers by itself.
 func (s *Server) acquireSubs(ctx context.Context) error {
@@ -35,7 +39,7 @@ func (s *Server) acquireSubs(ctx context.Context) error {
 	case s.subLock <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for another subscription change: %w", ctx.Err())
+		return fmt.Errorf("%w: %w", errSubsBusy, ctx.Err())
 	}
 }
 
@@ -66,7 +70,12 @@ func current(t store.Txn, id string, base *store.SubscriptionRecord) (*store.Sub
 // answers the failure itself: 404 for a deleted subscription, 409 for a
 // name taken or a change that lost to another one, 500 otherwise.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, id string, write func(store.Txn) error, applied func()) bool {
-	err := s.apply(write, applied)
+	return s.answered(w, r, id, s.apply(write, applied))
+}
+
+// answered answers a failed change of id, as commit does; true when err
+// is nil.
+func (s *Server) answered(w http.ResponseWriter, r *http.Request, id string, err error) bool {
 	switch {
 	case err == nil:
 		return true

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -72,42 +71,22 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	if secret == "" {
 		secret = signature.NewSecret()
 	}
-	sub, err := subscription.Parse(body, []string{secret})
-	if err != nil {
-		invalid(w, err)
+	sub, err := s.CreateSubscription(r.Context(), body, secret, nil)
+	var inv *InvalidError
+	switch {
+	case err == nil:
+	case errors.As(err, &inv) && inv.parse != nil:
+		invalid(w, inv.parse)
 		return
-	}
-	// Tried before the lock: a payload may take its whole deadline.
-	if !triedPayload(w, &sub.Spec) {
+	case errors.As(err, &inv):
+		writeError(w, http.StatusUnprocessableEntity, inv.Error())
 		return
-	}
-	if !s.lockSubs(w, r) {
+	case errors.Is(err, errSubsBusy):
+		writeError(w, http.StatusServiceUnavailable, errSubsBusy.Error())
 		return
-	}
-	defer s.unlockSubs()
-	id := sub.ID()
-	if s.opts.Subscriptions.Get(id) != nil {
-		writeError(w, http.StatusConflict, "name: a subscription named "+quote(id)+" exists")
-		return
-	}
-	if err := s.checkTarget(sub.Spec.URL); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "url: "+err.Error())
-		return
-	}
-	raw, err := sub.Spec.MarshalJSON()
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	now := s.opts.Now()
-	sub = sub.WithRecord(&store.SubscriptionRecord{ID: id, Spec: raw, Secrets: []store.StoredSecret{{Value: secret}}, CreatedAt: now, UpdatedAt: now, Version: 1})
-	ok := s.commit(w, r, id, func(t store.Txn) error {
-		if _, err := current(t, id, nil); !errors.Is(err, errSubGone) {
-			return cmp.Or(err, errSubExists)
-		}
-		return t.PutAPISubscription(sub.Record)
-	}, func() { s.opts.Subscriptions.Put(sub) })
-	if !ok {
+	default:
+		name, _ := body["name"].(string)
+		s.answered(w, r, name, err)
 		return
 	}
 	v := s.view(sub)
