@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
-	"math/big"
 	"net/url"
 	"strconv"
 	"strings"
@@ -131,32 +129,19 @@ func parseMark(raw json.RawMessage) (mark, error) {
 
 func markOf(v any, raw string) (mark, error) {
 	m := mark{raw: raw}
-	switch x := v.(type) {
-	case string:
+	if x, ok := v.(string); ok {
 		t, err := time.Parse(time.RFC3339Nano, x)
 		if err != nil {
 			return mark{}, fmt.Errorf("%s is neither an RFC 3339 time nor a number", clipText(raw))
 		}
 		m.at = t
-	case float64:
-		m.n = x
-	case int:
-		m.n = float64(x)
-	case *big.Int:
-		f, _ := new(big.Float).SetInt(x).Float64()
-		m.n = f
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return mark{}, err
-		}
-		m.n = f
-	default:
-		return mark{}, fmt.Errorf("%s is neither an RFC 3339 time nor a number", clipText(raw))
+		return m, nil
 	}
-	if m.at.IsZero() && (math.IsNaN(m.n) || math.IsInf(m.n, 0)) {
-		return mark{}, fmt.Errorf("%s is not a finite number", clipText(raw))
+	n, ok := number(v)
+	if !ok {
+		return mark{}, fmt.Errorf("%s is neither an RFC 3339 time nor a finite number", clipText(raw))
 	}
+	m.n = n
 	return m, nil
 }
 

@@ -153,11 +153,12 @@ func (l *listLoop) poll(ctx context.Context) error {
 	if err == nil {
 		l.applied(res, lst)
 		if l.src.inc != nil {
-			l.mu.Lock()
-			l.st.Listing, l.st.Watermark = "changes", paramText(pl.sent)
-			if pl.full {
-				l.st.Listing, l.st.Watermark = "full", ""
+			listing, sent := "full", ""
+			if !pl.full {
+				listing, sent = "changes", paramText(pl.sent)
 			}
+			l.mu.Lock()
+			l.st.Listing, l.st.Watermark = listing, sent
 			l.mu.Unlock()
 		}
 	}
