@@ -34,13 +34,29 @@ import (
 )
 
 // row is one line of the table. Lower is better unless higher is set;
-// strict rows must stay below the target, not reach it.
+// strict rows must stay below the target, not reach it. A ref row has no
+// target: it is a ceiling measured on this machine in the same run, which
+// a ratio row divides by.
 type row struct {
 	name, unit string
 	target     float64
 	higher     bool
 	strict     bool
+	ref        bool
 	runs       []float64
+}
+
+// ratio returns the row of of's runs divided by ceiling's, run by run:
+// a figure that holds on another machine, where the absolute ones move
+// with the CPU and the disk.
+func ratio(name string, of, ceiling *row, target float64) *row {
+	r := &row{name: name, unit: "× ceiling", target: target, higher: true}
+	for i := range min(len(of.runs), len(ceiling.runs)) {
+		if ceiling.runs[i] > 0 {
+			r.runs = append(r.runs, of.runs[i]/ceiling.runs[i])
+		}
+	}
+	return r
 }
 
 func (r *row) median() float64 {
@@ -120,13 +136,15 @@ func run(o opts) error {
 	if o.want("diff") {
 		unchanged := &row{name: "diff, unchanged 100k listing", unit: "items/s", target: 1_000_000, higher: true}
 		changed := &row{name: "diff, 100k listing 1% changed, durable", unit: "ms/poll", target: 300}
-		if err := gotest("./poller/", "BenchmarkDiff(Unchanged|OnePercentChanged)$", "5x", runs, map[string]metric{
+		scan := &row{name: "  ceiling: bare scan of the same bytes (json.Valid)", unit: "items/s", ref: true}
+		if err := gotest("./poller/", "Benchmark(DiffUnchanged|DiffOnePercentChanged|BareScan)$", "5x", runs, map[string]metric{
 			"BenchmarkDiffUnchanged":         {unchanged, "items/s"},
 			"BenchmarkDiffOnePercentChanged": {changed, "ms/poll"},
+			"BenchmarkBareScan":              {scan, "items/s"},
 		}); err != nil {
 			return err
 		}
-		rows = append(rows, unchanged, changed)
+		rows = append(rows, unchanged, scan, ratio("  unchanged diff as a share of the bare scan", unchanged, scan, 0.5), changed)
 	}
 	if o.want("million") {
 		disk := &row{name: "1,000,000 tracked items: disk", unit: "MiB", target: 300}
@@ -144,8 +162,16 @@ func run(o opts) error {
 	if o.want("deliveries") {
 		rate := &row{name: "durable signed deliveries, sustained", unit: "/s", target: 5000, higher: true}
 		p99 := &row{name: "p99 event written → 2xx at 1,000/s", unit: "ms", target: 50}
-		if err := gotest("./notifier/", "BenchmarkDurableDeliveries$", "20000x", runs, map[string]metric{
+		posts := &row{name: "  ceiling: signed POSTs, same client and receiver, no store", unit: "/s", ref: true}
+		commits := &row{name: "  ceiling: synced commits of 16 outcomes, as outcomes", unit: "/s", ref: true}
+		if err := gotest("./notifier/", "Benchmark(DurableDeliveries|SignedPOSTs)$", "20000x", runs, map[string]metric{
 			"BenchmarkDurableDeliveries": {rate, "deliveries/s"},
+			"BenchmarkSignedPOSTs":       {posts, "posts/s"},
+		}); err != nil {
+			return err
+		}
+		if err := gotest("./notifier/", "BenchmarkSyncedCommits$", "2000x", runs, map[string]metric{
+			"BenchmarkSyncedCommits": {commits, "outcomes/s"},
 		}); err != nil {
 			return err
 		}
@@ -154,7 +180,7 @@ func run(o opts) error {
 		}); err != nil {
 			return err
 		}
-		rows = append(rows, rate, p99)
+		rows = append(rows, rate, posts, ratio("  durable deliveries as a share of signed POSTs", rate, posts, 1.0/3), commits, p99)
 	}
 	if o.want("postgres") && (o.only["postgres"] || os.Getenv("POLLRELAY_TEST_POSTGRES_URL") != "") {
 		if os.Getenv("POLLRELAY_TEST_POSTGRES_URL") == "" {
@@ -188,6 +214,10 @@ func run(o opts) error {
 	fmt.Fprintln(tw, "row\tmedian\ttarget\tresult\truns")
 	short := false
 	for _, r := range rows {
+		if r.ref {
+			fmt.Fprintf(tw, "%s\t%s %s\t—\tceiling\t%d\n", r.name, num(r.median()), r.unit, len(r.runs))
+			continue
+		}
 		op, res := "≤", "pass"
 		switch {
 		case r.higher:

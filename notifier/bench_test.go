@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -188,4 +189,86 @@ func BenchmarkDurableDeliveriesAt1000PerSecond(b *testing.B) {
 	}
 	r.waitCommitted(b, b.N)
 	r.report(b, time.Since(start))
+}
+
+// BenchmarkSignedPOSTs is the ceiling BenchmarkDurableDeliveries is
+// bounded by on this machine: the same events, built, signed and POSTed
+// by the same send path and client to the same kind of loopback receiver,
+// max_in_flight (the default, 16) at a time, with no store at all. go run
+// ./bench prints durable deliveries as a share of it, a figure that holds
+// on another machine where the absolute rate does not.
+//
+//	go test ./notifier/ -run '^$' -bench SignedPOSTs -benchtime 20000x
+func BenchmarkSignedPOSTs(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(srv.Close)
+	sub := parseSubs(b, "name: app\nurl: "+srv.URL+"\nsecret: "+testSecret)[0]
+	client := newHTTPClient(policyOf(sub), nil)
+	now := time.Now()
+	evs := make([]*event.Event, b.N)
+	for i := range evs {
+		evs[i] = &event.Event{
+			ID: event.NewID(now), Type: "task.ready", Kind: event.Changed, Source: "tasks",
+			ItemID: fmt.Sprintf("item-%d", i), Previous: json.RawMessage(`"queued"`),
+			Current: json.RawMessage(`"ready"`), Object: benchObject, CreatedAt: now,
+		}
+	}
+	ctx := context.Background()
+	next := make(chan *event.Event)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	b.ResetTimer()
+	start := time.Now()
+	for range sub.MaxInFlight {
+		wg.Go(func() {
+			for e := range next {
+				if r := send(ctx, ctx, client, sub, e, time.Now); r.outcome != OutcomeSuccess {
+					failed.Do(func() { b.Errorf("POST %s: %s %s", e.ID, r.outcome, r.err) })
+				}
+			}
+		})
+	}
+	for _, e := range evs {
+		next <- e
+	}
+	close(next)
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "posts/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSyncedCommits is the other ceiling of durable deliveries: the
+// rate of synced Badger commits that each record max_in_flight (16)
+// outcomes of about a delivery record's size, with nothing else in them.
+// outcomes/s is that rate times 16.
+//
+//	go test ./notifier/ -run '^$' -bench SyncedCommits -benchtime 2000x
+func BenchmarkSyncedCommits(b *testing.B) {
+	st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	const perCommit = 16
+	val := []byte(strings.Repeat("d", 200))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		err := st.DB().Update(func(t *bdg.Txn) error {
+			for k := range perCommit {
+				if err := t.Set(fmt.Appendf(nil, "bench/%d/%d", i, k), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+	b.ReportMetric(perCommit*float64(b.N)/b.Elapsed().Seconds(), "outcomes/s")
+	b.ReportMetric(0, "ns/op")
 }

@@ -377,3 +377,20 @@ func procStatus(b *testing.B, key string) float64 {
 	b.Fatalf("no %s in /proc/self/status", key)
 	return 0
 }
+
+// BenchmarkBareScan is the ceiling BenchmarkDiffUnchanged is bounded by on
+// this machine: encoding/json's scanner over the same 100,000-item listing
+// (json.Valid), which every poll runs and nothing can skip. go run ./bench
+// prints the unchanged diff as a share of it.
+//
+//	go test ./poller/ -run '^$' -bench BareScan -benchtime 5x
+func BenchmarkBareScan(b *testing.B) {
+	body := benchdata.Listing(benchItems, 0, 100)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if !json.Valid(body) {
+			b.Fatal("the listing is not valid JSON")
+		}
+	}
+	b.ReportMetric(float64(benchItems)*float64(b.N)/b.Elapsed().Seconds(), "items/s")
+}
