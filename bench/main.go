@@ -84,7 +84,7 @@ func (r *row) pass() bool {
 func main() {
 	runs := flag.Int("runs", 3, "runs per row; the table shows the median")
 	idle := flag.Duration("idle", 10*time.Second, "how long idle CPU is measured per run")
-	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, sources, postgres (postgres runs only when named or POLLRELAY_TEST_POSTGRES_URL is set)")
+	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, sources, postgres, growth (postgres runs only when named or POLLRELAY_TEST_POSTGRES_URL is set; growth, how cost grows with listings and subscriptions, only when named)")
 	sources := flag.Int("sources", 10_000, "list sources in the sources group")
 	interval := flag.Duration("sources-interval", 30*time.Second, "their interval: the run waits one for every first poll")
 	flag.Parse()
@@ -202,6 +202,11 @@ func run(o opts) error {
 		}
 		rows = append(rows, unchanged, changed, rate)
 	}
+	if o.only["growth"] {
+		if err := growth(); err != nil {
+			return fmt.Errorf("growth: %w", err)
+		}
+	}
 	if o.want("sources") {
 		// Once: a run waits an interval for every first poll.
 		many := newManyRows(o.sources)
@@ -209,6 +214,9 @@ func run(o opts) error {
 			return fmt.Errorf("%d sources: %w", o.sources, err)
 		}
 		rows = append(rows, many.all()...)
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "row\tmedian\ttarget\tresult\truns")

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 type benchRig struct {
 	st      store.Store
 	n       *Notifier
+	subs    []string // subscription names
 	written sync.Map // event id → time.Time the event was written
 
 	mu      sync.Mutex
@@ -48,7 +50,11 @@ func newBenchRig(b *testing.B) *benchRig {
 }
 
 // newBenchRigOn is newBenchRig on st, which it closes.
-func newBenchRigOn(b *testing.B, st store.Store) *benchRig {
+func newBenchRigOn(b *testing.B, st store.Store) *benchRig { return newBenchRigWith(b, st, 1, 16) }
+
+// newBenchRigWith is newBenchRigOn with subs subscriptions to the same
+// receiver, each with max_in_flight inFlight.
+func newBenchRigWith(b *testing.B, st store.Store, subs, inFlight int) *benchRig {
 	r := &benchRig{seen: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		io.Copy(io.Discard, req.Body)
@@ -67,9 +73,16 @@ func newBenchRigOn(b *testing.B, st store.Store) *benchRig {
 	b.Cleanup(srv.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r.st = st
-	subs := parseSubs(b, "name: app\nurl: "+srv.URL+"\nsecret: "+testSecret)
+	specs := make([]string, subs)
+	for i := range specs {
+		r.subs = append(r.subs, "app")
+		if i > 0 {
+			r.subs[i] = fmt.Sprintf("app%d", i)
+		}
+		specs[i] = fmt.Sprintf("name: %s\nurl: %s\nsecret: %s\nmax_in_flight: %d", r.subs[i], srv.URL, testSecret, inFlight)
+	}
 	r.n = New(st, NewMetrics(prometheus.NewRegistry()), log, Options{Grace: time.Second})
-	r.n.SetSubscriptions(subs)
+	r.n.SetSubscriptions(parseSubs(b, specs...))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.n.Run(ctx) }()
@@ -110,14 +123,19 @@ func (r *benchRig) write(b *testing.B, first, count int) {
 }
 
 // waitCommitted waits until n deliveries are recorded as delivered (the
-// outcome durable in Badger, not just the 2xx seen).
+// outcome durable in Badger, not just the 2xx seen), over all the rig's
+// subscriptions.
 func (r *benchRig) waitCommitted(b *testing.B, n int) {
 	for {
-		var m dto.Metric
-		if err := r.n.metrics.deliveries.WithLabelValues("app", OutcomeSuccess).Write(&m); err != nil {
-			b.Fatal(err)
+		var done int
+		for _, name := range r.subs {
+			var m dto.Metric
+			if err := r.n.metrics.deliveries.WithLabelValues(name, OutcomeSuccess).Write(&m); err != nil {
+				b.Fatal(err)
+			}
+			done += int(m.GetCounter().GetValue())
 		}
-		if int(m.GetCounter().GetValue()) >= n {
+		if done >= n {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -271,4 +289,41 @@ func BenchmarkSyncedCommits(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 	b.ReportMetric(perCommit*float64(b.N)/b.Elapsed().Seconds(), "outcomes/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkGrowthDeliveries measures how the delivery rate grows with the
+// subscriptions each event fans out to (1, 10, 100) and with their
+// max_in_flight (1, 16, 64): b.N durable signed deliveries in all, events
+// written 100 per transaction as in BenchmarkDurableDeliveries, with the
+// CPU time per delivery.
+//
+//	go test ./notifier/ -run '^$' -bench 'BenchmarkGrowthDeliveries/subs=10/in_flight=16$' -benchtime 20000x
+func BenchmarkGrowthDeliveries(b *testing.B) {
+	for _, subs := range []int{1, 10, 100} {
+		for _, inFlight := range []int{1, 16, 64} {
+			b.Run(fmt.Sprintf("subs=%d/in_flight=%d", subs, inFlight), func(b *testing.B) {
+				st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := newBenchRigWith(b, st, subs, inFlight)
+				events := (b.N + subs - 1) / subs
+				var ru0, ru1 syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+				b.ResetTimer()
+				start := time.Now()
+				const perPoll = 100
+				for i := 0; i < events; i += perPoll {
+					r.write(b, i, min(perPoll, events-i))
+				}
+				r.waitCommitted(b, events*subs)
+				elapsed := time.Since(start)
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+				cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+				b.ReportMetric(float64(events*subs)/elapsed.Seconds(), "deliveries/s")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(events*subs), "cpu-µs/delivery")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,14 +310,21 @@ func BenchmarkBaselineMillion(b *testing.B) {
 // millionUpstream serves n generated items in pages of pageSize with a
 // `next` cursor, and returns a paginated source for it with its fetcher.
 func millionUpstream(b *testing.B, n, pageSize int, log *slog.Logger) (*compiled, *fetcher) {
+	return pagedUpstream(b, n, pageSize, 100, new(atomic.Int64), log)
+}
+
+// pagedUpstream serves n items in pages of pageSize, in the generation
+// gen holds (every every-th item's status moves on per generation).
+func pagedUpstream(b *testing.B, n, pageSize, every int, gen *atomic.Int64, log *slog.Logger) (*compiled, *fetcher) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		from, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+		g := int(gen.Load())
 		page := []byte(`{"data":[`)
 		for i := from; i < min(from+pageSize, n); i++ {
 			if i > from {
 				page = append(page, ',')
 			}
-			page = benchdata.Item(page, i, benchdata.Status(i, 0, 100))
+			page = benchdata.Item(page, i, benchdata.Status(i, g, every))
 		}
 		page = append(page, `],"next":`...)
 		if from+pageSize < n {
@@ -393,4 +403,77 @@ func BenchmarkBareScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(benchItems)*float64(b.N)/b.Elapsed().Seconds(), "items/s")
+}
+
+// BenchmarkGrowth measures how a poll's cost grows with the listing: for
+// 10k, 100k and 1M items (pages of 1,000 from a loopback upstream, Badger
+// on disk with synced commits, the defaults) with 1% or 100% of them
+// changed since the baseline, one poll's wall time, its CPU time per
+// changed item, and the process's peak RSS during it. go run ./bench
+// -only growth runs each case in its own process.
+//
+//	go test ./poller/ -run '^$' -bench 'BenchmarkGrowth/items=100000/changed=1$' -benchtime 1x
+func BenchmarkGrowth(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		for _, pct := range []int{1, 100} {
+			b.Run(fmt.Sprintf("items=%d/changed=%d", n, pct), func(b *testing.B) { benchGrowth(b, n, 100/pct) })
+		}
+	}
+}
+
+func benchGrowth(b *testing.B, n, every int) {
+	log := slog.New(slog.DiscardHandler)
+	st := openBenchStore(b)
+	gen := new(atomic.Int64)
+	src, f := pagedUpstream(b, n, 1_000, every, gen, log)
+	ctx := context.Background()
+	poll := func(now time.Time) diff.Result {
+		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, n) },
+			store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
+				return x.StoreNew(ctx, st, obs, now, nil)
+			}}
+		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
+		if err != nil || !lst.complete {
+			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
+		}
+		res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res
+	}
+	now := time.Now()
+	if res := poll(now); !res.Baseline || res.Tracked != n {
+		b.Fatalf("baseline: %v, %d tracked", res.Baseline, res.Tracked)
+	}
+	debug.FreeOSMemory()
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	var changed int
+	var cpu time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		gen.Add(1)
+		now = now.Add(time.Minute)
+		c0 := cpuTime(b)
+		res := poll(now)
+		cpu += cpuTime(b) - c0
+		if want := (n + every - 1) / every; res.Changes != want {
+			b.Fatalf("%d changes, want %d", res.Changes, want)
+		}
+		changed += res.Changes
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/poll")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(changed), "cpu-µs/change")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/poll")
+	b.ReportMetric(procStatus(b, "VmHWM:"), "rss-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
