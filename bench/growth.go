@@ -13,8 +13,8 @@ import (
 // a process of its own, so its peak RSS is its own.
 func growth() error {
 	type listing struct {
-		items, pct                 int
-		ms, cpu, cpuPerChange, rss row
+		items, pct                       int
+		ms, cpu, cpuPerChange, rss, anon row
 	}
 	var cases []*listing
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
@@ -23,10 +23,11 @@ func growth() error {
 			name := fmt.Sprintf("BenchmarkGrowth/items=%d/changed=%d", n, pct)
 			fmt.Fprintf(os.Stderr, "growth: %d items, %d%% changed\n", n, pct)
 			err := gotest("./poller/", fmt.Sprintf("BenchmarkGrowth$/^items=%d$/^changed=%d$", n, pct), "1x", 1, map[string]metric{
-				name:         {&c.ms, "ms/poll"},
-				name + "#":   {&c.cpuPerChange, "cpu-µs/change"},
-				name + "##":  {&c.rss, "rss-MiB"},
-				name + "###": {&c.cpu, "cpu-ms/poll"},
+				name:          {&c.ms, "ms/poll"},
+				name + "#":    {&c.cpuPerChange, "cpu-µs/change"},
+				name + "##":   {&c.rss, "rss-MiB"},
+				name + "###":  {&c.cpu, "cpu-ms/poll"},
+				name + "####": {&c.anon, "anon-MiB"},
 			})
 			if err != nil {
 				return err
@@ -55,9 +56,9 @@ func growth() error {
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nlisting\tchanged\ttime per poll\tCPU per poll\tCPU per changed item\tpeak RSS")
+	fmt.Fprintln(tw, "\nlisting\tchanged\ttime per poll\tCPU per poll\tCPU per changed item\tpeak RSS\tof it, the process's own")
 	for _, c := range cases {
-		fmt.Fprintf(tw, "%d items\t%d%%\t%s ms\t%s ms\t%s µs\t%s MiB\n", c.items, c.pct, num(c.ms.median()), num(c.cpu.median()), num(c.cpuPerChange.median()), num(c.rss.median()))
+		fmt.Fprintf(tw, "%d items\t%d%%\t%s ms\t%s ms\t%s µs\t%s MiB\t%s MiB\n", c.items, c.pct, num(c.ms.median()), num(c.cpu.median()), num(c.cpuPerChange.median()), num(c.rss.median()), num(c.anon.median()))
 	}
 	fmt.Fprintln(tw, "\nsubscriptions\tmax_in_flight\tdeliveries/s\tCPU per delivery\t")
 	for _, d := range dels {

@@ -409,8 +409,10 @@ func BenchmarkBareScan(b *testing.B) {
 // 10k, 100k and 1M items (pages of 1,000 from a loopback upstream, Badger
 // on disk with synced commits, the defaults) with 1% or 100% of them
 // changed since the baseline, one poll's wall time, its CPU time per
-// changed item, and the process's peak RSS during it. go run ./bench
-// -only growth runs each case in its own process.
+// changed item, and the process's peak RSS during it: in all (VmHWM), and
+// its own memory and Badger's memory-mapped pages apart (anon-MiB,
+// file-MiB, sampled). go run ./bench -only growth runs each case in its
+// own process.
 //
 //	go test ./poller/ -run '^$' -bench 'BenchmarkGrowth/items=100000/changed=1$' -benchtime 1x
 func BenchmarkGrowth(b *testing.B) {
@@ -448,6 +450,7 @@ func benchGrowth(b *testing.B, n, every int) {
 	}
 	debug.FreeOSMemory()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	peaks := samplePeaks(b)
 	var changed int
 	var cpu time.Duration
 	b.ResetTimer()
@@ -462,7 +465,10 @@ func benchGrowth(b *testing.B, n, every int) {
 		}
 		changed += res.Changes
 	}
+	peakAnon, peakFile := peaks()
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/poll")
+	b.ReportMetric(peakAnon, "anon-MiB")
+	b.ReportMetric(peakFile, "file-MiB")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(changed), "cpu-µs/change")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/poll")
 	b.ReportMetric(procStatus(b, "VmHWM:"), "rss-MiB")
