@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -32,4 +33,19 @@ func holdSchema(ctx context.Context, pool *pgxpool.Pool, schema string) (*pgxpoo
 		return nil, fmt.Errorf("%w: schema %s is held by a running pollrelay; run one copy per schema (each replica its own schema), or stop the other first", ErrInUse, schema)
 	}
 	return conn, nil
+}
+
+// releaseSchema gives up what holdSchema took and returns conn to the
+// pool. Unlocking is what makes it synchronous: the server ends a closed
+// session's backend, and releases its locks, only some time after the
+// client hangs up, and a pollrelay started at once in that time would be
+// refused. If the unlock fails, the lock still goes with the session.
+func releaseSchema(conn *pgxpool.Conn, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "pollrelay-run:"+schema); err != nil {
+		// Not back to the pool: the session may still hold the lock.
+		conn.Conn().Close(ctx)
+	}
+	conn.Release()
 }

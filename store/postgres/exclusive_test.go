@@ -35,3 +35,20 @@ func TestExclusiveRefusesASecondStore(t *testing.T) {
 	}
 	again.Close()
 }
+
+// Close gives the schema up before it returns, so a pollrelay restarted
+// at once (a rolling restart, a test's second bridge) is not refused by
+// the session of the one that just stopped, which the server ends only
+// some time after the client hangs up.
+func TestCloseReleasesTheSchemaAtOnce(t *testing.T) {
+	schema := freshSchema(t)
+	for i := range 40 {
+		s, err := Open(Options{URL: testURL(t), Schema: schema, Exclusive: true, Logger: quiet})
+		if err != nil {
+			t.Fatalf("open %d, right after the last closed: %v", i+1, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("close %d: %v", i+1, err)
+		}
+	}
+}

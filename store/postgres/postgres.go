@@ -216,7 +216,7 @@ func (s *Store) Close() error {
 		return nil // a view: the store it came from owns the pool
 	}
 	if s.held != nil {
-		s.held.Release()
+		releaseSchema(s.held, s.schema)
 	}
 	s.cancel()
 	s.pool.Close()
