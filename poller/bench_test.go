@@ -272,7 +272,6 @@ func BenchmarkBaselineMillion(b *testing.B) {
 	asRecommended(b)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	src, f := millionUpstream(b, n, pageSize, log)
-	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -284,18 +283,9 @@ func BenchmarkBaselineMillion(b *testing.B) {
 		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 		peaks := samplePeaks(b)
 		b.StartTimer()
-		now := time.Now()
-		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, 0) },
-			store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
-				return x.StoreNew(ctx, st, obs, now, nil)
-			}}
-		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
-		if err != nil || !lst.complete {
-			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
-		}
-		res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
-		if err != nil || !res.Baseline || res.Tracked != n || len(res.Events) != 0 {
-			b.Fatalf("poll: baseline %v, %d tracked, %d events, %v", res.Baseline, res.Tracked, len(res.Events), err)
+		res := pagedPoll(b, st, src, f, time.Now(), 0)
+		if !res.Baseline || res.Tracked != n || len(res.Events) != 0 {
+			b.Fatalf("poll: baseline %v, %d tracked, %d events", res.Baseline, res.Tracked, len(res.Events))
 		}
 		b.StopTimer()
 		peakAnon, peakFile := peaks()
@@ -305,6 +295,26 @@ func BenchmarkBaselineMillion(b *testing.B) {
 		st.Close()
 		b.StartTimer()
 	}
+}
+
+// pagedPoll is one complete poll of a paged source as the loop runs it:
+// pages fetched and streamed (a baseline's new items stored ahead), then
+// applied. hint sizes the index it loads.
+func pagedPoll(b *testing.B, st store.Store, src *compiled, f *fetcher, now time.Time, hint int) diff.Result {
+	ctx := context.Background()
+	s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, hint) },
+		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
+			return x.StoreNew(ctx, st, obs, now, nil)
+		}}
+	lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
+	if err != nil || !lst.complete {
+		b.Fatalf("fetch: complete %v, %v", lst.complete, err)
+	}
+	res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
 }
 
 // millionUpstream serves n generated items in pages of pageSize with a
@@ -428,22 +438,7 @@ func benchGrowth(b *testing.B, n, every int) {
 	st := openBenchStore(b)
 	gen := new(atomic.Int64)
 	src, f := pagedUpstream(b, n, 1_000, every, gen, log)
-	ctx := context.Background()
-	poll := func(now time.Time) diff.Result {
-		s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, n) },
-			store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
-				return x.StoreNew(ctx, st, obs, now, nil)
-			}}
-		lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
-		if err != nil || !lst.complete {
-			b.Fatalf("fetch: complete %v, %v", lst.complete, err)
-		}
-		res, err := diff.Apply(ctx, st, src.Source, diff.Poll{Observations: lst.obs, Complete: true, Now: now, Index: s.index})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return res
-	}
+	poll := func(now time.Time) diff.Result { return pagedPoll(b, st, src, f, now, n) }
 	now := time.Now()
 	if res := poll(now); !res.Baseline || res.Tracked != n {
 		b.Fatalf("baseline: %v, %d tracked", res.Baseline, res.Tracked)
