@@ -40,13 +40,16 @@ type benchRig struct {
 	seen    map[string]bool
 }
 
-func newBenchRig(b *testing.B) *benchRig {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: log})
+func newBenchRig(b *testing.B) *benchRig { return newBenchRigOn(b, openBenchBadger(b)) }
+
+// openBenchBadger opens Badger in a temp dir with synced commits, as
+// `run` does.
+func openBenchBadger(b *testing.B) *badger.Store {
+	st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return newBenchRigOn(b, st)
+	return st
 }
 
 // newBenchRigOn is newBenchRig on st, which it closes.
@@ -75,11 +78,12 @@ func newBenchRigWith(b *testing.B, st store.Store, subs, inFlight int) *benchRig
 	r.st = st
 	specs := make([]string, subs)
 	for i := range specs {
-		r.subs = append(r.subs, "app")
+		name := "app"
 		if i > 0 {
-			r.subs[i] = fmt.Sprintf("app%d", i)
+			name = fmt.Sprintf("app%d", i)
 		}
-		specs[i] = fmt.Sprintf("name: %s\nurl: %s\nsecret: %s\nmax_in_flight: %d", r.subs[i], srv.URL, testSecret, inFlight)
+		r.subs = append(r.subs, name)
+		specs[i] = fmt.Sprintf("name: %s\nurl: %s\nsecret: %s\nmax_in_flight: %d", name, srv.URL, testSecret, inFlight)
 	}
 	r.n = New(st, NewMetrics(prometheus.NewRegistry()), log, Options{Grace: time.Second})
 	r.n.SetSubscriptions(parseSubs(b, specs...))
@@ -97,16 +101,21 @@ func newBenchRigWith(b *testing.B, st store.Store, subs, inFlight int) *benchRig
 // object is ~1 KiB of item JSON, so an event (and its body) is 1 KiB.
 var benchObject = json.RawMessage(fmt.Sprintf(`{"id":"x","status":"ready","blob":%q}`, strings.Repeat("x", 980)))
 
+// benchEvent is item i's queued → ready event, created at now.
+func benchEvent(i int, now time.Time) *event.Event {
+	return &event.Event{
+		ID: event.NewID(now), Type: "task.ready", Kind: event.Changed, Source: "tasks",
+		ItemID: fmt.Sprintf("item-%d", i), Previous: json.RawMessage(`"queued"`),
+		Current: json.RawMessage(`"ready"`), Object: benchObject, CreatedAt: now,
+	}
+}
+
 // write writes count events in one transaction, as one poll would.
 func (r *benchRig) write(b *testing.B, first, count int) {
 	now := time.Now()
 	evs := make([]*event.Event, count)
 	for i := range evs {
-		evs[i] = &event.Event{
-			ID: event.NewID(now), Type: "task.ready", Kind: event.Changed, Source: "tasks",
-			ItemID: fmt.Sprintf("item-%d", first+i), Previous: json.RawMessage(`"queued"`),
-			Current: json.RawMessage(`"ready"`), Object: benchObject, CreatedAt: now,
-		}
+		evs[i] = benchEvent(first+i, now)
 		r.written.Store(evs[i].ID, now)
 	}
 	err := r.st.Update(func(t store.Txn) error {
@@ -238,11 +247,7 @@ func BenchmarkSignedPOSTs(b *testing.B) {
 	now := time.Now()
 	evs := make([]*event.Event, b.N)
 	for i := range evs {
-		evs[i] = &event.Event{
-			ID: event.NewID(now), Type: "task.ready", Kind: event.Changed, Source: "tasks",
-			ItemID: fmt.Sprintf("item-%d", i), Previous: json.RawMessage(`"queued"`),
-			Current: json.RawMessage(`"ready"`), Object: benchObject, CreatedAt: now,
-		}
+		evs[i] = benchEvent(i, now)
 	}
 	ctx := context.Background()
 	next := make(chan *event.Event)
@@ -275,10 +280,7 @@ func BenchmarkSignedPOSTs(b *testing.B) {
 //
 //	go test ./notifier/ -run '^$' -bench SyncedCommits -benchtime 2000x
 func BenchmarkSyncedCommits(b *testing.B) {
-	st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := openBenchBadger(b)
 	b.Cleanup(func() { st.Close() })
 	const perCommit = 16
 	val := []byte(strings.Repeat("d", 200))
@@ -312,11 +314,7 @@ func BenchmarkGrowthDeliveries(b *testing.B) {
 	for _, subs := range []int{1, 10, 100} {
 		for _, inFlight := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("subs=%d/in_flight=%d", subs, inFlight), func(b *testing.B) {
-				st, err := badger.Open(badger.Options{Path: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := newBenchRigWith(b, st, subs, inFlight)
+				r := newBenchRigWith(b, openBenchBadger(b), subs, inFlight)
 				events := (b.N + subs - 1) / subs
 				var ru0, ru1 syscall.Rusage
 				syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
