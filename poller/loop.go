@@ -413,7 +413,8 @@ func (l *loop) nextPoll(start time.Time, err error) time.Time {
 }
 
 // initTracked counts a newly started source's stored items, unless a
-// poll (which knows better) finished first.
+// poll (which knows better) finished first. A watch source's watches are
+// counted by its first round, which starts at once.
 func (l *loop) initTracked() {
 	if l.ctx.Err() != nil {
 		return
@@ -427,6 +428,18 @@ func (l *loop) initTracked() {
 	if l.st.LastPollAt.IsZero() {
 		l.st.ItemsTracked = n
 		l.m.metrics.tracked.WithLabelValues(l.src.Name).Set(float64(n))
+	}
+}
+
+// carry starts a restarted source's counts where its previous loop left
+// them, until a poll or a count says otherwise.
+func (l *loop) carry(old Status) {
+	l.mu.Lock()
+	l.st.ItemsTracked, l.st.WatchesActive = old.ItemsTracked, old.WatchesActive
+	l.mu.Unlock()
+	l.m.metrics.tracked.WithLabelValues(l.src.Name).Set(float64(old.ItemsTracked))
+	if l.src.IsWatch() {
+		l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(old.WatchesActive))
 	}
 }
 

@@ -113,6 +113,10 @@ func (m *Manager) Apply(sources []config.Source) {
 		}
 		m.leases.SetSources(run)
 	}
+	// A restarted source keeps its counts: the store behind them is the
+	// same, and a watch added before the new loop counts again would
+	// otherwise move a count that starts from zero.
+	carried := map[string]Status{}
 	for name, l := range m.loops {
 		if c, ok := want[name]; ok && c == l.src {
 			continue
@@ -121,6 +125,8 @@ func (m *Manager) Apply(sources []config.Source) {
 		delete(m.loops, name)
 		if _, ok := want[name]; !ok {
 			m.metrics.dropSource(name)
+		} else {
+			carried[name] = l.status()
 		}
 	}
 	if m.stopSched == nil {
@@ -134,6 +140,9 @@ func (m *Manager) Apply(sources []config.Source) {
 			continue
 		}
 		l := newLoop(m, s)
+		if old, ok := carried[name]; ok {
+			l.carry(old)
+		}
 		m.loops[name] = l
 		started = append(started, l)
 	}

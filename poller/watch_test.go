@@ -352,6 +352,9 @@ func TestReloadChangesWatchSources(t *testing.T) {
 	if h.m.loop("tasks") != list {
 		t.Error("the unchanged list source was restarted")
 	}
+	if got := h.status("task").WatchesActive; got != 2 {
+		t.Errorf("watches active after the restart = %d, want 2 carried over", got)
+	}
 	up.set("z", "queued")
 	h.mustPoll("tasks")
 	if h.watch("task", "z") == nil {
