@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -85,7 +84,7 @@ func (r *row) pass() bool {
 func main() {
 	runs := flag.Int("runs", 3, "runs per row; the table shows the median")
 	idle := flag.Duration("idle", 10*time.Second, "how long idle CPU is measured per run")
-	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, sources, postgres, growth (postgres runs only when named or POLLRELAY_TEST_POSTGRES_URL is set; growth, how cost grows with listings and subscriptions, only when named)")
+	only := flag.String("only", "", "run only these groups, comma-separated: sidecar, diff, million, deliveries, burst, sources, postgres, growth (postgres runs only when named or POLLRELAY_TEST_POSTGRES_URL is set; growth, how cost grows with listings and subscriptions, only when named)")
 	sources := flag.Int("sources", 10_000, "list sources in the sources group")
 	interval := flag.Duration("sources-interval", 30*time.Second, "their interval: the run waits one for every first poll")
 	flag.Parse()
@@ -190,6 +189,15 @@ func run(o opts) error {
 			return err
 		}
 		rows = append(rows, rate, posts, ratio("  durable deliveries as a share of signed POSTs", rate, posts, 1.0/3), commits, p99, p99at5k, reached)
+	}
+	if o.want("burst") {
+		b := newBurstRows()
+		for i := range runs {
+			if err := burst(bin, filepath.Join(dir, fmt.Sprint("burst", i)), b); err != nil {
+				return fmt.Errorf("burst, run %d: %w", i+1, err)
+			}
+		}
+		rows = append(rows, b.all()...)
 	}
 	if o.want("postgres") && (o.only["postgres"] || os.Getenv("POLLRELAY_TEST_POSTGRES_URL") != "") {
 		if os.Getenv("POLLRELAY_TEST_POSTGRES_URL") == "" {
@@ -455,20 +463,7 @@ func cpuTicks(pid int) (int64, error) {
 }
 
 // rssKiB is VmRSS from /proc/<pid>/status.
-func rssKiB(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read status: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
+func rssKiB(pid int) (int64, error) { return statusKiB(pid, "VmRSS:") }
 
 // metric names the row a benchmark's reported unit goes to.
 type metric struct {

@@ -287,10 +287,13 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 		Stalls:       l.src.Stalls(),
 		Now:          l.p.Now,
 	})
-	settled := l.p.Complete && l.held == 0 && !pendingChange(changes) && !(l.gone == nil && l.x.pendingUnseen())
+	settled := l.p.Complete && l.held == 0 && !pendingChange(changes) && !l.x.aheadPending && !(l.gone == nil && l.x.pendingUnseen())
 	tracked := l.x.Len() + l.x.early + added - len(l.gone)
-	res := Result{HeldDeletes: l.held, Changes: l.x.early}
-	for ws, n := range l.x.earlyWatches {
+	// What was written ahead comes first, as it was written first.
+	ahead := &l.x.ahead
+	res := Result{HeldDeletes: l.held, Changes: ahead.Changes,
+		Transitions: ahead.Transitions, Events: ahead.Events, RuleErrors: ahead.RuleErrors}
+	for ws, n := range ahead.WatchesAdded {
 		if res.WatchesAdded == nil {
 			res.WatchesAdded = map[string]int{}
 		}
@@ -394,49 +397,8 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 		}
 		return b.Group(fn)
 	}
-	for _, c := range changes {
-		if c.Item != nil {
-			if err := store.CheckItem(src.Name, c.ID, c.Item); err != nil {
-				// Written, it would fail this batch and every later poll's.
-				over.note(c.ID, err.Error()+": every poll skips the item")
-				continue
-			}
-		}
-		var evs []*event.Event
-		for _, t := range c.Transitions {
-			e, err := Events(ctx, src, t, nil, p.Now)
-			if errors.Is(err, jqexpr.ErrLimit) {
-				// A rule that runs away would fail again on every item:
-				// the poll fails and decides nothing more, rather than
-				// recording states whose events were never made.
-				return fmt.Errorf("events: %w", err)
-			}
-			if err != nil {
-				res.RuleErrors = append(res.RuleErrors, err)
-			}
-			evs = append(evs, e...)
-		}
-		err := group(func(t store.Txn) error {
-			if c.Item == nil {
-				if err := t.DeleteItem(src.Name, c.ID); err != nil {
-					return err
-				}
-			} else if err := t.PutItem(src.Name, c.ID, c.Item); err != nil {
-				return err
-			}
-			for _, e := range evs {
-				if err := t.AddEvent(e); err != nil {
-					return err
-				}
-			}
-			return watchFrom(t, p.Watchers, c, prev[c.ID], p.Now, res)
-		})
-		if err != nil {
-			return fmt.Errorf("write %s: %w", src.Name, err)
-		}
-		res.Changes++
-		res.Transitions = append(res.Transitions, c.Transitions...)
-		res.Events = append(res.Events, evs...)
+	if _, err := writeChanges(ctx, group, src, p.Now, p.Watchers, res, changes, prev, &over); err != nil {
+		return err
 	}
 	newSS.ListingDigest, newSS.ListingTracked = "", 0
 	if ws.settled && ws.digest != "" {
@@ -462,6 +424,62 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 	*ws.over = over
 	res.Tracked = ws.tracked
 	return nil
+}
+
+// writeChanges writes each change, its events and the watches it starts
+// as one group, appending what it wrote to res; an item too large to
+// store is noted in over instead. It returns how many of the items it
+// wrote were not in prev.
+func writeChanges(ctx context.Context, group func(func(store.Txn) error) error, src *Source, now time.Time, watchers []*Source, res *Result, changes []Change, prev map[string]*store.Item, over *skipped) (int, error) {
+	created := 0
+	for _, c := range changes {
+		if c.Item != nil {
+			if err := store.CheckItem(src.Name, c.ID, c.Item); err != nil {
+				// Written, it would fail this batch and every later poll's.
+				over.note(c.ID, err.Error()+": every poll skips the item")
+				continue
+			}
+			if prev[c.ID] == nil {
+				created++
+			}
+		}
+		var evs []*event.Event
+		for _, t := range c.Transitions {
+			e, err := Events(ctx, src, t, nil, now)
+			if errors.Is(err, jqexpr.ErrLimit) {
+				// A rule that runs away would fail again on every item:
+				// the poll fails and decides nothing more, rather than
+				// recording states whose events were never made.
+				return 0, fmt.Errorf("events: %w", err)
+			}
+			if err != nil {
+				res.RuleErrors = append(res.RuleErrors, err)
+			}
+			evs = append(evs, e...)
+		}
+		err := group(func(t store.Txn) error {
+			if c.Item == nil {
+				if err := t.DeleteItem(src.Name, c.ID); err != nil {
+					return err
+				}
+			} else if err := t.PutItem(src.Name, c.ID, c.Item); err != nil {
+				return err
+			}
+			for _, e := range evs {
+				if err := t.AddEvent(e); err != nil {
+					return err
+				}
+			}
+			return watchFrom(t, watchers, c, prev[c.ID], now, res)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("write %s: %w", src.Name, err)
+		}
+		res.Changes++
+		res.Transitions = append(res.Transitions, c.Transitions...)
+		res.Events = append(res.Events, evs...)
+	}
+	return created, nil
 }
 
 // unchanged is Apply's outcome for a listing with the digest of the last

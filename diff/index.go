@@ -2,7 +2,6 @@ package diff
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -63,12 +62,16 @@ type Index struct {
 	broken map[string]string
 
 	// baseline is set when the poll records the source's baseline without
-	// events: its new items may then be stored ahead (StoreNew). early
-	// counts the items so stored, and earlyWatches the watches they
-	// started, for Apply's result.
-	baseline     bool
+	// events: its new items may then be stored ahead (StoreNew); baselined
+	// when the source's baseline is recorded.
+	baseline, baselined bool
+	// ahead is what was written ahead of Apply (StoreNew, ApplyAhead),
+	// for Apply's result: its events without their bodies. early counts
+	// the new items among it, and aheadPending is set when one of its
+	// items was left settling.
+	ahead        Result
 	early        int
-	earlyWatches map[string]int
+	aheadPending bool
 }
 
 type bitset []uint64
@@ -113,7 +116,7 @@ func (x *Index) load(st store.Store, sizeHint int) error {
 		if err != nil {
 			return err
 		}
-		x.baseline = !ss.Baselined && !x.src.EmitExisting
+		x.baseline, x.baselined = !ss.Baselined && !x.src.EmitExisting, ss.Baselined
 		return t.ScanItemHeads(x.src.Name, func(id []byte, it *store.Item) error {
 			i := len(x.ends)
 			if len(x.ids)+len(id) > math.MaxUint32 {
@@ -262,63 +265,6 @@ func (x *Index) Filter(obs []Observation, now time.Time) ([]Observation, error) 
 		out = append(out, own(ob))
 	}
 	return out, nil
-}
-
-// StoreNew stores, ahead of the rest of the listing, the items of obs
-// (what Filter returned) that are not stored yet, when the poll records
-// the source's baseline without events; it returns the observations left
-// for Apply. A baseline keeps every item it sees, with its object, until
-// it is written: a first poll of a million items held over a GiB. Writing
-// them page by page decides nothing early, because a baseline emits
-// nothing: if the poll fails later, the items are there, unchanged, for
-// the next baseline to find; watch_from watches start for items that
-// exist. The baseline flag is still written last, by Apply.
-func (x *Index) StoreNew(ctx context.Context, st store.Store, obs []Observation, now time.Time, watchers []*Source) ([]Observation, error) {
-	if !x.baseline {
-		return obs, nil
-	}
-	var rest []Observation
-	var changes []Change
-	for _, ob := range obs {
-		if x.find(ob.ID) >= 0 {
-			rest = append(rest, ob)
-			continue
-		}
-		c := created(ob, Options{Baseline: true, Now: now})
-		if err := store.CheckItem(x.src.Name, c.ID, c.Item); err != nil {
-			x.over.note(c.ID, err.Error()+": every poll skips the item")
-			continue
-		}
-		changes = append(changes, c)
-	}
-	if len(changes) == 0 {
-		return rest, nil
-	}
-	var res Result
-	b := st.NewBatch()
-	defer b.Discard()
-	for _, c := range changes {
-		err := b.Group(func(t store.Txn) error {
-			if err := t.PutItem(x.src.Name, c.ID, c.Item); err != nil {
-				return err
-			}
-			return watchFrom(t, watchers, c, nil, now, &res)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("write %s: %w", x.src.Name, err)
-		}
-	}
-	if err := b.Commit(); err != nil {
-		return nil, fmt.Errorf("write %s: %w", x.src.Name, err)
-	}
-	x.early += len(changes)
-	for ws, n := range res.WatchesAdded {
-		if x.earlyWatches == nil {
-			x.earlyWatches = map[string]int{}
-		}
-		x.earlyWatches[ws] += n
-	}
-	return rest, ctx.Err()
 }
 
 // own copies what an observation shares with its page.

@@ -29,15 +29,17 @@ const streamSource = `  - name: s
 // repeated, missing, new and changing, and 304 answers, into two stores:
 // one Apply is given each listing whole, the other has it filtered page
 // by page through the index as the poller does with a long listing (a
-// baseline's new items stored page by page). Before every poll, the pure
-// Compare over all stored records says what must happen; both must report
-// exactly those transitions and store exactly its records.
+// baseline's new items stored page by page), and a third also has what
+// the filtered pages change written ahead in batches. Before every poll,
+// the pure Compare over all stored records says what must happen; each
+// must report exactly those transitions and store exactly its records,
+// and the third exactly the whole listing's events.
 func TestFilteredPagesMatchCompare(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			src := parseSource(t, fmt.Sprintf(streamSource, 1+seed%2))
-			whole, paged := newDB(t), newDB(t)
+			whole, paged, ahead := newDB(t), newDB(t), newDB(t)
 			states := []string{"queued", "processing", "ready"}
 			now := t0
 			for poll := range 8 {
@@ -92,7 +94,17 @@ func TestFilteredPagesMatchCompare(t *testing.T) {
 				if got.Tracked != streamed.Tracked || got.Changes != streamed.Changes {
 					t.Fatalf("poll %d: tracked %d/%d, changes %d/%d", poll, got.Tracked, streamed.Tracked, got.Changes, streamed.Changes)
 				}
-				for _, d := range []*db{whole, paged} {
+				early := applyAhead(t, ahead, src, obs, complete, now, replay, rng)
+				if g, w := stateChanges(early.Transitions), stateChanges(got.Transitions); !slices.Equal(g, w) {
+					t.Fatalf("poll %d, written ahead:\n got %v\nwant %v", poll, g, w)
+				}
+				if got.Tracked != early.Tracked || got.Changes != early.Changes || len(got.Events) != len(early.Events) {
+					t.Fatalf("poll %d: written ahead, tracked %d/%d, changes %d/%d, events %d/%d", poll, got.Tracked, early.Tracked, got.Changes, early.Changes, len(got.Events), len(early.Events))
+				}
+				if g, w := ahead.events(), whole.events(); !slices.Equal(g, w) {
+					t.Fatalf("poll %d: events written ahead\n got %v\nwant %v", poll, g, w)
+				}
+				for _, d := range []*db{whole, paged, ahead} {
 					if got := dump(t, d); !slices.Equal(got, wantItems) {
 						t.Fatalf("poll %d: stored items\n got %v\nwant %v", poll, got, wantItems)
 					}
@@ -100,6 +112,56 @@ func TestFilteredPagesMatchCompare(t *testing.T) {
 			}
 		})
 	}
+}
+
+// applyAhead polls d as the poller does a long listing in which many
+// items change: pages filtered through the index, a baseline's new items
+// stored and what the rest change written ahead in batches of random
+// size, then Apply for what is left.
+func applyAhead(t *testing.T, d *db, src *Source, obs []Observation, complete bool, now time.Time, replay bool, rng *rand.Rand) Result {
+	t.Helper()
+	ctx := context.Background()
+	x := LoadIndex(d.st, src, 0)
+	var kept []Observation
+	batch := 1 + rng.IntN(10)
+	for page := range slices.Chunk(obs, 1+rng.IntN(20)) {
+		if replay {
+			break
+		}
+		k, err := x.Filter(page, now)
+		if err == nil {
+			k, err = x.StoreNew(ctx, d.st, k, now, nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, k...)
+		for len(kept) >= batch {
+			rest, err := x.ApplyAhead(ctx, d.st, kept[:batch], now, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rest) > 0 {
+				break
+			}
+			kept = kept[batch:]
+		}
+	}
+	res, err := Apply(ctx, d.st, src, Poll{Observations: kept, Complete: complete, Now: now, Index: x, Replay: replay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// stateChanges are transitions without their objects, which what is written
+// ahead does not keep.
+func stateChanges(in []Transition) []string {
+	var out []string
+	for _, v := range in {
+		out = append(out, fmt.Sprintf("%s %s %s→%s", v.Kind, v.ID, v.Previous, v.Current))
+	}
+	return out
 }
 
 // storedObservations are d's stored items of source "s" as observations.

@@ -91,6 +91,9 @@ func (l *listLoop) poll(ctx context.Context) error {
 	s := &stream{now: start, progress: l.progress(start), load: func() *diff.Index { return diff.LoadIndex(l.store(), l.src.Source, tracked) },
 		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 			return x.StoreNew(ctx, l.store(), obs, start, l.m.watchersOf(l.src.Name))
+		},
+		ahead: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
+			return x.ApplyAhead(ctx, l.store(), obs, start, l.m.watchersOf(l.src.Name))
 		}}
 	if l.preload {
 		s.index = s.load()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 	"github.com/pollrelay/pollrelay/internal/redact"
+	"github.com/pollrelay/pollrelay/jqexpr"
 	"github.com/pollrelay/pollrelay/store"
 )
 
@@ -60,6 +62,12 @@ func Fetch(ctx context.Context, src *compiled, f *fetcher) (obs []diff.Observati
 // recognised by its digest without reading the stored items at all.
 var streamAfter = 16 << 20
 
+// aheadBatch is how many observations that may change something a
+// filtered listing keeps before what they change is written
+// (Index.ApplyAhead): a batch of items, records and events is what a
+// poll in which everything changes holds at once.
+var aheadBatch = 500
+
 // stream lets fetchListing filter a long listing page by page.
 type stream struct {
 	now time.Time
@@ -68,8 +76,9 @@ type stream struct {
 	index *diff.Index
 	load  func() *diff.Index
 	// store, when set, stores what a baseline may store ahead of Apply
-	// (Index.StoreNew).
-	store func(*diff.Index, []diff.Observation) ([]diff.Observation, error)
+	// (Index.StoreNew), and ahead writes what a batch of observations
+	// changes (Index.ApplyAhead).
+	store, ahead func(*diff.Index, []diff.Observation) ([]diff.Observation, error)
 	// kept is about what the unfiltered observations hold alive, and
 	// filtered how many observations at the start have been filtered.
 	kept     int
@@ -122,6 +131,23 @@ func (s *stream) page(out *listing, obs []diff.Observation, body int, more bool)
 	}
 	clear(out.obs[s.filtered:])
 	out.obs = append(out.obs[:s.filtered], kept...)
+	if s.ahead != nil && len(out.obs) >= aheadBatch {
+		// Many changes: written now, a batch at a time, rather than
+		// held with their records and events until the listing ends.
+		for len(out.obs) > 0 {
+			n := min(len(out.obs), aheadBatch)
+			rest, err := s.ahead(s.index, out.obs[:n])
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				break // a baseline's: Apply's
+			}
+			clear(out.obs[:n])
+			out.obs = out.obs[n:]
+		}
+		out.obs = slices.Clip(out.obs)
+	}
 	s.filtered, s.kept = len(out.obs), 0
 	return nil
 }
@@ -180,6 +206,10 @@ func fetchListing(ctx context.Context, src *compiled, f *fetcher, val diff.Valid
 			return out, pageErr(err, n)
 		}
 		if err := s.page(&out, obs, len(resp.body), more != "" && n+1 < maxPages); err != nil {
+			if errors.Is(err, jqexpr.ErrLimit) {
+				// An event rule ran away on an item written ahead.
+				return out, &PollError{Outcome: OutcomeExtract, Err: err}
+			}
 			return out, storeFailure(err)
 		}
 		if more == "" {

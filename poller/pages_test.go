@@ -347,3 +347,64 @@ func TestLongListingFilteredPageByPage(t *testing.T) {
 		t.Errorf("filtered listing holds %v (complete %v), want only t30", got, lst.complete)
 	}
 }
+
+// TestManyChangesWrittenAhead: a long listing in which many items change
+// has them written a batch at a time as its pages arrive. A page that
+// fails keeps what was written before it; the next poll, after a restart,
+// fires the rest and nothing twice, and a delete still waits for a whole
+// listing.
+func TestManyChangesWrittenAhead(t *testing.T) {
+	defer func(v, b int) { streamAfter, aheadBatch = v, b }(streamAfter, aheadBatch)
+	streamAfter, aheadBatch = 0, 4
+	api := newPagedAPI(t, 45)
+	srcs := sources(t, fmt.Sprintf(`  - name: s
+    url: '%s/cursor'
+    items: '.data[]'
+    pagination: {next: .next_cursor, param: cursor}
+`, api.srv.URL))
+	h := newHarness(t, nil)
+	h.start(srcs)
+	defer h.close()
+	h.mustPoll("s")
+
+	api.mu.Lock()
+	for i := range api.items {
+		api.items[i].status = "ready"
+	}
+	api.items = slices.Delete(api.items, 44, 45)
+	api.failAt = 30
+	api.mu.Unlock()
+	if err := h.pollNow("s"); err == nil {
+		t.Fatal("a poll whose fourth page failed succeeded")
+	}
+	early := types(h.events())
+	if len(early) < 20 || len(early) > 30 {
+		t.Fatalf("%d events written ahead of the failed page, want the first pages' (20 to 30): %v", len(early), early)
+	}
+	for i, e := range early {
+		if want := fmt.Sprintf("s.changed:t%02d", i); e != want {
+			t.Fatalf("event %d written ahead = %s, want %s", i, e, want)
+		}
+	}
+
+	h.restart(srcs)
+	api.mu.Lock()
+	api.failAt = -1
+	api.mu.Unlock()
+	h.mustPoll("s")
+	var want []string
+	for i := range 44 {
+		want = append(want, fmt.Sprintf("s.changed:t%02d", i))
+	}
+	want = append(want, "s.deleted:t44")
+	if got := types(h.events()); !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	if got := h.status("s").ItemsTracked; got != 44 {
+		t.Errorf("tracked %d, want 44", got)
+	}
+	h.mustPoll("s")
+	if got := len(h.events()); got != len(want) {
+		t.Errorf("an unchanged poll fired %d more events", got-len(want))
+	}
+}
