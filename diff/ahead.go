@@ -121,7 +121,9 @@ func (x *Index) ApplyAhead(ctx context.Context, st store.Store, obs []Observatio
 	x.ahead.RuleErrors = append(x.ahead.RuleErrors, res.RuleErrors...)
 	x.addWatches(res.WatchesAdded)
 	for _, t := range res.Transitions {
-		x.ahead.Transitions = append(x.ahead.Transitions, Transition{Kind: t.Kind, ID: t.ID, Previous: t.Previous, Current: t.Current, Rule: t.Rule})
+		// Previous would hold the whole stored record it was read
+		// from alive: kept are what the poll counts and logs.
+		x.ahead.Transitions = append(x.ahead.Transitions, Transition{Kind: t.Kind, ID: t.ID, Rule: t.Rule})
 	}
 	for _, e := range res.Events {
 		x.ahead.Events = append(x.ahead.Events, &event.Event{ID: e.ID, Type: e.Type, Kind: e.Kind, Source: e.Source, ItemID: e.ItemID, CreatedAt: e.CreatedAt})

@@ -298,13 +298,17 @@ func BenchmarkBaselineMillion(b *testing.B) {
 }
 
 // pagedPoll is one complete poll of a paged source as the loop runs it:
-// pages fetched and streamed (a baseline's new items stored ahead), then
-// applied. hint sizes the index it loads.
+// pages fetched and streamed (a baseline's new items stored ahead, and
+// what a batch of changes makes written ahead), then applied. hint sizes
+// the index it loads.
 func pagedPoll(b *testing.B, st store.Store, src *compiled, f *fetcher, now time.Time, hint int) diff.Result {
 	ctx := context.Background()
 	s := &stream{now: now, load: func() *diff.Index { return diff.LoadIndex(st, src.Source, hint) },
 		store: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
 			return x.StoreNew(ctx, st, obs, now, nil)
+		},
+		ahead: func(x *diff.Index, obs []diff.Observation) ([]diff.Observation, error) {
+			return x.ApplyAhead(ctx, st, obs, now, nil)
 		}}
 	lst, err := fetchListing(ctx, src, f, diff.Validators{}, s, plainRequest(src))
 	if err != nil || !lst.complete {
