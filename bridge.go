@@ -183,6 +183,16 @@ func (b *Bridge) Started() <-chan struct{} { return b.started }
 // Addr is the address the API listens on.
 func (b *Bridge) Addr() string { return b.ln.Addr().String() }
 
+// lostStore is the channel that says st was taken over by another
+// pollrelay (a PostgreSQL schema after an outage), nil for a store that
+// cannot be.
+func lostStore(st store.Store) <-chan error {
+	if l, ok := st.(interface{ Lost() <-chan error }); ok {
+		return l.Lost()
+	}
+	return nil
+}
+
 // Run starts everything and blocks until ctx ends, then shuts down in an
 // order that loses nothing: pollers first (no new events), then the
 // notifier (in-flight deliveries get the grace period; the rest stay due
@@ -231,6 +241,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+	case err := <-lostStore(b.st):
+		runErr = fmt.Errorf("store: %w", err)
 	case err := <-srvErr:
 		runErr = fmt.Errorf("api server: %w", err)
 	case err := <-notifierDone:

@@ -2,17 +2,22 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pollrelay/pollrelay/internal/harness"
 	"github.com/pollrelay/pollrelay/internal/pgtest"
 	"github.com/pollrelay/pollrelay/signature"
+	"github.com/pollrelay/pollrelay/store/postgres"
 )
 
 const outageToken = "outage-test-token-0123456789"
@@ -21,7 +26,8 @@ const outageToken = "outage-test-token-0123456789"
 // that the test cuts: /readyz fails while the database is unreachable,
 // the source's lease runs out and polling stops; once the database is
 // back, /readyz passes, the lease is taken again and the transition the
-// upstream made during the outage is delivered — once, nothing lost.
+// upstream made during the outage is delivered — once, nothing lost. A
+// second outage in which another copy takes the schema stops the first.
 func TestDatabaseOutage(t *testing.T) {
 	bin := binary(t)
 	pgURL, schema := pgtest.URL(t), pgtest.Schema(t)
@@ -50,7 +56,7 @@ subscriptions:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, bin, "run", "--config", path)
+	p := startProcess(t, bin, "run", "--config", path)
 	c := harness.APIClient{T: t, Base: "http://" + addr, Token: outageToken}
 	ready := func() string {
 		resp, err := http.Get("http://" + addr + "/readyz")
@@ -117,5 +123,33 @@ subscriptions:
 			t.Errorf("an extra delivery: %s %s", d.Env.Data.ID, d.Env.Data.Current)
 		}
 	default:
+	}
+
+	// While the database is away again a second copy takes the schema,
+	// which the server let go with the cut session: the first stops once
+	// the database is back, rather than poll and deliver beside it.
+	proxy.Cut()
+	var second *postgres.Store
+	harness.WaitFor(t, 30*time.Second, func() bool {
+		second, err = postgres.Open(postgres.Options{URL: pgURL, Schema: schema, Exclusive: true, Logger: slog.New(slog.DiscardHandler)})
+		return err == nil
+	})
+	defer second.Close()
+	proxy.Restore()
+	select {
+	case err := <-p.exit:
+		p.cmd = nil
+		if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ExitCode() != 1 {
+			t.Errorf("the first copy ended with %v, want exit status 1", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first copy still runs beside the one that took its schema")
+	}
+	out, err := os.ReadFile(p.log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "taken by another pollrelay") {
+		t.Errorf("the first copy's log does not say why it stopped:\n%s", tail(out, 2<<10))
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,40 +14,148 @@ import (
 // ErrInUse is a schema another pollrelay already runs on.
 var ErrInUse = errors.New("schema in use by another pollrelay")
 
-// holdSchema takes a session advisory lock on the schema's name on a
+// schemaCheck is how often the session that holds a schema is checked,
+// and how often, once it is gone, the lock is tried again.
+var schemaCheck = 2 * time.Second
+
+// schemaHold is the session advisory lock on a schema's name, on a
 // connection kept for the store's life, so a second pollrelay on the same
 // schema is refused at start rather than polling and delivering beside
 // the first: members do not divide the work between them yet, and two
 // would send every webhook twice. The lock goes with the session, so a
 // killed process leaves nothing held.
-func holdSchema(ctx context.Context, pool *pgxpool.Pool, schema string) (*pgxpool.Conn, error) {
-	conn, err := pool.Acquire(ctx)
+//
+// It also goes when the database restarts or the connection is cut, and a
+// copy started then would be let in. So the session is checked every
+// schemaCheck and, once it is gone, the lock taken again on a new one as
+// soon as the database answers. Should another pollrelay have taken it
+// meanwhile, Lost says so and the running one must stop.
+type schemaHold struct {
+	pool   *pgxpool.Pool
+	schema string
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	conn *pgxpool.Conn // nil while the lock is not held
+
+	lost chan error // gets ErrInUse once, when another took the schema
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (h *schemaHold) key() string { return "pollrelay-run:" + h.schema }
+
+// holdSchema takes the schema's lock, or fails with ErrInUse, and keeps
+// it until release.
+func holdSchema(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) (*schemaHold, error) {
+	h := &schemaHold{pool: pool, schema: schema, log: log,
+		lost: make(chan error, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	conn, ok, err := h.take(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if !ok {
+		return nil, fmt.Errorf("%w: schema %s is held by a running pollrelay; run one copy per schema (each replica its own schema), or stop the other first", ErrInUse, schema)
+	}
+	h.conn = conn
+	go h.keep()
+	return h, nil
+}
+
+// take tries the lock on a new session: the session when it got it.
+func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
+	conn, err := h.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "pollrelay-run:"+schema).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", h.key()).Scan(&ok); err != nil {
 		conn.Release()
-		return nil, err
+		return nil, false, err
 	}
 	if !ok {
 		conn.Release()
-		return nil, fmt.Errorf("%w: schema %s is held by a running pollrelay; run one copy per schema (each replica its own schema), or stop the other first", ErrInUse, schema)
+		return nil, false, nil
 	}
-	return conn, nil
+	return conn, true, nil
 }
 
-// releaseSchema gives up what holdSchema took and returns conn to the
-// pool. Unlocking is what makes it synchronous: the server ends a closed
-// session's backend, and releases its locks, only some time after the
-// client hangs up, and a pollrelay started at once in that time would be
-// refused. If the unlock fails, the lock still goes with the session.
-func releaseSchema(conn *pgxpool.Conn, schema string) {
+// keep checks the session and takes the lock again when it is gone,
+// until release or until another pollrelay has it.
+func (h *schemaHold) keep() {
+	defer close(h.done)
+	t := time.NewTicker(schemaCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		if h.check() {
+			return
+		}
+	}
+}
+
+// check makes sure the lock is held, and reports whether it is lost to
+// another pollrelay for good.
+func (h *schemaHold) check() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "pollrelay-run:"+schema); err != nil {
-		// Not back to the pool: the session may still hold the lock.
-		conn.Conn().Close(ctx)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn != nil {
+		_, err := h.conn.Exec(ctx, "SELECT 1")
+		if err == nil {
+			return false
+		}
+		h.log.Warn("store: the session holding the schema is gone, and the lock with it; taking it again", "schema", h.schema, "error", err.Error())
+		// Not back to the pool: a broken connection is no use to it.
+		h.conn.Conn().Close(ctx)
+		h.conn.Release()
+		h.conn = nil
 	}
-	conn.Release()
+	conn, ok, err := h.take(ctx)
+	switch {
+	case err != nil:
+		return false // the database is still away: again at the next check
+	case !ok:
+		h.log.Error("store: another pollrelay took the schema while the database was away; this one must stop", "schema", h.schema)
+		h.lost <- fmt.Errorf("%w: schema %s was taken by another pollrelay while the database was away", ErrInUse, h.schema)
+		return true
+	}
+	h.conn = conn
+	h.log.Info("store: schema lock taken again", "schema", h.schema)
+	return false
+}
+
+// held reports whether the lock is held now.
+func (h *schemaHold) held() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conn != nil
+}
+
+// release gives the lock up. Unlocking is what makes it synchronous: the
+// server ends a closed session's backend, and releases its locks, only
+// some time after the client hangs up, and a pollrelay started at once in
+// that time would be refused. If the unlock fails, the lock still goes
+// with the session.
+func (h *schemaHold) release() {
+	close(h.stop)
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", h.key()); err != nil {
+		// Not back to the pool: the session may still hold the lock.
+		h.conn.Conn().Close(ctx)
+	}
+	h.conn.Release()
+	h.conn = nil
 }

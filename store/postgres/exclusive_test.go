@@ -2,7 +2,11 @@ package postgres
 
 import (
 	"errors"
+	"net/url"
 	"testing"
+	"time"
+
+	"github.com/pollrelay/pollrelay/internal/harness"
 )
 
 // Two stores opened Exclusive on one schema: the second is refused while
@@ -50,5 +54,85 @@ func TestCloseReleasesTheSchemaAtOnce(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("close %d: %v", i+1, err)
 		}
+	}
+}
+
+// throughProxy returns the test database's URL through a proxy that can
+// cut it, with the proxy.
+func throughProxy(t *testing.T) (string, *harness.Proxy) {
+	t.Helper()
+	u, err := url.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := harness.NewProxy(t, u.Host)
+	u.Host = p.Addr
+	return u.String(), p
+}
+
+// A database that goes away ends the session holding the schema's lock,
+// and the lock with it. The store takes it again once the database is
+// back, so a second copy started after that is still refused.
+func TestExclusiveTakesTheSchemaAgain(t *testing.T) {
+	defer func(d time.Duration) { schemaCheck = d }(schemaCheck)
+	schemaCheck = 50 * time.Millisecond
+	schema := freshSchema(t)
+	via, proxy := throughProxy(t)
+	s, err := Open(Options{URL: via, Schema: schema, Exclusive: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.HoldsSchema() {
+		t.Fatal("an exclusive store does not hold its schema")
+	}
+	proxy.Cut()
+	harness.WaitFor(t, 10*time.Second, func() bool { return !s.HoldsSchema() })
+	proxy.Restore()
+	harness.WaitFor(t, 10*time.Second, s.HoldsSchema)
+	if other, err := Open(Options{URL: testURL(t), Schema: schema, Exclusive: true, Logger: quiet}); !errors.Is(err, ErrInUse) {
+		if err == nil {
+			other.Close()
+		}
+		t.Fatalf("a second exclusive open after the outage = %v, want ErrInUse", err)
+	}
+	select {
+	case err := <-s.Lost():
+		t.Fatalf("lost the schema: %v", err)
+	default:
+	}
+}
+
+// A copy that took the schema while the first's database connection was
+// gone keeps it, and the first is told it has lost it.
+func TestExclusiveLostToAnotherCopy(t *testing.T) {
+	defer func(d time.Duration) { schemaCheck = d }(schemaCheck)
+	schemaCheck = 50 * time.Millisecond
+	schema := freshSchema(t)
+	via, proxy := throughProxy(t)
+	s, err := Open(Options{URL: via, Schema: schema, Exclusive: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	proxy.Cut()
+	// The server drops the cut session's lock once it notices.
+	var other *Store
+	harness.WaitFor(t, 10*time.Second, func() bool {
+		other, err = Open(Options{URL: testURL(t), Schema: schema, Exclusive: true, Logger: quiet})
+		return err == nil
+	})
+	defer other.Close()
+	proxy.Restore()
+	select {
+	case err := <-s.Lost():
+		if !errors.Is(err, ErrInUse) {
+			t.Fatalf("lost with %v, want ErrInUse", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first copy was not told it lost the schema")
+	}
+	if s.HoldsSchema() || !other.HoldsSchema() {
+		t.Errorf("after the takeover: first holds %v, second %v", s.HoldsSchema(), other.HoldsSchema())
 	}
 }

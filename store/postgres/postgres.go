@@ -93,7 +93,7 @@ type shared struct {
 
 	onEvent store.Hooks // run after a commit that added events to the outbox
 	// held keeps the Exclusive lock's session; nil when not Exclusive.
-	held *pgxpool.Conn
+	held *schemaHold
 
 	metrics *metrics
 }
@@ -132,7 +132,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if opts.Exclusive && !opts.ReadOnly {
-		if s.held, err = holdSchema(ctx, pool, schema); err != nil {
+		if s.held, err = holdSchema(ctx, pool, schema, log); err != nil {
 			pool.Close()
 			cancel()
 			if errors.Is(err, ErrInUse) {
@@ -216,12 +216,26 @@ func (s *Store) Close() error {
 		return nil // a view: the store it came from owns the pool
 	}
 	if s.held != nil {
-		releaseSchema(s.held, s.schema)
+		s.held.release()
 	}
 	s.cancel()
 	s.pool.Close()
 	return nil
 }
+
+// Lost yields an error when, after the database went away, another
+// pollrelay took the schema an Exclusive store held: this one must stop.
+// It is nil for a store that is not Exclusive.
+func (s *Store) Lost() <-chan error {
+	if s.held == nil {
+		return nil
+	}
+	return s.held.lost
+}
+
+// HoldsSchema reports whether an Exclusive store holds its schema's lock
+// now: not while the database is away, until it is taken again.
+func (s *Store) HoldsSchema() bool { return s.held != nil && s.held.held() }
 
 // Pool is the store's connection pool, for the parts of a cluster that
 // keep tables of their own beside the store's (leases, members). Its
