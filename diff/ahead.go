@@ -75,10 +75,17 @@ func (x *Index) StoreNew(ctx context.Context, st store.Store, obs []Observation,
 // keeps what was written ahead: each was a real observation, and the next
 // poll finds those items in their new states and fires nothing for them
 // again. Deletes, the mass-delete guard, validators and watermarks wait
-// for the whole listing.
+// for the whole listing. The whole poll is judged at the time of its first
+// batch: Apply judges the rest then too, since the index still holds the
+// old state of what was written.
 func (x *Index) ApplyAhead(ctx context.Context, st store.Store, obs []Observation, now time.Time, watchers []*Source) ([]Observation, error) {
 	if x.baseline || len(obs) == 0 {
 		return obs, nil
+	}
+	if x.aheadAt == nil {
+		x.aheadAt = &now
+	} else {
+		now = *x.aheadAt // one time for the whole poll
 	}
 	prev := make(map[string]*store.Item, len(obs))
 	err := st.View(func(t store.Txn) error {
@@ -111,6 +118,9 @@ func (x *Index) ApplyAhead(ctx context.Context, st store.Store, obs []Observatio
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := b.Commit(); err != nil {
 		return nil, fmt.Errorf("write %s: %w", x.src.Name, err)
 	}
@@ -139,3 +149,7 @@ func (x *Index) addWatches(added map[string]int) {
 		x.ahead.WatchesAdded[ws] += n
 	}
 }
+
+// Ahead is what was written ahead so far: for a poll that fails after it,
+// what to count and log of what stays written.
+func (x *Index) Ahead() Result { return x.ahead }

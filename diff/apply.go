@@ -15,8 +15,12 @@ import (
 
 // Result summarises what Apply wrote.
 type Result struct {
-	Tracked     int // items tracked after the poll
-	Changes     int // item records written or removed
+	Tracked int // items tracked after the poll
+	Changes int // item records written or removed
+	// Transitions and Events are what the poll wrote. Of those written
+	// ahead of the listing's end (Index.ApplyAhead) only the kind and id
+	// of each transition, and each event without its states and object,
+	// are kept: their records are in the store.
 	Transitions []Transition
 	Events      []*event.Event
 	// Baseline is true when this poll recorded the source's baseline.
@@ -56,8 +60,9 @@ type Poll struct {
 	// max_pages cut the listing short, which updates what was seen but
 	// deletes nothing.
 	Complete bool
-	// Now is when the listing was seen. A listing already filtered through
-	// an Index is judged at the time of its last Filter instead.
+	// Now is when the listing was seen. A listing part of which was
+	// written ahead (Index.ApplyAhead) is judged when that was written
+	// instead.
 	Now time.Time
 	// Validators are stored only when the result is fully stored: with a
 	// state still settling or deletes held back, the next poll must see the
@@ -177,6 +182,12 @@ func apply(ctx context.Context, st store.Store, src *Source, p Poll, dry bool) (
 	}
 	if err != nil {
 		return Result{}, err
+	}
+	if x.aheadAt != nil {
+		// Part of the listing was judged and written at that time: the
+		// rest is judged with it, or an item written ahead would be seen
+		// again in the state the index still holds for it.
+		p.Now = *x.aheadAt
 	}
 	l := listingPoll{src: src, p: p, ss: ss, x: x, cands: cands, digest: digest, late: x.dueSince(cands, p.Now), dry: dry}
 	if p.Changes {
@@ -417,6 +428,9 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 		}
 	}
 	if b != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := b.Commit(); err != nil {
 			return fmt.Errorf("write %s: %w", src.Name, err)
 		}
@@ -446,11 +460,12 @@ func writeChanges(ctx context.Context, group func(func(store.Txn) error) error, 
 		var evs []*event.Event
 		for _, t := range c.Transitions {
 			e, err := Events(ctx, src, t, nil, now)
-			if errors.Is(err, jqexpr.ErrLimit) {
-				// A rule that runs away would fail again on every item:
-				// the poll fails and decides nothing more, rather than
-				// recording states whose events were never made.
-				return 0, fmt.Errorf("events: %w", err)
+			if errors.Is(err, jqexpr.ErrLimit) || ctx.Err() != nil {
+				// A rule that runs away would fail again on every item,
+				// and one stopped by the poll's end failed for want of
+				// time: the poll fails and decides nothing more, rather
+				// than recording states whose events were never made.
+				return 0, fmt.Errorf("events: %w", errors.Join(err, ctx.Err()))
 			}
 			if err != nil {
 				res.RuleErrors = append(res.RuleErrors, err)

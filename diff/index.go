@@ -72,6 +72,9 @@ type Index struct {
 	ahead        Result
 	early        int
 	aheadPending bool
+	// aheadAt is when ApplyAhead judged what it wrote; the rest of the
+	// poll is judged then too (nil: nothing was).
+	aheadAt *time.Time
 }
 
 type bitset []uint64

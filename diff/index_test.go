@@ -148,7 +148,15 @@ func applyAhead(t *testing.T, d *db, src *Source, obs []Observation, complete bo
 			kept = kept[batch:]
 		}
 	}
-	res, err := Apply(ctx, d.st, src, Poll{Observations: kept, Complete: complete, Now: now, Index: x, Replay: replay})
+	// A long listing ends well after its first pages were written: the
+	// poll is still judged when they were, so what a stalled rule falls
+	// due for meanwhile waits for the next poll, as it would have had the
+	// listing been quick.
+	at := now
+	if x.aheadAt != nil {
+		at = now.Add(5 * time.Minute)
+	}
+	res, err := Apply(ctx, d.st, src, Poll{Observations: kept, Complete: complete, Now: at, Index: x, Replay: replay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,5 +409,37 @@ func TestFilteredListingJudgedAtNow(t *testing.T) {
 	}
 	if it := d.item("s", "a"); !slices.Equal(it.Stalled, []int{0}) || string(it.Object) != string(ob("a", "queued").Object) {
 		t.Fatalf("a stored as %+v", it)
+	}
+}
+
+// A poll stopped while what it writes ahead is being made (shutdown, a
+// lease that ran out) writes none of that batch: a `when` rule cut short
+// must not leave an item in its new state without its event.
+func TestWriteAheadStoppedWritesNothing(t *testing.T) {
+	const yaml = `  - name: s
+    url: https://x.test/s
+    items: '.data[]'
+    events:
+      - {type: job.ready, on: changed, to: ready, when: '.current == "ready"'}
+`
+	src := parseSource(t, yaml)
+	d := newDB(t)
+	mustApply(t, d, yaml, Poll{Observations: []Observation{ob("a", "queued")}, Complete: true, Now: t0})
+	before := dump(t, d)
+	x := LoadIndex(d.st, src, 1)
+	kept, err := x.Filter([]Observation{ob("a", "ready")}, t0.Add(time.Minute))
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("filter: %v, %d kept", err, len(kept))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := x.ApplyAhead(ctx, d.st, kept, t0.Add(time.Minute), nil); err == nil {
+		t.Fatal("a stopped poll's batch was written")
+	}
+	if got := dump(t, d); !slices.Equal(got, before) {
+		t.Errorf("stored items changed by a stopped poll:\n got %v\nwant %v", got, before)
+	}
+	if evs := d.events(); len(evs) != 0 {
+		t.Errorf("events = %v", evs)
 	}
 }

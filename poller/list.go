@@ -153,6 +153,9 @@ func (l *listLoop) poll(ctx context.Context) error {
 	}
 	l.m.metrics.polls.WithLabelValues(l.src.Name, outcome).Inc()
 	l.finish(start, outcome, err)
+	if err != nil && s.index != nil {
+		l.appliedAhead(s.index.Ahead())
+	}
 	if err == nil {
 		l.applied(res, lst)
 		if l.src.inc != nil {
@@ -194,6 +197,24 @@ func (l *listLoop) noteDuplicates(n int, example string) {
 	l.dups = n
 	if n > 0 {
 		l.log.Warn("listing repeats ids; the first occurrence of each is used", "duplicates", n, "example_id", example)
+	}
+}
+
+// appliedAhead counts and logs what a failed poll wrote before it failed
+// (Index.ApplyAhead): those transitions stand, and their events go out.
+func (l *listLoop) appliedAhead(res diff.Result) {
+	if len(res.Transitions) == 0 && len(res.WatchesAdded) == 0 {
+		return // nothing, or a baseline's items, which fire nothing
+	}
+	for _, t := range res.Transitions {
+		l.m.metrics.transitions.WithLabelValues(l.src.Name, t.Kind).Inc()
+	}
+	for ws, n := range res.WatchesAdded {
+		l.m.watchesAdded(ws, n)
+	}
+	l.log.Info("transitions written before the poll failed", "transitions", len(res.Transitions), "events", len(res.Events))
+	for _, e := range res.Events {
+		l.log.Debug("event", "event_id", e.ID, "type", e.Type, "item", e.ItemID)
 	}
 }
 

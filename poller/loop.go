@@ -435,7 +435,11 @@ func (l *loop) initTracked() {
 // them, until a poll or a count says otherwise.
 func (l *loop) carry(old Status) {
 	l.mu.Lock()
-	l.st.ItemsTracked, l.st.WatchesActive = old.ItemsTracked, old.WatchesActive
+	l.st.ItemsTracked = old.ItemsTracked
+	if l.src.IsWatch() {
+		// A list source has no watches, whatever it was before.
+		l.st.WatchesActive = old.WatchesActive
+	}
 	l.mu.Unlock()
 	l.m.metrics.tracked.WithLabelValues(l.src.Name).Set(float64(old.ItemsTracked))
 	if l.src.IsWatch() {

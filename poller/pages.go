@@ -141,7 +141,9 @@ func (s *stream) page(out *listing, obs []diff.Observation, body int, more bool)
 				return err
 			}
 			if len(rest) > 0 {
-				break // a baseline's: Apply's
+				// A baseline's items already stored: a baseline
+				// fires nothing, so Apply takes them at the end.
+				break
 			}
 			clear(out.obs[:n])
 			out.obs = out.obs[n:]

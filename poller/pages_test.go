@@ -386,6 +386,9 @@ func TestManyChangesWrittenAhead(t *testing.T) {
 			t.Fatalf("event %d written ahead = %s, want %s", i, e, want)
 		}
 	}
+	if got := counter(t, h.reg, "pollrelay_transitions_total", map[string]string{"source": "s", "type": "changed"}); int(got) != len(early) {
+		t.Errorf("transitions counted after the failed poll = %v, want the %d written", got, len(early))
+	}
 
 	h.restart(srcs)
 	api.mu.Lock()

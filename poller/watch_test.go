@@ -365,6 +365,27 @@ func TestReloadChangesWatchSources(t *testing.T) {
 	}
 }
 
+// TestReloadWatchIntoListDropsItsWatchCount: a watch source that a reload
+// turns into a list source of the same name keeps its item count, and
+// shows no watches.
+func TestReloadWatchIntoListDropsItsWatchCount(t *testing.T) {
+	up := newTasks(map[string]string{"x": "queued", "y": "queued"})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	h := newHarness(t, nil)
+	h.start(sources(t, fmt.Sprintf("  - {name: task, url: '%s/tasks/{id}', id: .task_id, terminal: [ready], interval: 1h, ids: [x, y]}\n", srv.URL)))
+	defer h.close()
+	h.mustPoll("task")
+	if got := h.status("task").WatchesActive; got != 2 {
+		t.Fatalf("watches active = %d, want 2", got)
+	}
+	h.m.Apply(sources(t, fmt.Sprintf("  - {name: task, url: '%s/tasks', items: '.data[]', interval: 1h}\n", srv.URL)))
+	st := h.status("task")
+	if st.Kind != KindList || st.WatchesActive != 0 || st.ItemsTracked != 2 {
+		t.Errorf("after the reload: kind %s, %d watches, %d items; want a list with none and 2", st.Kind, st.WatchesActive, st.ItemsTracked)
+	}
+}
+
 // A store that keeps refusing a watch round's writes is logged once, not
 // every round, and its recovery once.
 func TestWatchStoreErrorsLoggedOnce(t *testing.T) {
