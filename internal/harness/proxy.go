@@ -19,7 +19,10 @@ type Proxy struct {
 	mu    sync.Mutex
 	cut   bool
 	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	// ups are the connections to the target, which Partition leaves open.
+	ups         map[net.Conn]struct{}
+	partitioned bool
+	wg          sync.WaitGroup
 }
 
 // NewProxy forwards a new loopback port to target until t ends.
@@ -29,7 +32,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}, ups: map[net.Conn]struct{}{}}
 	p.wg.Go(p.accept)
 	t.Cleanup(func() {
 		ln.Close()
@@ -60,13 +63,22 @@ func (p *Proxy) forward(c net.Conn) {
 	if !p.track(up) {
 		return
 	}
+	p.mu.Lock()
+	p.ups[up] = struct{}{}
+	p.mu.Unlock()
 	defer p.drop(up)
 	done := make(chan struct{}, 2)
-	// Either side ending ends both.
+	// Either side ending ends both, unless partitioned: then the target's
+	// side stays open, silent, until Cut.
 	pipe := func(dst, src net.Conn) {
 		io.Copy(dst, src)
-		dst.Close()
-		src.Close()
+		p.mu.Lock()
+		keep := p.partitioned
+		p.mu.Unlock()
+		if !keep {
+			dst.Close()
+			src.Close()
+		}
 		done <- struct{}{}
 	}
 	go pipe(up, c)
@@ -91,14 +103,30 @@ func (p *Proxy) drop(c net.Conn) {
 	c.Close()
 	p.mu.Lock()
 	delete(p.conns, c)
+	delete(p.ups, c)
 	p.mu.Unlock()
+}
+
+// Partition closes the clients' side of every connection and refuses new
+// ones until Restore, but leaves the target's side open and silent: a
+// network that fails without the server hearing of it, whose sessions
+// live on there until it times them out.
+func (p *Proxy) Partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut, p.partitioned = true, true
+	for c := range p.conns {
+		if _, up := p.ups[c]; !up {
+			c.Close()
+		}
+	}
 }
 
 // Cut closes every connection and refuses new ones until Restore.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = true
+	p.cut, p.partitioned = true, false
 	for c := range p.conns {
 		c.Close()
 	}
@@ -108,5 +136,5 @@ func (p *Proxy) Cut() {
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = false
+	p.cut, p.partitioned = false, false
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -37,9 +38,12 @@ type schemaHold struct {
 
 	mu   sync.Mutex
 	conn *pgxpool.Conn // nil while the lock is not held
+	// session is the server process that holds, or last held, the lock.
+	session backend
 
 	lost chan error // gets ErrInUse once, when another took the schema
 	stop chan struct{}
+	once sync.Once // closes stop: Close may be called more than once
 	done chan struct{}
 }
 
@@ -62,6 +66,13 @@ func holdSchema(ctx context.Context, pool *pgxpool.Pool, schema string, log *slo
 	return h, nil
 }
 
+// backend names a server process: its pid, and when the server started,
+// since a restarted server reuses pids.
+type backend struct {
+	pid     int32
+	started time.Time
+}
+
 // take tries the lock on a new session: the session when it got it.
 func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
 	conn, err := h.pool.Acquire(ctx)
@@ -69,7 +80,9 @@ func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
 		return nil, false, err
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", h.key()).Scan(&ok); err != nil {
+	var b backend
+	err = conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0)), pg_backend_pid(), pg_postmaster_start_time()", h.key()).Scan(&ok, &b.pid, &b.started)
+	if err != nil {
 		conn.Release()
 		return nil, false, err
 	}
@@ -77,7 +90,31 @@ func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
 		conn.Release()
 		return nil, false, nil
 	}
+	h.session = b
 	return conn, true, nil
+}
+
+// endOwnSession ends the server process of this store's last session if
+// it still holds the lock: a connection cut without the server hearing of
+// it leaves its session, and the lock, there until the server times it
+// out (hours, with TCP's defaults). It reports whether it ended one; a
+// lock held by any other process is another pollrelay's.
+func (h *schemaHold) endOwnSession(ctx context.Context) (bool, error) {
+	if h.session.pid == 0 {
+		return false, nil
+	}
+	var ended bool
+	err := h.pool.QueryRow(ctx, `
+SELECT pg_terminate_backend(l.pid, 5000)
+FROM pg_locks l, (SELECT hashtextextended($1, 0) AS k) h
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid::bigint = (h.k >> 32) & 4294967295 AND l.objid::bigint = h.k & 4294967295
+  AND l.pid = $2 AND pg_postmaster_start_time() = $3`, h.key(), h.session.pid, h.session.started).Scan(&ended)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return ended, err
 }
 
 // keep checks the session and takes the lock again when it is gone,
@@ -117,6 +154,13 @@ func (h *schemaHold) check() bool {
 		h.conn = nil
 	}
 	conn, ok, err := h.take(ctx)
+	if err == nil && !ok {
+		var ended bool
+		if ended, err = h.endOwnSession(ctx); ended {
+			h.log.Warn("store: ended this store's earlier session, cut off but still holding the schema on the server", "schema", h.schema, "pid", h.session.pid)
+			conn, ok, err = h.take(ctx)
+		}
+	}
 	switch {
 	case err != nil:
 		return false // the database is still away: again at the next check
@@ -143,7 +187,7 @@ func (h *schemaHold) held() bool {
 // that time would be refused. If the unlock fails, the lock still goes
 // with the session.
 func (h *schemaHold) release() {
-	close(h.stop)
+	h.once.Do(func() { close(h.stop) })
 	<-h.done
 	h.mu.Lock()
 	defer h.mu.Unlock()

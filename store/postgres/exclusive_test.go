@@ -136,3 +136,34 @@ func TestExclusiveLostToAnotherCopy(t *testing.T) {
 		t.Errorf("after the takeover: first holds %v, second %v", s.HoldsSchema(), other.HoldsSchema())
 	}
 }
+
+// A connection cut without the server hearing of it leaves the store's
+// session, and the lock, alive there. The store ends its own old session
+// and takes the lock again, rather than taking it for another copy's.
+func TestExclusiveEndsItsOwnCutOffSession(t *testing.T) {
+	defer func(d time.Duration) { schemaCheck = d }(schemaCheck)
+	schemaCheck = 50 * time.Millisecond
+	schema := freshSchema(t)
+	via, proxy := throughProxy(t)
+	s, err := Open(Options{URL: via, Schema: schema, Exclusive: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	proxy.Partition()
+	harness.WaitFor(t, 10*time.Second, func() bool { return !s.HoldsSchema() })
+	proxy.Restore()
+	harness.WaitFor(t, 10*time.Second, s.HoldsSchema)
+	select {
+	case err := <-s.Lost():
+		t.Fatalf("lost the schema to its own old session: %v", err)
+	default:
+	}
+	if other, err := Open(Options{URL: testURL(t), Schema: schema, Exclusive: true, Logger: quiet}); !errors.Is(err, ErrInUse) {
+		if err == nil {
+			other.Close()
+		}
+		t.Fatalf("a second exclusive open = %v, want ErrInUse", err)
+	}
+	s.Close() // and again, deferred: Close may be called twice
+}
