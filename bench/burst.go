@@ -3,11 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -92,13 +89,11 @@ func burst(bin, dir string, rows burstRows) error {
 	defer upSrv.Close()
 	var delivered atomic.Int64
 	done := make(chan struct{})
-	recv, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
+	recv, err := receiver(func() {
 		if delivered.Add(1) == burstItems {
 			close(done)
 		}
-	}))
+	})
 	if err != nil {
 		return err
 	}
@@ -107,34 +102,10 @@ func burst(bin, dir string, rows burstRows) error {
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
-api_token: %s
-storage: {path: %s}
-log: {level: warn, format: json}
-sources:
-  - name: videos
-    url: http://%s/v1/videos
-    interval: 1h
-    items: '.data[]'
-    id: '.id'
-    state: '.status'
-    pagination: {page_param: page, limit_param: per_page, limit: %d, max_pages: 100}
-    events:
-      - type: 'video.status.{current}'
-        on: changed
-subscriptions:
-  - name: app
-    url: http://%s/webhooks
-    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-`, port, benchToken, filepath.Join(dir, "data"), upSrv.Addr(), burstPage, recv.Addr())
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start: %w", err)
+	pages := fmt.Sprintf("{page_param: page, limit_param: per_page, limit: %d, max_pages: 100}", burstPage)
+	cmd, err := startBinary(bin, dir, videosConfig(port, dir, upSrv.Addr(), pages, recv.Addr()))
+	if err != nil {
+		return err
 	}
 	defer stopBinary(cmd)
 	pid := cmd.Process.Pid

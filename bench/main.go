@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -294,10 +293,7 @@ func sidecar(bin, dir string, idle time.Duration, rss, start, cpu *row) error {
 		return err
 	}
 	defer up.Close()
-	recv, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}))
+	recv, err := receiver(func() {})
 	if err != nil {
 		return err
 	}
@@ -306,46 +302,12 @@ func sidecar(bin, dir string, idle time.Duration, rss, start, cpu *row) error {
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
-api_token: %s
-storage: {path: %s}
-log: {level: warn, format: json}
-sources:
-  - name: videos
-    url: http://%s/v1/videos
-    interval: 1h
-    items: '.data[]'
-    id: '.id'
-    state: '.status'
-    events:
-      - type: 'video.status.{current}'
-        on: changed
-subscriptions:
-  - name: app
-    url: http://%s/webhooks
-    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-`, port, benchToken, filepath.Join(dir, "data"), up.Addr(), recv.Addr())
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start: %w", err)
+	cmd, err := startBinary(bin, dir, videosConfig(port, dir, up.Addr(), "", recv.Addr()))
+	if err != nil {
+		return err
 	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer stopBinary(cmd)
 	// A source's first poll waits for its slot in the interval; the row
 	// is the time to a poll asked for as soon as the API answers.
 	if err := pollWhenReady(fmt.Sprintf("http://127.0.0.1:%d", port), "videos"); err != nil {
@@ -382,6 +344,48 @@ subscriptions:
 
 const benchToken = "bench-token-0123456789abcdef"
 
+// videosConfig is the bench's config: the API on port, Badger in
+// dir/data, one list source "videos" on upstream (paginated when
+// pagination is set, as YAML) and one subscription to receiver.
+func videosConfig(port int, dir, upstream, pagination, receiver string) string {
+	if pagination != "" {
+		pagination = "\n    pagination: " + pagination
+	}
+	return fmt.Sprintf(`listen: 127.0.0.1:%d
+api_token: %s
+storage: {path: %s}
+log: {level: warn, format: json}
+sources:
+  - name: videos
+    url: http://%s/v1/videos
+    interval: 1h
+    items: '.data[]'
+    id: '.id'
+    state: '.status'%s
+    events:
+      - type: 'video.status.{current}'
+        on: changed
+subscriptions:
+  - name: app
+    url: http://%s/webhooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+`, port, benchToken, filepath.Join(dir, "data"), upstream, pagination, receiver)
+}
+
+// startBinary writes cfg into dir and starts bin on it; stopBinary ends it.
+func startBinary(bin, dir, cfg string) (*exec.Cmd, error) {
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	cmd := exec.Command(bin, "run", "--config", path)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	return cmd, nil
+}
+
 // pollWhenReady waits for /readyz, then asks for a poll of source.
 func pollWhenReady(base, source string) error {
 	deadline := time.Now().Add(10 * time.Second)
@@ -412,6 +416,16 @@ func pollWhenReady(base, source string) error {
 		return fmt.Errorf("poll now: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// receiver is a webhook receiver answering 204 to every POST, calling
+// each after it has read one.
+func receiver(each func()) (*server, error) {
+	return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+		each()
+	}))
 }
 
 // server is a loopback HTTP server.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollrelay/pollrelay/config"
 	"github.com/pollrelay/pollrelay/diff"
 )
 
@@ -283,6 +284,22 @@ func TestNextLink(t *testing.T) {
 	}
 }
 
+// cursorBaseline runs a cursor-paginated source "s" over n items and
+// polls its baseline.
+func cursorBaseline(t *testing.T, n int) (*pagedAPI, []config.Source, *harness) {
+	t.Helper()
+	api := newPagedAPI(t, n)
+	srcs := sources(t, fmt.Sprintf(`  - name: s
+    url: '%s/cursor'
+    items: '.data[]'
+    pagination: {next: .next_cursor, param: cursor}
+`, api.srv.URL))
+	h := newHarness(t, nil)
+	h.start(srcs)
+	h.mustPoll("s")
+	return api, srcs, h
+}
+
 // TestLongListingFilteredPageByPage runs a paginated source with every
 // page after the first filtered through the stored items' index as it
 // arrives, as a listing longer than streamAfter is: changes, a repeated
@@ -292,16 +309,8 @@ func TestNextLink(t *testing.T) {
 func TestLongListingFilteredPageByPage(t *testing.T) {
 	defer func(v int) { streamAfter = v }(streamAfter)
 	streamAfter = 0
-	api := newPagedAPI(t, 45)
-	srcs := sources(t, fmt.Sprintf(`  - name: s
-    url: '%s/cursor'
-    items: '.data[]'
-    pagination: {next: .next_cursor, param: cursor}
-`, api.srv.URL))
-	h := newHarness(t, nil)
-	h.start(srcs)
+	api, srcs, h := cursorBaseline(t, 45)
 	defer h.close()
-	h.mustPoll("s")
 
 	api.mu.Lock()
 	api.items[3].status = "ready"
@@ -356,16 +365,8 @@ func TestLongListingFilteredPageByPage(t *testing.T) {
 func TestManyChangesWrittenAhead(t *testing.T) {
 	defer func(v, b int) { streamAfter, aheadBatch = v, b }(streamAfter, aheadBatch)
 	streamAfter, aheadBatch = 0, 4
-	api := newPagedAPI(t, 45)
-	srcs := sources(t, fmt.Sprintf(`  - name: s
-    url: '%s/cursor'
-    items: '.data[]'
-    pagination: {next: .next_cursor, param: cursor}
-`, api.srv.URL))
-	h := newHarness(t, nil)
-	h.start(srcs)
+	api, srcs, h := cursorBaseline(t, 45)
 	defer h.close()
-	h.mustPoll("s")
 
 	api.mu.Lock()
 	for i := range api.items {

@@ -57,32 +57,34 @@ func TestCloseReleasesTheSchemaAtOnce(t *testing.T) {
 	}
 }
 
-// throughProxy returns the test database's URL through a proxy that can
-// cut it, with the proxy.
-func throughProxy(t *testing.T) (string, *harness.Proxy) {
+// exclusiveThroughProxy opens an Exclusive store on a fresh schema
+// through a proxy that can cut it, checking its session often, and
+// returns it with the schema and the proxy; the test's end closes it.
+func exclusiveThroughProxy(t *testing.T) (*Store, string, *harness.Proxy) {
 	t.Helper()
+	check := schemaCheck
+	schemaCheck = 50 * time.Millisecond
+	t.Cleanup(func() { schemaCheck = check })
 	u, err := url.Parse(testURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := harness.NewProxy(t, u.Host)
 	u.Host = p.Addr
-	return u.String(), p
+	schema := freshSchema(t)
+	s, err := Open(Options{URL: u.String(), Schema: schema, Exclusive: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, schema, p
 }
 
 // A database that goes away ends the session holding the schema's lock,
 // and the lock with it. The store takes it again once the database is
 // back, so a second copy started after that is still refused.
 func TestExclusiveTakesTheSchemaAgain(t *testing.T) {
-	defer func(d time.Duration) { schemaCheck = d }(schemaCheck)
-	schemaCheck = 50 * time.Millisecond
-	schema := freshSchema(t)
-	via, proxy := throughProxy(t)
-	s, err := Open(Options{URL: via, Schema: schema, Exclusive: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, schema, proxy := exclusiveThroughProxy(t)
 	if !s.HoldsSchema() {
 		t.Fatal("an exclusive store does not hold its schema")
 	}
@@ -106,19 +108,12 @@ func TestExclusiveTakesTheSchemaAgain(t *testing.T) {
 // A copy that took the schema while the first's database connection was
 // gone keeps it, and the first is told it has lost it.
 func TestExclusiveLostToAnotherCopy(t *testing.T) {
-	defer func(d time.Duration) { schemaCheck = d }(schemaCheck)
-	schemaCheck = 50 * time.Millisecond
-	schema := freshSchema(t)
-	via, proxy := throughProxy(t)
-	s, err := Open(Options{URL: via, Schema: schema, Exclusive: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, schema, proxy := exclusiveThroughProxy(t)
 	proxy.Cut()
 	// The server drops the cut session's lock once it notices.
 	var other *Store
 	harness.WaitFor(t, 10*time.Second, func() bool {
+		var err error
 		other, err = Open(Options{URL: testURL(t), Schema: schema, Exclusive: true, Logger: quiet})
 		return err == nil
 	})
@@ -141,15 +136,7 @@ func TestExclusiveLostToAnotherCopy(t *testing.T) {
 // session, and the lock, alive there. The store ends its own old session
 // and takes the lock again, rather than taking it for another copy's.
 func TestExclusiveEndsItsOwnCutOffSession(t *testing.T) {
-	defer func(d time.Duration) { schemaCheck = d }(schemaCheck)
-	schemaCheck = 50 * time.Millisecond
-	schema := freshSchema(t)
-	via, proxy := throughProxy(t)
-	s, err := Open(Options{URL: via, Schema: schema, Exclusive: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, schema, proxy := exclusiveThroughProxy(t)
 	proxy.Partition()
 	harness.WaitFor(t, 10*time.Second, func() bool { return !s.HoldsSchema() })
 	proxy.Restore()
@@ -165,5 +152,5 @@ func TestExclusiveEndsItsOwnCutOffSession(t *testing.T) {
 		}
 		t.Fatalf("a second exclusive open = %v, want ErrInUse", err)
 	}
-	s.Close() // and again, deferred: Close may be called twice
+	s.Close() // and again at the test's end: Close may be called twice
 }
