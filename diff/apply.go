@@ -236,7 +236,6 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 	// Only the records of items that may change are read whole. An item
 	// the index doesn't hold is new: only this source's loop writes them.
 	prev := make(map[string]*store.Item, len(l.cands)+len(l.gone))
-	added := 0
 	cands := l.cands
 	err := st.View(func(t store.Txn) error {
 		for _, id := range l.late {
@@ -272,8 +271,7 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 		}
 		for _, ob := range l.cands {
 			if l.x.find(ob.ID) < 0 {
-				added++
-				continue
+				continue // new
 			}
 			if err := read(ob.ID); err != nil {
 				return err
@@ -299,7 +297,8 @@ func (l *listingPoll) apply(ctx context.Context, st store.Store) (Result, error)
 		Now:          l.p.Now,
 	})
 	settled := l.p.Complete && l.held == 0 && !pendingChange(changes) && !l.x.aheadPending && !(l.gone == nil && l.x.pendingUnseen())
-	tracked := l.x.Len() + l.x.early + added - len(l.gone)
+	// write adds the new items it stores: one too large to store is not.
+	tracked := l.x.Len() + l.x.early - len(l.gone)
 	// What was written ahead comes first, as it was written first.
 	ahead := &l.x.ahead
 	res := Result{HeldDeletes: l.held, Changes: ahead.Changes,
@@ -363,6 +362,8 @@ type writeState struct {
 	settled bool
 	val     Validators
 	digest  string
+	// tracked is how many items are stored after the poll, but for the
+	// new ones write stores.
 	tracked int
 	// held counts the deletes the mass-delete guard held back: a full
 	// listing that held some does not count as one, so the next poll
@@ -408,9 +409,11 @@ func write(ctx context.Context, st store.Store, src *Source, p Poll, res *Result
 		}
 		return b.Group(fn)
 	}
-	if _, err := writeChanges(ctx, group, src, p.Now, p.Watchers, res, changes, prev, &over); err != nil {
+	created, err := writeChanges(ctx, group, src, p.Now, p.Watchers, res, changes, prev, &over)
+	if err != nil {
 		return err
 	}
+	ws.tracked += created
 	newSS.ListingDigest, newSS.ListingTracked = "", 0
 	if ws.settled && ws.digest != "" {
 		newSS.ListingDigest, newSS.ListingTracked = ws.digest, ws.tracked

@@ -30,8 +30,8 @@ func TestItemTooLargeIsSkipped(t *testing.T) {
 	if got := d.events(); !slices.Equal(got, []string{"s.changed:a", "s.created:c"}) {
 		t.Errorf("events %q", got)
 	}
-	if res.Quarantined != 1 || d.count("s") != 2 {
-		t.Errorf("second poll: %+v, %d items; want big skipped, a and c stored", res, d.count("s"))
+	if res.Quarantined != 1 || d.count("s") != 2 || res.Tracked != 2 {
+		t.Errorf("second poll: %+v, %d items; want big skipped, a and c stored and counted", res, d.count("s"))
 	}
 	var qs []*store.Quarantined
 	if err := d.st.View(func(tx store.Txn) error {
