@@ -185,6 +185,11 @@ func applyWatch(ctx context.Context, t store.Txn, src *Source, ob *WatchObservat
 	for i, tr := range c.Transitions {
 		var err error
 		evs[i], err = Events(ctx, src, tr, ew, now)
+		if ctx.Err() != nil {
+			// Stopped (shutdown, a lapsed lease): a rule cut short is no
+			// rule error, and the watch is polled again.
+			return nil
+		}
 		if errors.Is(err, jqexpr.ErrLimit) {
 			res.RuleErrors = append(res.RuleErrors, fmt.Errorf("%s/%s: nothing stored: %w", src.Name, ob.ID, err))
 			return nil

@@ -142,7 +142,12 @@ func (l *listLoop) poll(ctx context.Context) error {
 		}
 	}
 	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: neither success nor failure
+		// Shutting down or the lease lapsed: neither success nor failure,
+		// but what was written ahead stands.
+		if s.index != nil {
+			l.appliedAhead(s.index.Ahead())
+		}
+		return ctx.Err()
 	}
 	l.m.metrics.duration.WithLabelValues(l.src.Name).Observe(l.m.now().Sub(start).Seconds())
 	if err != nil {

@@ -444,6 +444,8 @@ func (l *loop) carry(old Status) {
 	l.m.metrics.tracked.WithLabelValues(l.src.Name).Set(float64(old.ItemsTracked))
 	if l.src.IsWatch() {
 		l.m.metrics.watches.WithLabelValues(l.src.Name).Set(float64(old.WatchesActive))
+	} else {
+		l.m.metrics.watches.dropSource(l.src.Name)
 	}
 }
 

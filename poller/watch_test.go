@@ -384,6 +384,9 @@ func TestReloadWatchIntoListDropsItsWatchCount(t *testing.T) {
 	if st.Kind != KindList || st.WatchesActive != 0 || st.ItemsTracked != 2 {
 		t.Errorf("after the reload: kind %s, %d watches, %d items; want a list with none and 2", st.Kind, st.WatchesActive, st.ItemsTracked)
 	}
+	if got := counter(t, h.reg, "pollrelay_watches_active", map[string]string{"source": "task"}); got != 0 {
+		t.Errorf("pollrelay_watches_active{source=task} = %v after the reload, want none", got)
+	}
 }
 
 // A store that keeps refusing a watch round's writes is logged once, not

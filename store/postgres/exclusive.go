@@ -66,12 +66,14 @@ func holdSchema(ctx context.Context, pool *pgxpool.Pool, schema string, log *slo
 	return h, nil
 }
 
-// backend names a server process: its pid, and when the server started,
-// since a restarted server reuses pids.
+// backend names a server process: its pid, and when it started, since
+// pids are reused.
 type backend struct {
 	pid     int32
 	started time.Time
 }
+
+func (b backend) is(o backend) bool { return b.pid == o.pid && b.started.Equal(o.started) }
 
 // take tries the lock on a new session: the session when it got it.
 func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
@@ -81,7 +83,8 @@ func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
 	}
 	var ok bool
 	var b backend
-	err = conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0)), pg_backend_pid(), pg_postmaster_start_time()", h.key()).Scan(&ok, &b.pid, &b.started)
+	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0)), pg_backend_pid(),
+  (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`, h.key()).Scan(&ok, &b.pid, &b.started)
 	if err != nil {
 		conn.Release()
 		return nil, false, err
@@ -94,27 +97,56 @@ func (h *schemaHold) take(ctx context.Context) (*pgxpool.Conn, bool, error) {
 	return conn, true, nil
 }
 
-// endOwnSession ends the server process of this store's last session if
-// it still holds the lock: a connection cut without the server hearing of
-// it leaves its session, and the lock, there until the server times it
-// out (hours, with TCP's defaults). It reports whether it ended one; a
-// lock held by any other process is another pollrelay's.
-func (h *schemaHold) endOwnSession(ctx context.Context) (bool, error) {
-	if h.session.pid == 0 {
-		return false, nil
-	}
-	var ended bool
+// holder is the server process that holds the schema's lock, if any.
+func (h *schemaHold) holder(ctx context.Context) (backend, bool, error) {
+	var b backend
 	err := h.pool.QueryRow(ctx, `
-SELECT pg_terminate_backend(l.pid, 5000)
-FROM pg_locks l, (SELECT hashtextextended($1, 0) AS k) h
+SELECT a.pid, a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, (SELECT hashtextextended($1, 0) AS k) h
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.classid::bigint = (h.k >> 32) & 4294967295 AND l.objid::bigint = h.k & 4294967295
-  AND l.pid = $2 AND pg_postmaster_start_time() = $3`, h.key(), h.session.pid, h.session.started).Scan(&ended)
+  AND l.classid::bigint = (h.k >> 32) & 4294967295 AND l.objid::bigint = h.k & 4294967295`, h.key()).Scan(&b.pid, &b.started)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return backend{}, false, nil
 	}
-	return ended, err
+	return b, err == nil, err
+}
+
+// retake takes the lock again on a new session. A connection cut without
+// the server hearing of it leaves this store's old session, and the lock,
+// there until the server times it out (hours, with TCP's defaults): that
+// session is ended, and the lock taken once it is gone. lost reports a
+// lock held by any other process: another pollrelay's.
+func (h *schemaHold) retake(ctx context.Context) (conn *pgxpool.Conn, lost bool, err error) {
+	ended := false
+	for {
+		conn, ok, err := h.take(ctx)
+		if err != nil || ok {
+			return conn, false, err
+		}
+		hb, found, err := h.holder(ctx)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case !found:
+			// Let go between the two: try again.
+		case !hb.is(h.session):
+			return nil, true, nil
+		default:
+			if !ended {
+				h.log.Warn("store: ending this store's earlier session, cut off but still holding the schema on the server", "schema", h.schema, "pid", hb.pid)
+				ended = true
+			}
+			if _, err := h.pool.Exec(ctx, "SELECT pg_terminate_backend($1)", hb.pid); err != nil {
+				return nil, false, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // the ended process lets go as it exits
+		}
+	}
 }
 
 // keep checks the session and takes the lock again when it is gone,
@@ -153,18 +185,11 @@ func (h *schemaHold) check() bool {
 		h.conn.Release()
 		h.conn = nil
 	}
-	conn, ok, err := h.take(ctx)
-	if err == nil && !ok {
-		var ended bool
-		if ended, err = h.endOwnSession(ctx); ended {
-			h.log.Warn("store: ended this store's earlier session, cut off but still holding the schema on the server", "schema", h.schema, "pid", h.session.pid)
-			conn, ok, err = h.take(ctx)
-		}
-	}
+	conn, lost, err := h.retake(ctx)
 	switch {
 	case err != nil:
 		return false // the database is still away: again at the next check
-	case !ok:
+	case lost:
 		h.log.Error("store: another pollrelay took the schema while the database was away; this one must stop", "schema", h.schema)
 		h.lost <- fmt.Errorf("%w: schema %s was taken by another pollrelay while the database was away", ErrInUse, h.schema)
 		return true
