@@ -413,8 +413,10 @@ func TestFilteredListingJudgedAtNow(t *testing.T) {
 }
 
 // A poll stopped while what it writes ahead is being made (shutdown, a
-// lease that ran out) writes none of that batch: a `when` rule cut short
-// must not leave an item in its new state without its event.
+// lease that ran out) commits nothing more of that batch (groups a large
+// batch committed earlier, each item with its events, stay): a `when`
+// rule cut short must not leave an item in its new state without its
+// event.
 func TestWriteAheadStoppedWritesNothing(t *testing.T) {
 	const yaml = `  - name: s
     url: https://x.test/s
