@@ -211,13 +211,24 @@ func (l *listLoop) appliedAhead(res diff.Result) {
 	if len(res.Transitions) == 0 && len(res.WatchesAdded) == 0 {
 		return // nothing, or a baseline's items, which fire nothing
 	}
+	l.counted(res)
+	l.log.Info("transitions written before the poll failed", "transitions", len(res.Transitions), "events", len(res.Events))
+	l.loggedEvents(res)
+}
+
+// counted counts a poll's written transitions and the watches they
+// started.
+func (l *listLoop) counted(res diff.Result) {
 	for _, t := range res.Transitions {
 		l.m.metrics.transitions.WithLabelValues(l.src.Name, t.Kind).Inc()
 	}
 	for ws, n := range res.WatchesAdded {
 		l.m.watchesAdded(ws, n)
 	}
-	l.log.Info("transitions written before the poll failed", "transitions", len(res.Transitions), "events", len(res.Events))
+}
+
+// loggedEvents logs each event a poll wrote, at debug.
+func (l *listLoop) loggedEvents(res diff.Result) {
 	for _, e := range res.Events {
 		l.log.Debug("event", "event_id", e.ID, "type", e.Type, "item", e.ItemID)
 	}
@@ -228,12 +239,7 @@ func (l *listLoop) applied(res diff.Result, lst listing) {
 	name := l.src.Name
 	m := l.m.metrics
 	l.setTracked(res.Tracked)
-	for _, t := range res.Transitions {
-		m.transitions.WithLabelValues(name, t.Kind).Inc()
-	}
-	for ws, n := range res.WatchesAdded {
-		l.m.watchesAdded(ws, n)
-	}
+	l.counted(res)
 	switch {
 	case res.Baseline:
 		l.log.Info("baseline recorded", "items", res.Tracked, "events", len(res.Events))
@@ -263,7 +269,5 @@ func (l *listLoop) applied(res diff.Result, lst listing) {
 	for _, e := range res.RuleErrors {
 		l.log.Warn("event rule failed", "error", e.Error())
 	}
-	for _, e := range res.Events {
-		l.log.Debug("event", "event_id", e.ID, "type", e.Type, "item", e.ItemID)
-	}
+	l.loggedEvents(res)
 }
